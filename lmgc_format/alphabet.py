@@ -1,0 +1,142 @@
+"""The tokens a scheme's text can be made of, and how a window's text becomes them.
+
+The model's vocabulary is restricted to the tokens whose bytes all belong to
+the scheme (hex digits, separator, prefix): the coder only spends probability
+on what can occur (DESIGN rule 3). The alphabet (token ids and their bytes) is
+stored in the archive header, so the decoder needs the model's weights but not
+its tokenizer: decoding a token is appending its stored bytes.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from typing import Any
+
+from .errors import UnsupportedError
+from .serialize import Scheme
+
+
+def _bytes_to_unicode() -> dict[int, str]:
+    """GPT-2's byte <-> printable-character map used by byte-level BPE vocabularies."""
+    bs = list(range(ord("!"), ord("~") + 1)) + list(range(ord("¡"), ord("¬") + 1)) + list(range(ord("®"), ord("ÿ") + 1))
+    cs = bs[:]
+    n = 0
+    for b in range(256):
+        if b not in bs:
+            bs.append(b)
+            cs.append(256 + n)
+            n += 1
+    return dict(zip(bs, (chr(c) for c in cs), strict=True))
+
+
+_BYTE_DECODER = {c: b for b, c in _bytes_to_unicode().items()}
+_BYTE_FALLBACK = re.compile(r"^<0x([0-9A-Fa-f]{2})>$")
+
+
+def _is_byte_level(tokenizer: Any) -> bool:
+    backend = getattr(tokenizer, "backend_tokenizer", None)
+    return "ByteLevel" in repr(getattr(backend, "decoder", None))
+
+
+def vocabulary_bytes(tokenizer: Any) -> dict[int, bytes]:
+    """Map every ordinary token id to the bytes it stands for (special tokens left out)."""
+    special = set(getattr(tokenizer, "all_special_ids", []) or [])
+    vocab: dict[str, int] = tokenizer.get_vocab()
+    byte_level = _is_byte_level(tokenizer)
+    out: dict[int, bytes] = {}
+    for piece, idx in vocab.items():
+        if idx in special:
+            continue
+        if byte_level:
+            try:
+                out[idx] = bytes(_BYTE_DECODER[c] for c in piece)
+            except KeyError:
+                continue  # added tokens that are not byte-level pieces
+        else:  # SentencePiece style: "▁" is a space, <0xAB> a raw byte
+            m = _BYTE_FALLBACK.match(piece)
+            out[idx] = bytes([int(m.group(1), 16)]) if m else piece.replace("▁", " ").encode("utf-8")
+    return out
+
+
+@dataclass(frozen=True)
+class Alphabet:
+    """Token ids the coder works with, in a fixed order; symbol i is ``ids[i]``."""
+
+    ids: tuple[int, ...]
+    texts: tuple[bytes, ...]
+    _index: dict[bytes, int] = field(default_factory=dict, compare=False, repr=False)
+    _by_id: dict[int, int] = field(default_factory=dict, compare=False, repr=False)
+
+    def __post_init__(self) -> None:
+        self._index.update({t: i for i, t in enumerate(self.texts)})
+        for i, token in enumerate(self.ids):  # escape rows repeat a stand-in id: keep its real row
+            self._by_id.setdefault(token, i)
+
+    @property
+    def size(self) -> int:
+        return len(self.ids)
+
+    @property
+    def max_len(self) -> int:
+        return max(len(t) for t in self.texts)
+
+    def to_header(self) -> list[list[Any]]:
+        return [[i, t] for i, t in zip(self.ids, self.texts, strict=True)]
+
+    @classmethod
+    def from_header(cls, rows: list[list[Any]]) -> Alphabet:
+        return cls(tuple(int(r[0]) for r in rows), tuple(bytes(r[1]) for r in rows))
+
+    def greedy(self, text: bytes) -> list[int]:
+        """Longest-match tokenization over the alphabet (always possible: single bytes exist)."""
+        out: list[int] = []
+        pos, longest = 0, self.max_len
+        while pos < len(text):
+            for n in range(min(longest, len(text) - pos), 0, -1):
+                sym = self._index.get(text[pos : pos + n])
+                if sym is not None:
+                    out.append(sym)
+                    pos += n
+                    break
+            else:  # pragma: no cover - from_vocabulary guarantees single bytes
+                raise UnsupportedError(f"byte {text[pos]:#x} has no token in the alphabet")
+        return out
+
+    def tokenize(self, text: bytes, tokenizer: Any | None) -> list[int]:
+        """Symbols for ``text``: the tokenizer's own split when it stays in the alphabet, else greedy.
+
+        The model predicts best on the tokenization it was trained with; the
+        greedy split is the always-valid fallback (sentencepiece prefixes,
+        tokens outside the alphabet).
+        """
+        if tokenizer is not None:
+            ids = tokenizer(text.decode("utf-8"), add_special_tokens=False)["input_ids"]
+            syms = [self._by_id.get(i, -1) for i in ids]
+            if -1 not in syms and b"".join(self.texts[s] for s in syms) == text:
+                return syms
+        return self.greedy(text)
+
+    @classmethod
+    def from_vocabulary(cls, vocab: dict[int, bytes], scheme: Scheme) -> Alphabet:
+        allowed = scheme.allowed_bytes()
+        # For latin-1 text nearly the whole vocabulary qualifies; random bytes almost never spell a
+        # word, so iso keeps tokens of at most one character (two UTF-8 bytes): ~10x smaller alphabet.
+        longest = 64 if scheme.hex else 2
+        rows = sorted((i, t) for i, t in vocab.items() if t and len(t) <= longest and all(b in allowed for b in t))
+        if not rows:
+            raise UnsupportedError(f"the model's vocabulary has no token for scheme {scheme.name!r}")
+        # One token per byte string: keep the lowest id when a vocabulary repeats one.
+        seen: set[bytes] = set()
+        unique = []
+        for i, t in rows:
+            if t not in seen:
+                seen.add(t)
+                unique.append((i, t))
+        # Some vocabularies lack a few single bytes (SmolLM2 has no token for 0x04, 0x06, ...: its
+        # tokenizer silently drops them). Each missing byte gets an escape symbol that is scored and
+        # fed to the model as a stand-in token ("?" when it exists), so every byte stays codable.
+        stand_in = next((i for i, t in unique if t == b"?"), unique[0][0])
+        escapes = [(stand_in, bytes([b])) for b in sorted(allowed) if bytes([b]) not in seen]
+        rows_out = unique + escapes
+        return cls(tuple(i for i, _ in rows_out), tuple(t for _, t in rows_out))

@@ -1,0 +1,34 @@
+"""Magic numbers, versions, fixed sizes and safety caps of the .lmgc format v1."""
+
+from __future__ import annotations
+
+from typing import Final
+
+# PNG-style: a non-ASCII first byte catches 7-bit channels, CR LF catches
+# newline translation, 0x1A stops `type` on DOS.
+MAGIC = b"\x89LMGC\r\n\x1a"
+FRAME_MAGIC = b"LMGf"
+FOOTER_MAGIC = b"LMGCEND\x00"
+
+MAJOR = 1
+MINOR = 0
+
+PREAMBLE_SIZE = 24  # magic 8, major u16, minor u16, flags u32, header_len u32, header_crc u32
+# magic 4, chunk u32, codec u8, pad 3, data_offset u64, data_length u64,
+# payload_len u32, payload_crc u32, model_bits u32, head_crc u32
+FRAME_HEAD_SIZE = 44
+FOOTER_SIZE = 32  # index_offset u64, index_len u32, index_crc u32, chunk_count u32, reserved u32, magic 8
+
+# Caps a reader enforces before allocating anything (docs/FORMAT.md, "Limits").
+MAX_HEADER_LEN = 128 << 20
+MAX_INDEX_LEN = 256 << 20
+MAX_PAYLOAD_LEN = 1 << 30
+MAX_CHUNKS = 50_000_000
+
+
+class Codec:
+    RAW = 0
+    ZSTD = 1
+    LM = 2
+
+    NAMES: Final = {RAW: "raw", ZSTD: "zstd", LM: "lm"}

@@ -1,0 +1,221 @@
+"""The archive header and index as typed records, with strict (de)serialization."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from dataclasses import field as dc_field
+from typing import Any
+
+from ..alphabet import Alphabet
+from ..errors import FormatError
+from ..serialize import SCHEMES
+from .sections import field, pack, unpack
+
+PROCEDURE = "lockstep-kv-v1"  # see predictor.py: BOS first, B windows per step, finished rows fed BOS
+
+
+@dataclass(frozen=True)
+class ModelRecord:
+    id: str
+    kind: str
+    sha256: str
+    architecture: str
+    vocab_size: int
+    dtype: str
+    bos_id: int
+
+    @classmethod
+    def from_obj(cls, obj: Any) -> ModelRecord:
+        w = "header.model"
+        if not isinstance(obj, dict):
+            raise FormatError(f"{w} is not a map")
+        return cls(
+            field(obj, "id", str, w),
+            field(obj, "kind", str, w),
+            field(obj, "sha256", str, w),
+            field(obj, "architecture", str, w),
+            field(obj, "vocab_size", int, w),
+            field(obj, "dtype", str, w),
+            field(obj, "bos_id", int, w),
+        )
+
+
+@dataclass(frozen=True)
+class WindowLayout:
+    window_bytes: int
+    batch: int
+    bytes_per_group: int  # 0: one group per value (the dtype's size)
+    plain_chunk_bytes: int
+    head: str  # "restricted" | "full": how logits over the alphabet were computed
+    procedure: str = PROCEDURE
+
+    @classmethod
+    def from_obj(cls, obj: Any) -> WindowLayout:
+        w = "header.windows"
+        if not isinstance(obj, dict):
+            raise FormatError(f"{w} is not a map")
+        out = cls(
+            field(obj, "window_bytes", int, w),
+            field(obj, "batch", int, w),
+            field(obj, "bytes_per_group", int, w),
+            field(obj, "plain_chunk_bytes", int, w),
+            field(obj, "head", str, w),
+            field(obj, "procedure", str, w),
+        )
+        if not (1 <= out.window_bytes <= 1 << 20 and 1 <= out.batch <= 4096 and out.bytes_per_group <= 64):
+            raise FormatError(f"{w}: window layout out of range")
+        if not 1 <= out.plain_chunk_bytes <= 1 << 30:
+            raise FormatError(f"{w}: plain_chunk_bytes out of range")
+        return out
+
+
+@dataclass(frozen=True)
+class Header:
+    created_by: str
+    source_header: bytes  # the safetensors JSON header, verbatim
+    source_size: int
+    scheme: str
+    layout: WindowLayout
+    model: ModelRecord | None  # None when no chunk needed a model
+    alphabet: Alphabet | None
+    runtime: dict[str, Any]
+    coder: dict[str, Any]
+    extra: dict[str, Any] = dc_field(default_factory=dict)
+
+    def to_bytes(self) -> bytes:
+        obj: dict[str, Any] = {
+            "format": [1, 0],
+            "created_by": self.created_by,
+            "source": {"kind": "safetensors", "header_json": self.source_header, "size": self.source_size},
+            "serialization": {"scheme": self.scheme, "alphabet_mode": "occurring"},
+            "windows": {
+                "window_bytes": self.layout.window_bytes,
+                "batch": self.layout.batch,
+                "bytes_per_group": self.layout.bytes_per_group,
+                "plain_chunk_bytes": self.layout.plain_chunk_bytes,
+                "head": self.layout.head,
+                "procedure": self.layout.procedure,
+            },
+            "model": None if self.model is None else dict(self.model.__dict__),
+            "alphabet": None if self.alphabet is None else self.alphabet.to_header(),
+            "runtime": self.runtime,
+            "coder": self.coder,
+        }
+        return pack(obj)
+
+    @classmethod
+    def from_bytes(cls, raw: bytes) -> Header:
+        obj = unpack(raw, "header")
+        w = "header"
+        src = field(obj, "source", dict, w)
+        ser = field(obj, "serialization", dict, w)
+        scheme = field(ser, "scheme", str, "header.serialization")
+        if scheme not in SCHEMES:
+            raise FormatError(f"header: unknown serialization scheme {scheme!r}")
+        model_obj = obj.get("model")
+        alphabet_obj = obj.get("alphabet")
+        alphabet = None
+        if alphabet_obj is not None:
+            if not isinstance(alphabet_obj, list) or not all(
+                isinstance(r, list)
+                and len(r) == 2
+                and isinstance(r[0], int)
+                and not isinstance(r[0], bool)
+                and r[0] >= 0
+                and isinstance(r[1], bytes)
+                and 0 < len(r[1]) <= 64
+                for r in alphabet_obj
+            ):
+                raise FormatError("header.alphabet must be a list of [token id, bytes]")
+            if not 2 <= len(alphabet_obj) <= 1 << 18 or len({bytes(r[1]) for r in alphabet_obj}) != len(alphabet_obj):
+                raise FormatError("header.alphabet has a bad size or repeated entries")
+            alphabet = Alphabet.from_header(alphabet_obj)
+        model = None if model_obj is None else ModelRecord.from_obj(model_obj)
+        if (model is None) != (alphabet is None):
+            raise FormatError("header: model and alphabet must both be present or both absent")
+        runtime = field(obj, "runtime", dict, w)
+        coder = field(obj, "coder", dict, w)
+        return cls(
+            created_by=field(obj, "created_by", str, w),
+            source_header=field(src, "header_json", bytes, "header.source"),
+            source_size=field(src, "size", int, "header.source"),
+            scheme=scheme,
+            layout=WindowLayout.from_obj(field(obj, "windows", dict, w)),
+            model=model,
+            alphabet=alphabet,
+            runtime=runtime,
+            coder=coder,
+        )
+
+
+@dataclass(frozen=True)
+class ChunkEntry:
+    frame_offset: int
+    codec: int
+    data_offset: int
+    data_length: int
+    payload_length: int
+    payload_crc: int
+    model_bits: int
+
+    def row(self) -> list[int]:
+        return [
+            self.frame_offset,
+            self.codec,
+            self.data_offset,
+            self.data_length,
+            self.payload_length,
+            self.payload_crc,
+            self.model_bits,
+        ]
+
+
+@dataclass(frozen=True)
+class Index:
+    chunks: tuple[ChunkEntry, ...]
+    tensor_bits: tuple[float, ...]  # coded bits attributed to each tensor (table order)
+    gap_bits: float  # coded bits of bytes that belong to no tensor
+    sha256: bytes  # of the original file
+    tokens: int  # LM tokens coded
+    seconds: float  # encode wall time
+
+    def to_bytes(self) -> bytes:
+        return pack(
+            {
+                "chunks": [c.row() for c in self.chunks],
+                "tensor_bits": list(self.tensor_bits),
+                "gap_bits": self.gap_bits,
+                "sha256": self.sha256,
+                "tokens": self.tokens,
+                "seconds": self.seconds,
+            }
+        )
+
+    @classmethod
+    def from_bytes(cls, raw: bytes) -> Index:
+        obj = unpack(raw, "index")
+        w = "index"
+        rows = field(obj, "chunks", list, w)
+        chunks = []
+        for r in rows:
+            if (
+                not isinstance(r, list)
+                or len(r) != 7
+                or not all(isinstance(v, int) and not isinstance(v, bool) and 0 <= v < 1 << 64 for v in r)
+            ):
+                raise FormatError("index: malformed chunk entry")
+            chunks.append(ChunkEntry(*r))
+        bits = field(obj, "tensor_bits", list, w)
+        if not all(isinstance(b, (int, float)) and not isinstance(b, bool) and b >= 0 for b in bits):
+            raise FormatError("index: malformed tensor_bits")
+        sha = field(obj, "sha256", bytes, w)
+        if len(sha) != 32:
+            raise FormatError("index: sha256 must be 32 bytes")
+        return cls(
+            tuple(chunks),
+            tuple(float(b) for b in bits),
+            float(field(obj, "gap_bits", (int, float), w)),
+            sha,
+            field(obj, "tokens", int, w),
+            float(field(obj, "seconds", (int, float), w)),
+        )

@@ -1,0 +1,188 @@
+"""Streaming decoder: .lmgc archive -> the original safetensors file, byte for byte.
+
+``verify`` is the same pass with no output file: every CRC checked, every
+chunk decoded, the SHA-256 of the result compared with the stored one.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import struct
+import threading
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import zstandard
+
+from . import runtime
+from .atomic import AtomicOutput, refuse_existing
+from .container.constants import Codec
+from .container.header import PROCEDURE
+from .container.reader import ArchiveReader
+from .errors import CorruptChunkError, IntegrityError, ModelError, ModelMismatchError, UnsupportedError
+from .events import EventSink, Finished, Notice, Progress, Started, ignore
+from .lmchunk import decode_windows
+from .models import PACKAGED, LoadedModel, get
+from .predictor import LockstepPredictor
+from .serialize import get_scheme
+
+
+@dataclass(frozen=True)
+class DecodeOptions:
+    model: str | None = None  # None: the model the archive names (packaged name or path)
+    force: bool = False  # decode even if the model fingerprint differs (the SHA-256 still guards)
+    threads: int | None = None  # None: the thread count recorded in the archive
+    device: str | None = None
+
+
+@dataclass(frozen=True)
+class DecodeResult:
+    source_size: int
+    archive_size: int
+    sha256: str
+    seconds: float
+    tokens: int
+
+
+def _model_for(
+    reader: ArchiveReader, opts: DecodeOptions, on_event: EventSink, given: LoadedModel | None
+) -> LoadedModel:
+    rec = reader.header.model
+    assert rec is not None
+    if given is not None:
+        lm = given
+    else:
+        name = opts.model or rec.id
+        try:
+            lm = get(name, rec.dtype, opts.device)
+        except ModelError as exc:
+            if opts.model is None and rec.id not in PACKAGED:
+                raise ModelError(f"{exc}; the archive was made with model {rec.id!r}: pass it with --model") from None
+            raise
+    problems = []
+    if lm.info.sha256 != rec.sha256:
+        problems.append(f"weights fingerprint {lm.info.sha256[:12]}… is not the archive's {rec.sha256[:12]}…")
+    if lm.info.dtype != rec.dtype:
+        problems.append(f"dtype {lm.info.dtype} is not the archive's {rec.dtype}")
+    if lm.info.bos_id != rec.bos_id or lm.info.vocab_size != rec.vocab_size:
+        problems.append("vocabulary (BOS id / size) differs")
+    if problems:
+        msg = f"archive was made with model {rec.id!r} ({rec.architecture}, {rec.dtype}); " + "; ".join(problems)
+        if not opts.force:
+            raise ModelMismatchError(
+                msg + " (use --force to try anyway; the result is still checked against the stored SHA-256)"
+            )
+        on_event(Notice("forced: " + msg))
+    return lm
+
+
+def decode_file(
+    archive: str | os.PathLike[str],
+    target: str | os.PathLike[str] | None,
+    options: DecodeOptions | None = None,
+    *,
+    overwrite: bool = False,
+    on_event: EventSink = ignore,
+    cancel: threading.Event | None = None,
+    model: LoadedModel | None = None,
+) -> DecodeResult:
+    """Decode ``archive`` to ``target`` (None: verify only). Raises unless every byte checks out."""
+    opts = options or DecodeOptions()
+    operation = "decode" if target is not None else "verify"
+    start = time.monotonic()
+    with ArchiveReader(archive) as reader:
+        header = reader.header
+        layout = reader.layout
+        if target is not None:
+            if Path(target).resolve() == Path(archive).resolve():
+                raise UnsupportedError("output would overwrite the archive")
+            refuse_existing(target, overwrite)
+        scheme = get_scheme(header.scheme)
+        if header.layout.procedure != PROCEDURE:
+            raise UnsupportedError(
+                f"archive uses LM procedure {header.layout.procedure!r}; this version runs {PROCEDURE!r}"
+            )
+        predictor = None
+        if any(e.codec == Codec.LM for e in reader.index.chunks):
+            import torch
+
+            lm = _model_for(reader, opts, on_event, model)
+            assert header.alphabet is not None
+            if max(header.alphabet.ids) >= lm.info.vocab_size:
+                raise ModelMismatchError("archive's alphabet names tokens outside the model's vocabulary")
+            torch.set_num_threads(opts.threads or int(header.runtime.get("threads", torch.get_num_threads())))
+            predictor = LockstepPredictor(lm, header.alphabet, header.layout.head == "restricted")
+            if predictor.head_mode != header.layout.head:
+                raise ModelMismatchError(
+                    f"archive computed logits with the {header.layout.head!r} head; "
+                    f"this model allows only {predictor.head_mode!r}"
+                )
+            diffs = runtime.differences(header.runtime, runtime.describe(lm.device))
+            if diffs:
+                on_event(
+                    Notice(
+                        "runtime differs from the encoder's ("
+                        + ", ".join(diffs)
+                        + "): decoding may fail; the SHA-256 check will tell"
+                    )
+                )
+        on_event(Started(operation, str(archive), layout.data_size))
+        out = AtomicOutput(target, overwrite) if target is not None else None
+        try:
+            sha = hashlib.sha256()
+            prefix = struct.pack("<Q", len(layout.header_bytes)) + layout.header_bytes
+            sha.update(prefix)
+            if out:
+                out.write(prefix)
+            tokens = 0
+            done_bytes = 0
+            for plan in reader.plan:
+                entry, payload = reader.read_chunk(plan.index)
+                if entry.codec == Codec.LM:
+                    assert predictor is not None and header.alphabet is not None
+                    base, size = done_bytes, plan.nbytes
+
+                    def step(fraction: float, n: int, base: int = base, size: int = size) -> None:
+                        nonlocal tokens
+                        tokens += n
+                        on_event(Progress(operation, base + int(size * fraction), layout.data_size, tokens))
+
+                    try:
+                        parts = decode_windows(predictor, header.alphabet, scheme, plan.windows, payload, cancel, step)
+                    except CorruptChunkError as exc:
+                        raise CorruptChunkError(
+                            f"{reader.describe_chunk(plan.index)} could not be decoded ({exc}); "
+                            "the model or runtime does not reproduce the encoder's predictions"
+                        ) from None
+                    data = b"".join(parts)
+                elif entry.codec == Codec.ZSTD:
+                    try:
+                        data = zstandard.ZstdDecompressor().decompress(payload, max_output_size=plan.nbytes)
+                    except zstandard.ZstdError as exc:
+                        raise CorruptChunkError(f"{reader.describe_chunk(plan.index)} is damaged ({exc})") from None
+                else:
+                    data = payload
+                if len(data) != plan.nbytes:
+                    raise CorruptChunkError(
+                        f"{reader.describe_chunk(plan.index)} decoded to {len(data)} bytes, not {plan.nbytes}"
+                    )
+                sha.update(data)
+                if out:
+                    out.write(data)
+                done_bytes += plan.nbytes
+                on_event(Progress(operation, done_bytes, layout.data_size, tokens))
+            if sha.digest() != reader.index.sha256:
+                raise IntegrityError(
+                    f"decoded data does not match the archive's SHA-256 ({sha.hexdigest()[:16]}… vs "
+                    f"{reader.index.sha256.hex()[:16]}…); nothing was written"
+                )
+            if out:
+                out.commit()
+        finally:
+            if out:
+                out.abort()
+        seconds = time.monotonic() - start
+        on_event(Finished(operation, layout.file_size, reader.size, sha.hexdigest(), seconds, tokens))
+        return DecodeResult(layout.file_size, reader.size, sha.hexdigest(), seconds, tokens)

@@ -1,0 +1,226 @@
+"""Streaming encoder: safetensors file -> .lmgc archive."""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import threading
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import zstandard
+
+from . import __version__, runtime
+from .alphabet import Alphabet, vocabulary_bytes
+from .coder import CODER_NAME, QUANT_BITS
+from .container.constants import Codec
+from .container.header import Header, Index, ModelRecord, WindowLayout
+from .atomic import refuse_existing
+from .container.writer import ArchiveWriter
+from .errors import UnsupportedError
+from .events import ChunkDone, EventSink, Finished, Progress, Started, ignore
+from .lmchunk import encode_windows
+from .models import DEFAULT_DTYPE, LoadedModel, get
+from .plan import PLAIN_CHUNK_BYTES, ChunkPlan, plan_chunks
+from .predictor import LockstepPredictor
+from .serialize import DEFAULT_SCHEME, get_scheme
+from .source import SourceLayout, read_layout
+
+ZSTD_LEVEL = 19
+DEFAULT_WINDOW_BYTES = 512
+DEFAULT_BATCH = 16
+
+
+@dataclass(frozen=True)
+class EncodeOptions:
+    model: str | None = None  # packaged name, HF directory or .gguf file; None: the default
+    scheme: str = DEFAULT_SCHEME
+    window_bytes: int = DEFAULT_WINDOW_BYTES
+    batch: int = DEFAULT_BATCH
+    bytes_per_group: int = 0  # 0: the dtype's size
+    dtype: str = DEFAULT_DTYPE
+    threads: int | None = None  # torch threads; None keeps torch's default
+    device: str | None = None
+    plain_chunk_bytes: int = PLAIN_CHUNK_BYTES
+    restricted_head: bool = True
+    fallback: bool = True  # False: keep the LM payload even where zstd/raw is smaller (to measure the LM)
+
+    def check(self) -> None:
+        get_scheme(self.scheme)
+        if not 1 <= self.window_bytes <= 1 << 20:
+            raise UnsupportedError("window bytes must be between 1 and 1048576")
+        if not 1 <= self.batch <= 4096:
+            raise UnsupportedError("batch must be between 1 and 4096")
+        if not 0 <= self.bytes_per_group <= 64:
+            raise UnsupportedError("bytes per group must be between 0 (dtype size) and 64")
+
+
+@dataclass(frozen=True)
+class EncodeResult:
+    source_size: int
+    archive_size: int
+    sha256: str
+    seconds: float
+    tokens: int
+    codecs: dict[str, int] = field(default_factory=dict)  # codec name -> chunk count
+
+    @property
+    def ratio(self) -> float:
+        return self.archive_size / self.source_size if self.source_size else 0.0
+
+
+def _choose(raw: bytes, lm_payload: bytes | None, fallback: bool = True) -> tuple[int, bytes]:
+    """Smallest of LM, zstd and raw (DESIGN rule 4: never let the LM make a chunk bigger)."""
+    if lm_payload is not None and not fallback:
+        return Codec.LM, lm_payload
+    options = [(len(raw), Codec.RAW, raw)]
+    packed = zstandard.ZstdCompressor(level=ZSTD_LEVEL).compress(raw)
+    options.append((len(packed), Codec.ZSTD, packed))
+    if lm_payload is not None:
+        options.append((len(lm_payload), Codec.LM, lm_payload))
+    _, codec, payload = min(options, key=lambda o: (o[0], o[1]))
+    return codec, payload
+
+
+def encode_file(
+    source: str | os.PathLike[str],
+    target: str | os.PathLike[str],
+    options: EncodeOptions | None = None,
+    *,
+    overwrite: bool = False,
+    on_event: EventSink = ignore,
+    cancel: threading.Event | None = None,
+    model: LoadedModel | None = None,
+) -> EncodeResult:
+    """Compress ``source`` into ``target``. Nothing is left under ``target`` unless it succeeds."""
+    opts = options or EncodeOptions()
+    opts.check()
+    start = time.monotonic()
+    layout = read_layout(source)
+    refuse_existing(target, overwrite)
+    if Path(source).resolve() == Path(target).resolve():
+        raise UnsupportedError("output would overwrite the input")
+    plan = plan_chunks(layout, opts.window_bytes, opts.batch, opts.bytes_per_group, opts.plain_chunk_bytes)
+    scheme = get_scheme(opts.scheme)
+    needs_model = any(c.lm for c in plan)
+
+    import torch
+
+    if opts.threads:
+        torch.set_num_threads(opts.threads)
+    predictor = None
+    alphabet = None
+    record = None
+    lm = None
+    if needs_model:
+        lm = model or get(opts.model, opts.dtype, opts.device)
+        alphabet = Alphabet.from_vocabulary(vocabulary_bytes(lm.tokenizer), scheme)
+        predictor = LockstepPredictor(lm, alphabet, opts.restricted_head)
+        record = ModelRecord(**lm.info.__dict__)
+    header = Header(
+        created_by=f"lmgc {__version__}",
+        source_header=layout.header_bytes,
+        source_size=layout.file_size,
+        scheme=scheme.name,
+        layout=WindowLayout(
+            window_bytes=opts.window_bytes,
+            batch=opts.batch,
+            bytes_per_group=opts.bytes_per_group,
+            plain_chunk_bytes=opts.plain_chunk_bytes,
+            head=predictor.head_mode if predictor else "none",
+        ),
+        model=record,
+        alphabet=alphabet,
+        runtime=runtime.describe(lm.device if lm else "cpu"),
+        coder={"name": CODER_NAME, "quant_bits": QUANT_BITS, "quantization": "softmax-f64-floor-plus-one"},
+    )
+    on_event(Started("encode", str(source), layout.data_size))
+    writer = ArchiveWriter(target, header, overwrite)
+    try:
+        sha = hashlib.sha256()
+        tensor_bits = [0.0] * len(layout.tensors)
+        gap_bits = 0.0
+        tokens = 0
+        codecs: dict[str, int] = {}
+        done_bytes = 0
+        with open(source, "rb") as f:
+            sha.update(f.read(layout.data_offset))
+            for chunk in plan:
+                f.seek(layout.data_offset + chunk.begin)
+                raw = f.read(chunk.nbytes)
+                if len(raw) != chunk.nbytes:
+                    raise UnsupportedError(f"{source} changed while being read")
+                sha.update(raw)
+                lm_payload: bytes | None = None
+                window_bits: list[float] = []
+                if chunk.lm:
+                    assert predictor is not None and alphabet is not None and lm is not None
+                    base = done_bytes
+                    chunk_bytes = chunk.nbytes
+
+                    def step(fraction: float, n: int, base: int = base, size: int = chunk_bytes) -> None:
+                        nonlocal tokens
+                        tokens += n
+                        on_event(Progress("encode", base + int(size * fraction), layout.data_size, tokens))
+
+                    data = [raw[w.begin - chunk.begin : w.end - chunk.begin] for w in chunk.windows]
+                    lm_payload, window_bits, _ = encode_windows(
+                        predictor, alphabet, scheme, chunk.windows, data, lm.tokenizer, cancel, step
+                    )
+                codec, payload = _choose(raw, lm_payload, opts.fallback)
+                entry = writer.add_chunk(codec, chunk.begin, chunk.nbytes, payload, round(sum(window_bits)))
+                shares = _attribute(chunk, layout, codec, len(payload) * 8, window_bits)
+                for ti, bits in shares.items():
+                    if ti >= 0:
+                        tensor_bits[ti] += bits
+                    else:
+                        gap_bits += bits
+                codecs[Codec.NAMES[codec]] = codecs.get(Codec.NAMES[codec], 0) + 1
+                done_bytes += chunk.nbytes
+                on_event(
+                    ChunkDone(
+                        chunk.index,
+                        Codec.NAMES[codec],
+                        chunk.begin,
+                        chunk.nbytes,
+                        entry.payload_length,
+                        tuple(
+                            (layout.tensors[ti].name if ti >= 0 else "(gap)", nbytes, shares[ti])
+                            for ti, nbytes in _bytes_by_tensor(chunk).items()
+                        ),
+                    )
+                )
+                on_event(Progress("encode", done_bytes, layout.data_size, tokens))
+        seconds = time.monotonic() - start
+        digest = sha.digest()
+        index = Index(tuple(writer.entries), tuple(tensor_bits), gap_bits, digest, tokens, seconds)
+        size = writer.finish(index)
+    except BaseException:
+        writer.abort()
+        raise
+    on_event(Finished("encode", layout.file_size, size, digest.hex(), seconds, tokens))
+    return EncodeResult(layout.file_size, size, digest.hex(), seconds, tokens, codecs)
+
+
+def _bytes_by_tensor(chunk: ChunkPlan) -> dict[int, int]:
+    if not chunk.lm:
+        return {chunk.tensor: chunk.nbytes}
+    out: dict[int, int] = {}
+    for w in chunk.windows:
+        out[w.tensor] = out.get(w.tensor, 0) + w.nbytes
+    return out
+
+
+def _attribute(
+    chunk: ChunkPlan, layout: SourceLayout, codec: int, payload_bits: int, window_bits: list[float]
+) -> dict[int, float]:
+    """Split a chunk's real coded bits over its tensors: by model bits for LM chunks, by bytes otherwise."""
+    if codec == Codec.LM and sum(window_bits) > 0:
+        total = sum(window_bits)
+        out: dict[int, float] = {}
+        for w, b in zip(chunk.windows, window_bits, strict=True):
+            out[w.tensor] = out.get(w.tensor, 0.0) + payload_bits * b / total
+        return out
+    sizes = _bytes_by_tensor(chunk)
+    return {ti: payload_bits * n / chunk.nbytes for ti, n in sizes.items()}

@@ -1,0 +1,85 @@
+"""A JSON-ready description of an archive (``lmgc-tui inspect``), read without any model."""
+
+from __future__ import annotations
+
+import os
+from typing import Any
+
+from .container.constants import Codec
+from .container.reader import ArchiveReader
+
+
+def _per_byte(bits: float, nbytes: int) -> float | None:
+    return round(bits / nbytes, 4) if nbytes else None
+
+
+def describe_archive(path: str | os.PathLike[str]) -> dict[str, Any]:
+    with ArchiveReader(path) as r:
+        h, idx = r.header, r.index
+        codecs: dict[str, int] = {}
+        for e in idx.chunks:
+            codecs[Codec.NAMES[e.codec]] = codecs.get(Codec.NAMES[e.codec], 0) + 1
+        data_bytes = r.layout.data_size
+        coded_bits = sum(idx.tensor_bits) + idx.gap_bits
+        tensors = [
+            {
+                "name": t.name,
+                "dtype": t.dtype,
+                "shape": list(t.shape),
+                "bytes": t.nbytes,
+                "coded_bits": round(bits, 1),
+                "bits_per_byte": _per_byte(bits, t.nbytes),
+                "percent": round(100 * bits / 8 / t.nbytes, 2) if t.nbytes else None,
+            }
+            for t, bits in zip(r.layout.tensors, idx.tensor_bits, strict=True)
+        ]
+        return {
+            "file": str(path),
+            "format_version": f"{r.version[0]}.{r.version[1]}",
+            "created_by": h.created_by,
+            "archive_size": r.size,
+            "source": {
+                "size": h.source_size,
+                "sha256": idx.sha256.hex(),
+                "header_bytes": len(h.source_header),
+                "data_bytes": data_bytes,
+                "tensor_count": len(r.layout.tensors),
+            },
+            "model": None if h.model is None else dict(h.model.__dict__),
+            "serialization": {
+                "scheme": h.scheme,
+                "bytes_per_group": h.layout.bytes_per_group,
+                "alphabet_size": h.alphabet.size if h.alphabet else 0,
+            },
+            "windows": {
+                "window_bytes": h.layout.window_bytes,
+                "batch": h.layout.batch,
+                "plain_chunk_bytes": h.layout.plain_chunk_bytes,
+                "head": h.layout.head,
+                "procedure": h.layout.procedure,
+            },
+            "coder": h.coder,
+            "runtime": h.runtime,
+            "totals": {
+                "percent_of_original": round(100 * r.size / h.source_size, 3) if h.source_size else None,
+                "data_bits_per_byte": _per_byte(coded_bits, data_bytes),
+                "lm_tokens": idx.tokens,
+                "encode_seconds": round(idx.seconds, 3),
+                "chunks": len(idx.chunks),
+                "codecs": codecs,
+            },
+            "tensors": tensors,
+            "chunks": [
+                {
+                    "index": i,
+                    "codec": Codec.NAMES[e.codec],
+                    "frame_offset": e.frame_offset,
+                    "data_offset": e.data_offset,
+                    "data_length": e.data_length,
+                    "payload_length": e.payload_length,
+                    "model_bits": e.model_bits,
+                    "crc32": f"{e.payload_crc:08x}",
+                }
+                for i, e in enumerate(idx.chunks)
+            ],
+        }

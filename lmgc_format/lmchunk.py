@@ -1,0 +1,101 @@
+"""Coding one LM chunk: B windows in lockstep, one range coder, identical steps both ways."""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable, Sequence
+
+import numpy as np
+
+from .alphabet import Alphabet
+from .coder import Decoder, Encoder, code_bits, quantize
+from .errors import CancelledError, CorruptChunkError
+from .plan import Window
+from .predictor import LockstepPredictor
+from .serialize import Scheme
+
+StepCallback = Callable[[float, int], None]  # (fraction of the chunk done, tokens this step)
+
+
+def _check(cancel: threading.Event | None) -> None:
+    if cancel is not None and cancel.is_set():
+        raise CancelledError("cancelled")
+
+
+def encode_windows(
+    predictor: LockstepPredictor,
+    alphabet: Alphabet,
+    scheme: Scheme,
+    windows: Sequence[Window],
+    data: Sequence[bytes],
+    tokenizer: object | None,
+    cancel: threading.Event | None = None,
+    on_step: StepCallback | None = None,
+) -> tuple[bytes, list[float], int]:
+    """Range-code ``data`` (one bytes per window); returns payload, ideal bits per window, tokens."""
+    syms = [alphabet.tokenize(scheme.to_text(d, w.group), tokenizer) for w, d in zip(windows, data, strict=True)]
+    lengths = [len(s) for s in syms]
+    steps = max(lengths)
+    bos = predictor.bos_id
+    ids = alphabet.ids
+    feed = [bos] * len(windows)
+    bits = [0.0] * len(windows)
+    enc = Encoder()
+    predictor.reset()
+    for t in range(steps):
+        _check(cancel)
+        logits = predictor.step(feed)
+        active = [i for i, n in enumerate(lengths) if t < n]
+        freqs = quantize(logits[active])
+        symbols = np.array([syms[i][t] for i in active], dtype=np.int64)
+        enc.encode(symbols, freqs)
+        for row, i in enumerate(active):
+            bits[i] += code_bits(freqs[row : row + 1], symbols[row : row + 1])
+        feed = [ids[syms[i][t]] if t + 1 < n else bos for i, n in enumerate(lengths)]
+        if on_step is not None:
+            on_step((t + 1) / steps, len(active))
+    return enc.finish(), bits, sum(lengths)
+
+
+def decode_windows(
+    predictor: LockstepPredictor,
+    alphabet: Alphabet,
+    scheme: Scheme,
+    windows: Sequence[Window],
+    payload: bytes,
+    cancel: threading.Event | None = None,
+    on_step: StepCallback | None = None,
+) -> list[bytes]:
+    """Inverse of :func:`encode_windows`: the data bytes of every window."""
+    try:
+        dec = Decoder(payload)
+    except ValueError as exc:
+        raise CorruptChunkError(str(exc)) from None
+    texts = [bytearray() for _ in windows]
+    done = [False] * len(windows)
+    bos = predictor.bos_id
+    feed = [bos] * len(windows)
+    # Hex text length is known; it bounds the steps for every scheme (a token is >= 1 byte).
+    limit = max(2 * w.nbytes + scheme.text_length(w.nbytes, w.group) for w in windows)
+    expected = sum(scheme.text_length(w.nbytes, w.group) for w in windows)
+    produced = 0
+    predictor.reset()
+    steps = 0
+    while not all(done):
+        _check(cancel)
+        steps += 1
+        if steps > limit:
+            raise CorruptChunkError("decoding ran past the window length")
+        logits = predictor.step(feed)
+        active = [i for i, d in enumerate(done) if not d]
+        symbols = dec.decode(quantize(logits[active]))
+        for i, sym in zip(active, symbols, strict=True):
+            piece = alphabet.texts[int(sym)]
+            texts[i] += piece
+            produced += len(piece)
+            w = windows[i]
+            done[i] = scheme.is_complete(texts[i], w.nbytes, w.group)
+            feed[i] = bos if done[i] else alphabet.ids[int(sym)]
+        if on_step is not None:
+            on_step(min(1.0, produced / expected), len(active))
+    return [scheme.from_text(bytes(t), w.nbytes, w.group) for t, w in zip(texts, windows, strict=True)]

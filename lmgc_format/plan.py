@@ -1,0 +1,93 @@
+"""How a safetensors data section is cut into windows and chunks.
+
+A pure function of the tensor table and the header's window layout, so the
+encoder and the decoder derive the same plan. Rules:
+
+* every byte of the data section belongs to exactly one chunk, in file order
+  (gaps between tensors included), so decoding gives the file back whole;
+* floating-point tensors are cut into windows of ``window_bytes`` (rounded
+  down to whole groups); a window never crosses a tensor boundary;
+* up to ``batch`` consecutive windows form one LM chunk: they run in lockstep
+  as one batch and share one range coder;
+* everything else (integer tensors, gaps) is cut into "plain" chunks of at
+  most ``plain_chunk_bytes`` and stored raw or zstd-compressed.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from .serialize import group_size
+from .source import LM_DTYPES, SourceLayout
+
+PLAIN_CHUNK_BYTES = 1 << 20
+
+
+@dataclass(frozen=True)
+class Window:
+    tensor: int  # index into SourceLayout.tensors
+    begin: int  # offsets inside the data section
+    end: int
+    group: int  # bytes per hex group in this window
+
+    @property
+    def nbytes(self) -> int:
+        return self.end - self.begin
+
+
+@dataclass(frozen=True)
+class ChunkPlan:
+    index: int
+    lm: bool
+    begin: int
+    end: int
+    windows: tuple[Window, ...]  # empty for plain chunks
+    tensor: int  # for plain chunks: the tensor index, or -1 for a gap
+
+    @property
+    def nbytes(self) -> int:
+        return self.end - self.begin
+
+
+def plan_chunks(
+    layout: SourceLayout,
+    window_bytes: int,
+    batch: int,
+    bytes_per_group: int,
+    plain_chunk_bytes: int = PLAIN_CHUNK_BYTES,
+) -> list[ChunkPlan]:
+    if window_bytes < 1 or batch < 1 or plain_chunk_bytes < 1:
+        raise ValueError("window_bytes, batch and plain_chunk_bytes must be positive")
+    chunks: list[ChunkPlan] = []
+    pending: list[Window] = []
+
+    def flush() -> None:
+        if pending:
+            chunks.append(ChunkPlan(len(chunks), True, pending[0].begin, pending[-1].end, tuple(pending), -1))
+            pending.clear()
+
+    def plain(begin: int, end: int, tensor: int) -> None:
+        flush()
+        for start in range(begin, end, plain_chunk_bytes):
+            chunks.append(ChunkPlan(len(chunks), False, start, min(end, start + plain_chunk_bytes), (), tensor))
+
+    pos = 0
+    for ti, t in enumerate(layout.tensors):
+        if t.begin > pos:
+            plain(pos, t.begin, -1)
+        if t.nbytes == 0:
+            pass
+        elif t.dtype in LM_DTYPES:
+            group = group_size(bytes_per_group, t.item_size)
+            step = max(group, window_bytes // group * group)
+            for start in range(t.begin, t.end, step):
+                pending.append(Window(ti, start, min(t.end, start + step), group))
+                if len(pending) == batch:
+                    flush()
+        else:
+            plain(t.begin, t.end, ti)
+        pos = max(pos, t.end)
+    if layout.data_size > pos:
+        plain(pos, layout.data_size, -1)
+    flush()
+    return chunks

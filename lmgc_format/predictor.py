@@ -1,0 +1,74 @@
+"""Next-token logits for B windows run in lockstep, one token per step, with a KV cache.
+
+This is the one procedure both encoder and decoder use (DESIGN rule 1): the
+decoder can only learn token t+1 after decoding token t, so the encoder must
+not use a faster full-window forward -- its logits would differ in the last
+bits and the decoder would drift. Every window of a batch starts at BOS in the
+same step; a window that is finished keeps being fed BOS so the batch shape
+(and so the floating-point result of every other row) never changes.
+"""
+
+from __future__ import annotations
+
+import inspect
+from typing import Any
+
+import numpy as np
+
+from .alphabet import Alphabet
+from .models import LoadedModel
+
+# Architectures whose output head is a plain bias-free linear map of the last
+# hidden state (no logit scaling or soft-capping): for them only the rows of
+# the alphabet's tokens are computed (~100-200 instead of the whole vocabulary).
+PLAIN_HEAD_ARCHITECTURES = frozenset({"LlamaForCausalLM", "MistralForCausalLM", "Qwen2ForCausalLM", "Qwen3ForCausalLM"})
+
+
+class LockstepPredictor:
+    def __init__(self, lm: LoadedModel, alphabet: Alphabet, restricted_head: bool = True) -> None:
+        import torch
+
+        self._torch = torch
+        self.model = lm.model
+        self.device = lm.device
+        self.bos_id = lm.info.bos_id
+        self.base = getattr(self.model, self.model.base_model_prefix, None)
+        head = self.model.get_output_embeddings()
+        self.restricted = bool(
+            restricted_head
+            and lm.info.architecture in PLAIN_HEAD_ARCHITECTURES
+            and self.base is not None
+            and head is not None
+            and getattr(head, "bias", None) is None
+        )
+        ids = torch.tensor(alphabet.ids, dtype=torch.long, device=self.device)
+        self._ids = ids
+        self._head_w = head.weight.detach()[ids].contiguous() if self.restricted else None
+        self._cache: Any = None
+        # transformers 5.x renamed ``past_key_values`` to ``cache``; accept both.
+        params = inspect.signature((self.base or self.model).forward).parameters
+        self._cache_arg = "cache" if "cache" in params else "past_key_values"
+
+    @property
+    def head_mode(self) -> str:
+        return "restricted" if self.restricted else "full"
+
+    def reset(self) -> None:
+        """Forget the KV cache: the next step starts new windows."""
+        self._cache = None
+
+    def step(self, tokens: list[int]) -> np.ndarray:
+        """Feed one token per window; return float32 logits over the alphabet, shape (B, A)."""
+        torch = self._torch
+        with torch.inference_mode():
+            inp = torch.tensor(tokens, dtype=torch.long, device=self.device).unsqueeze(1)
+            if self.restricted:
+                assert self.base is not None and self._head_w is not None
+                out = self.base(input_ids=inp, use_cache=True, **{self._cache_arg: self._cache})
+                self._cache = out[self._cache_arg]
+                logits = out.last_hidden_state[:, -1, :] @ self._head_w.T
+            else:
+                out = self.model(input_ids=inp, use_cache=True, **{self._cache_arg: self._cache})
+                self._cache = out[self._cache_arg]
+                logits = out.logits[:, -1, :].index_select(1, self._ids)
+            return logits.float().cpu().numpy()

@@ -1,0 +1,1 @@
+"""lmgc's terminal front ends: the ``lmgc-tui`` command line (and, later, the Textual app)."""

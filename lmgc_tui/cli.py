@@ -1,0 +1,337 @@
+"""``lmgc-tui``: compress, decompress, verify, inspect, models.
+
+Exit codes: 0 success; 1 other lmgc error; 2 usage error; 3 bad input file;
+4 malformed archive; 5 damaged data (CRC or SHA-256 mismatch); 6 model not
+found or not loadable; 7 archive made with another model (see --force);
+8 output exists (see -f); 9 unsupported request; 130 interrupted.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import click
+from rich.console import Console
+from rich.table import Table
+
+from lmgc_format import __version__
+from lmgc_format.errors import LmgcError
+from lmgc_format.serialize import DEFAULT_SCHEME, SCHEMES
+
+from .progress import EventProgress
+
+err_console = Console(stderr=True)
+out_console = Console()
+
+
+class LmgcGroup(click.Group):
+    """Turns LmgcError into one red line and its exit code; --debug keeps the traceback."""
+
+    def invoke(self, ctx: click.Context) -> Any:
+        try:
+            return super().invoke(ctx)
+        except LmgcError as exc:
+            if ctx.obj and ctx.obj.get("debug"):
+                raise
+            err_console.print(f"[bold red]lmgc-tui: error:[/] {exc}", highlight=False, soft_wrap=True)
+            ctx.exit(exc.exit_code)
+        except KeyboardInterrupt:
+            err_console.print("[bold red]lmgc-tui: interrupted[/] (no partial output was left)")
+            ctx.exit(130)
+
+
+def _human(n: float) -> str:
+    for unit in ("B", "KiB", "MiB", "GiB"):
+        if abs(n) < 1024 or unit == "GiB":
+            return f"{n:,.0f} {unit}" if unit == "B" else f"{n:,.1f} {unit}"
+        n /= 1024
+    return str(n)
+
+
+@click.group(cls=LmgcGroup, invoke_without_command=True, context_settings={"help_option_names": ["-h", "--help"]})
+@click.option("--debug", is_flag=True, help="Show full tracebacks on errors.")
+@click.version_option(__version__, prog_name="lmgc-tui")
+@click.pass_context
+def cli(ctx: click.Context, debug: bool) -> None:
+    """Lossless compression of gradients (safetensors) with a language model (LM-GC).
+
+    \b
+    lmgc-tui compress grads.safetensors          -> grads.safetensors.lmgc
+    lmgc-tui decompress grads.safetensors.lmgc   -> grads.safetensors
+    lmgc-tui verify grads.safetensors.lmgc       decode in memory, check CRCs + SHA-256
+    lmgc-tui inspect grads.safetensors.lmgc      header, model, chunks, bits/byte per tensor
+    lmgc-tui models                              models available offline
+    """
+    ctx.ensure_object(dict)
+    ctx.obj["debug"] = debug
+    if ctx.invoked_subcommand is None:
+        click.echo(ctx.get_help())
+
+
+model_option = click.option(
+    "--model",
+    "-m",
+    metavar="NAME|DIR|FILE.gguf",
+    help="Model: a packaged name (see `lmgc-tui models`), a Hugging Face model directory or a .gguf file.",
+)
+quiet_option = click.option("-q", "--quiet", is_flag=True, help="No progress bar or summary.")
+
+
+@cli.command()
+@click.argument("source", type=click.Path(dir_okay=False, path_type=Path))
+@click.option("-o", "--output", type=click.Path(dir_okay=False, path_type=Path), help="Archive path [SOURCE.lmgc].")
+@click.option("-f", "--overwrite", "overwrite", is_flag=True, help="Overwrite an existing output.")
+@model_option
+@click.option(
+    "--scheme",
+    type=click.Choice(list(SCHEMES)),
+    default=DEFAULT_SCHEME,
+    show_default=True,
+    help="How bytes become text.",
+)
+@click.option(
+    "--window-bytes", type=click.IntRange(1, 1 << 20), default=512, show_default=True, help="Data bytes per LM window."
+)
+@click.option(
+    "--batch", type=click.IntRange(1, 4096), default=16, show_default=True, help="Windows run in lockstep (one chunk)."
+)
+@click.option(
+    "--bytes-per-group",
+    type=click.IntRange(0, 64),
+    default=0,
+    show_default=True,
+    help="Bytes per hex group; 0 = the dtype's size.",
+)
+@click.option(
+    "--dtype",
+    type=click.Choice(["float32", "bfloat16"]),
+    default="float32",
+    show_default=True,
+    help="Dtype the model runs in.",
+)
+@click.option("--threads", type=click.IntRange(1, 1024), help="Torch threads (recorded; the decoder uses the same).")
+@click.option("--verify/--no-verify", default=False, show_default=True, help="Decode the archive again and compare.")
+@quiet_option
+def compress(
+    source: Path,
+    output: Path | None,
+    overwrite: bool,
+    model: str | None,
+    scheme: str,
+    window_bytes: int,
+    batch: int,
+    bytes_per_group: int,
+    dtype: str,
+    threads: int | None,
+    verify: bool,
+    quiet: bool,
+) -> None:
+    """Compress a safetensors file into a .lmgc archive."""
+    from lmgc_format.encoder import EncodeOptions, encode_file
+
+    target = output or source.with_name(source.name + ".lmgc")
+    opts = EncodeOptions(
+        model=model,
+        scheme=scheme,
+        window_bytes=window_bytes,
+        batch=batch,
+        bytes_per_group=bytes_per_group,
+        dtype=dtype,
+        threads=threads,
+    )
+    if not quiet:
+        err_console.print(f"loading model {model or 'smollm2-135m'} …", style="dim")
+    with EventProgress(err_console, quiet) as bar:
+        result = encode_file(source, target, opts, overwrite=overwrite, on_event=bar)
+    if not quiet:
+        rate = (result.source_size / result.seconds) if result.seconds else 0.0
+        tok = (result.tokens / result.seconds) if result.seconds else 0.0
+        out_console.print(
+            f"{source} -> {target}: {result.source_size:,} -> {result.archive_size:,} bytes "
+            f"([bold]{100 * result.ratio:.2f} %[/]), {_human(rate)}/s, {tok:,.0f} tokens/s, {result.seconds:.1f} s",
+            highlight=False,
+            soft_wrap=True,
+        )
+    if verify:
+        _verify(target, None, False, quiet)
+
+
+@cli.command()
+@click.argument("archive", type=click.Path(dir_okay=False, path_type=Path))
+@click.option(
+    "-o", "--output", type=click.Path(dir_okay=False, path_type=Path), help="Output path [ARCHIVE without .lmgc]."
+)
+@click.option("-f", "--overwrite", "overwrite", is_flag=True, help="Overwrite an existing output.")
+@model_option
+@click.option("--force", is_flag=True, help="Decode even if the model fingerprint differs (the SHA-256 still guards).")
+@quiet_option
+def decompress(
+    archive: Path, output: Path | None, overwrite: bool, model: str | None, force: bool, quiet: bool
+) -> None:
+    """Decompress a .lmgc archive back to the original file, byte for byte."""
+    from lmgc_format.decoder import DecodeOptions, decode_file
+
+    if output is None:
+        if archive.suffix != ".lmgc":
+            raise click.UsageError("archive name does not end in .lmgc: give the output with -o")
+        output = archive.with_suffix("")
+    with EventProgress(err_console, quiet) as bar:
+        result = decode_file(
+            archive, output, DecodeOptions(model=model, force=force), overwrite=overwrite, on_event=bar
+        )
+    if not quiet:
+        rate = (result.source_size / result.seconds) if result.seconds else 0.0
+        out_console.print(
+            f"{archive} -> {output}: {result.source_size:,} bytes, SHA-256 {result.sha256[:16]}… ok, "
+            f"{_human(rate)}/s, {result.seconds:.1f} s",
+            highlight=False,
+            soft_wrap=True,
+        )
+
+
+def _verify(archive: Path, model: str | None, force: bool, quiet: bool) -> None:
+    from lmgc_format.decoder import DecodeOptions, decode_file
+
+    with EventProgress(err_console, quiet) as bar:
+        result = decode_file(archive, None, DecodeOptions(model=model, force=force), on_event=bar)
+    if not quiet:
+        out_console.print(
+            f"[bold green]verified[/]: {archive} decodes to {result.source_size:,} bytes identical to the original "
+            f"(SHA-256 {result.sha256[:16]}…, {result.seconds:.1f} s)",
+            highlight=False,
+            soft_wrap=True,
+        )
+
+
+@cli.command()
+@click.argument("archive", type=click.Path(dir_okay=False, path_type=Path))
+@model_option
+@click.option("--force", is_flag=True, help="Try even if the model fingerprint differs.")
+@quiet_option
+def verify(archive: Path, model: str | None, force: bool, quiet: bool) -> None:
+    """Decode in memory and check every CRC and the SHA-256 (exit 0 = intact)."""
+    _verify(archive, model, force, quiet)
+
+
+@cli.command()
+@click.argument("archive", type=click.Path(dir_okay=False, path_type=Path))
+@click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
+@click.option("--chunks", is_flag=True, help="Also list every chunk.")
+def inspect(archive: Path, as_json: bool, chunks: bool) -> None:
+    """Describe an archive: header, model, scheme, window layout, per-tensor bits/byte."""
+    from lmgc_format.inspect import describe_archive
+
+    info = describe_archive(archive)
+    if as_json:
+        click.echo(json.dumps(info, indent=2))
+        return
+    render_inspect(info, out_console, chunks)
+
+
+def render_inspect(info: dict[str, Any], console: Console, with_chunks: bool) -> None:
+    t = info["totals"]
+    summary = Table.grid(padding=(0, 2))
+    summary.add_column(style="bold")
+    summary.add_column()
+    m, ser, win = info["model"], info["serialization"], info["windows"]
+    rows = [
+        (
+            "archive",
+            f"{info['file']} ({info['archive_size']:,} bytes, format {info['format_version']}, {info['created_by']})",
+        ),
+        (
+            "original",
+            f"{info['source']['size']:,} bytes, {info['source']['tensor_count']} tensors, "
+            f"SHA-256 {info['source']['sha256']}",
+        ),
+        ("size", f"{t['percent_of_original']} % of original, {t['data_bits_per_byte']} bits/byte of tensor data"),
+        (
+            "model",
+            "none (no chunk needed one)"
+            if m is None
+            else f"{m['id']} ({m['kind']}, {m['architecture']}, {m['dtype']}, vocab {m['vocab_size']})",
+        ),
+        ("fingerprint", "-" if m is None else m["sha256"]),
+        (
+            "scheme",
+            f"{ser['scheme']}, bytes/group {ser['bytes_per_group'] or 'dtype size'}, "
+            f"alphabet {ser['alphabet_size']} tokens",
+        ),
+        (
+            "windows",
+            f"{win['window_bytes']} bytes, batch {win['batch']}, head {win['head']}, {win['procedure']}",
+        ),
+        ("coder", f"{info['coder'].get('name')} {info['coder'].get('quant_bits')}-bit"),
+        ("runtime", ", ".join(f"{k} {v}" for k, v in info["runtime"].items())),
+        (
+            "chunks",
+            f"{t['chunks']} ({', '.join(f'{k} {v}' for k, v in t['codecs'].items())}), "
+            f"{t['lm_tokens']:,} LM tokens, encoded in {t['encode_seconds']} s",
+        ),
+    ]
+    for k, v in rows:
+        summary.add_row(k, v)
+    console.print(summary)
+    table = Table(title="per tensor", title_justify="left")
+    for col, just in (
+        ("tensor", "left"),
+        ("dtype", "left"),
+        ("shape", "left"),
+        ("bytes", "right"),
+        ("bits/byte", "right"),
+        ("% of original", "right"),
+    ):
+        table.add_column(col, justify=just)  # type: ignore[arg-type]
+    for row in info["tensors"]:
+        table.add_row(
+            row["name"],
+            row["dtype"],
+            "×".join(map(str, row["shape"])) or "scalar",
+            f"{row['bytes']:,}",
+            "-" if row["bits_per_byte"] is None else f"{row['bits_per_byte']:.3f}",
+            "-" if row["percent"] is None else f"{row['percent']:.2f}",
+        )
+    console.print(table)
+    if with_chunks:
+        ct = Table(title="chunks", title_justify="left")
+        for col in ("#", "codec", "data offset", "bytes", "payload", "model bits", "crc32"):
+            ct.add_column(col, justify="right")
+        for c in info["chunks"]:
+            ct.add_row(
+                str(c["index"]),
+                c["codec"],
+                f"{c['data_offset']:,}",
+                f"{c['data_length']:,}",
+                f"{c['payload_length']:,}",
+                f"{c['model_bits']:,}",
+                c["crc32"],
+            )
+        console.print(ct)
+
+
+@cli.command()
+def models() -> None:
+    """List the models available offline."""
+    from lmgc_format.models import DEFAULT_MODEL, available
+
+    table = Table()
+    for col in ("name", "description", "status"):
+        table.add_column(col)
+    for m in available():
+        status = f"[green]installed[/] {m.path}" if m.path else f"[red]not installed[/]: {m.install_hint}"
+        name = m.name + (" (default)" if m.name == DEFAULT_MODEL else "")
+        table.add_row(name, m.description, status)
+    out_console.print(table)
+    out_console.print(
+        "Any local Hugging Face causal-LM directory (safetensors weights) or .gguf file also works: --model PATH"
+    )
+
+
+def main() -> None:
+    cli(prog_name="lmgc-tui")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,41 @@
+"""Regenerate the golden archives (only when the byte format changes on purpose: bump the version).
+
+    python -m tests.data.make_golden
+"""
+
+from __future__ import annotations
+
+import tempfile
+from pathlib import Path
+
+import torch
+from safetensors.torch import save_file
+
+from lmgc_format.encoder import EncodeOptions, encode_file
+from tests.conftest import gradient_like
+from tests.tiny_model import make_tiny_model
+
+HERE = Path(__file__).resolve().parent
+GOLDEN_TINY_OPTIONS = {"scheme": "comma", "window_bytes": 32, "batch": 3, "fallback": False}
+
+
+def main() -> None:
+    ints = HERE / "golden_ints.safetensors"
+    save_file({"counts": torch.arange(64, dtype=torch.int32), "flags": torch.tensor([True, False])}, str(ints))
+    encode_file(ints, HERE / "golden_ints.safetensors.lmgc", EncodeOptions(), overwrite=True)
+    floats = HERE / "golden_tiny.safetensors"
+    save_file(
+        {"w": gradient_like((4, 6), 11), "b": gradient_like((4,), 12, torch.bfloat16), "n": torch.arange(3)},
+        str(floats),
+        metadata={"made_by": "tests/data/make_golden.py"},
+    )
+    with tempfile.TemporaryDirectory() as tmp:
+        model = make_tiny_model(Path(tmp), seed=0)
+        opts = EncodeOptions(model=str(model), **GOLDEN_TINY_OPTIONS)  # type: ignore[arg-type]
+        encode_file(floats, HERE / "golden_tiny.safetensors.lmgc", opts, overwrite=True)
+    for p in sorted(HERE.glob("golden_*")):
+        print(p.name, p.stat().st_size)
+
+
+if __name__ == "__main__":
+    main()

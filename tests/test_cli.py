@@ -1,0 +1,90 @@
+"""The plain command line: what a user types, what they get back, exit codes."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from click.testing import CliRunner
+
+from lmgc_format.container.constants import FRAME_HEAD_SIZE
+from lmgc_format.container.reader import ArchiveReader
+from lmgc_tui.cli import cli
+
+
+def run(*args: str) -> tuple[int, str]:
+    result = CliRunner().invoke(cli, list(args), catch_exceptions=False)
+    return result.exit_code, result.output
+
+
+def test_bare_command_shows_help() -> None:
+    code, out = run()
+    assert code == 0 and "compress" in out and "inspect" in out
+
+
+def test_compress_decompress_verify_inspect(tmp_path: Path, tiny_model: str, small_file: Path) -> None:
+    arc = tmp_path / "g.safetensors.lmgc"
+    code, out = run("compress", str(small_file), "-o", str(arc), "--model", tiny_model, "--window-bytes", "32")
+    assert code == 0, out
+    assert "% " in out or "%)" in out
+    restored = tmp_path / "g.safetensors"
+    code, out = run("decompress", str(arc), "--model", tiny_model)
+    assert code == 0, out
+    assert restored.read_bytes() == small_file.read_bytes()
+    code, out = run("verify", str(arc), "--model", tiny_model)
+    assert code == 0 and "verified" in out
+    code, out = run("inspect", str(arc), "--json")
+    assert code == 0
+    info = json.loads(out)
+    assert set(info) >= {
+        "file", "format_version", "archive_size", "source", "model", "serialization",
+        "windows", "coder", "runtime", "totals", "tensors", "chunks",
+    }  # fmt: skip
+    assert info["format_version"] == "1.0"
+    assert info["model"]["kind"] == "hf-dir" and len(info["model"]["sha256"]) == 64
+    assert info["serialization"]["scheme"] == "comma"
+    assert info["windows"]["window_bytes"] == 32
+    assert {t["name"] for t in info["tensors"]} == {"layer.weight", "layer.bias", "steps"}
+    for t in info["tensors"]:
+        assert t["bits_per_byte"] is None or 0 < t["bits_per_byte"] <= 8.5
+    assert info["source"]["size"] == small_file.stat().st_size
+    assert sum(c["data_length"] for c in info["chunks"]) == info["source"]["data_bytes"]
+    code, out = run("inspect", str(arc), "--chunks")
+    assert code == 0 and "layer.weight" in out and "bits/byte" in out
+
+
+def test_overwrite_refused_with_exit_8(tmp_path: Path, tiny_model: str, small_file: Path) -> None:
+    arc = tmp_path / "g.lmgc"
+    arc.write_text("keep me")
+    code, out = run("compress", str(small_file), "-o", str(arc), "--model", tiny_model)
+    assert code == 8
+    assert "already exists" in out and "Traceback" not in out
+    assert arc.read_text() == "keep me"
+
+
+def test_missing_input_and_bad_archive(tmp_path: Path) -> None:
+    code, out = run("compress", str(tmp_path / "nope.safetensors"))
+    assert code == 3 and "no such file" in out
+    junk = tmp_path / "junk.lmgc"
+    junk.write_bytes(b"hello world, not an archive at all")
+    code, out = run("inspect", str(junk))
+    assert code == 4 and "not an lmgc archive" in out
+    code, out = run("decompress", str(junk), "-o", str(tmp_path / "x"))
+    assert code == 4 and not (tmp_path / "x").exists()
+
+
+def test_verify_fails_on_damage(tmp_path: Path, tiny_model: str, small_file: Path) -> None:
+    arc = tmp_path / "g.lmgc"
+    assert run("compress", str(small_file), "-o", str(arc), "--model", tiny_model, "-q")[0] == 0
+    with ArchiveReader(arc) as r:
+        off = r.index.chunks[-1].frame_offset + FRAME_HEAD_SIZE
+    data = bytearray(arc.read_bytes())
+    data[off] ^= 1
+    arc.write_bytes(bytes(data))
+    code, out = run("verify", str(arc), "--model", tiny_model)
+    assert code == 5 and "damaged" in out
+
+
+def test_models_lists_default() -> None:
+    code, out = run("models")
+    assert code == 0 and "smollm2-135m" in out and "installed" in out

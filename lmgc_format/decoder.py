@@ -150,7 +150,16 @@ def decode_file(
                         on_event(Progress(operation, base + int(size * fraction), layout.data_size, tokens))
 
                     try:
-                        parts = decode_windows(predictor, header.alphabet, scheme, plan.windows, payload, cancel, step)
+                        parts = decode_windows(
+                            predictor,
+                            header.alphabet,
+                            scheme,
+                            plan.windows,
+                            payload,
+                            header.byte_order == "msb_first",
+                            cancel,
+                            step,
+                        )
                     except CorruptChunkError as exc:
                         raise CorruptChunkError(
                             f"{reader.describe_chunk(plan.index)} could not be decoded ({exc}); "

@@ -13,10 +13,10 @@ import zstandard
 
 from . import __version__, runtime
 from .alphabet import Alphabet, vocabulary_bytes
+from .atomic import refuse_existing
 from .coder import CODER_NAME, QUANT_BITS
 from .container.constants import Codec
 from .container.header import Header, Index, ModelRecord, WindowLayout
-from .atomic import refuse_existing
 from .container.writer import ArchiveWriter
 from .errors import UnsupportedError
 from .events import ChunkDone, EventSink, Finished, Progress, Started, ignore
@@ -24,8 +24,8 @@ from .lmchunk import encode_windows
 from .models import DEFAULT_DTYPE, LoadedModel, get
 from .plan import PLAIN_CHUNK_BYTES, ChunkPlan, plan_chunks
 from .predictor import LockstepPredictor
-from .serialize import DEFAULT_SCHEME, get_scheme
-from .source import SourceLayout, read_layout
+from .serialize import BYTE_ORDERS, DEFAULT_BYTE_ORDER, DEFAULT_SCHEME, get_scheme
+from .source import read_layout
 
 ZSTD_LEVEL = 19
 DEFAULT_WINDOW_BYTES = 512
@@ -36,6 +36,7 @@ DEFAULT_BATCH = 16
 class EncodeOptions:
     model: str | None = None  # packaged name, HF directory or .gguf file; None: the default
     scheme: str = DEFAULT_SCHEME
+    byte_order: str = DEFAULT_BYTE_ORDER  # "msb_first" (sign/exponent first) or "stored" (as in the file, the paper)
     window_bytes: int = DEFAULT_WINDOW_BYTES
     batch: int = DEFAULT_BATCH
     bytes_per_group: int = 0  # 0: the dtype's size
@@ -48,6 +49,8 @@ class EncodeOptions:
 
     def check(self) -> None:
         get_scheme(self.scheme)
+        if self.byte_order not in BYTE_ORDERS:
+            raise UnsupportedError(f"byte order must be one of {', '.join(BYTE_ORDERS)}")
         if not 1 <= self.window_bytes <= 1 << 20:
             raise UnsupportedError("window bytes must be between 1 and 1048576")
         if not 1 <= self.batch <= 4096:
@@ -123,6 +126,7 @@ def encode_file(
         source_header=layout.header_bytes,
         source_size=layout.file_size,
         scheme=scheme.name,
+        byte_order=opts.byte_order,
         layout=WindowLayout(
             window_bytes=opts.window_bytes,
             batch=opts.batch,
@@ -140,6 +144,7 @@ def encode_file(
     try:
         sha = hashlib.sha256()
         tensor_bits = [0.0] * len(layout.tensors)
+        tensor_model_bits = [0.0] * len(layout.tensors)
         gap_bits = 0.0
         tokens = 0
         codecs: dict[str, int] = {}
@@ -166,11 +171,21 @@ def encode_file(
 
                     data = [raw[w.begin - chunk.begin : w.end - chunk.begin] for w in chunk.windows]
                     lm_payload, window_bits, _ = encode_windows(
-                        predictor, alphabet, scheme, chunk.windows, data, lm.tokenizer, cancel, step
+                        predictor,
+                        alphabet,
+                        scheme,
+                        chunk.windows,
+                        data,
+                        lm.tokenizer,
+                        opts.byte_order == "msb_first",
+                        cancel,
+                        step,
                     )
                 codec, payload = _choose(raw, lm_payload, opts.fallback)
                 entry = writer.add_chunk(codec, chunk.begin, chunk.nbytes, payload, round(sum(window_bits)))
-                shares = _attribute(chunk, layout, codec, len(payload) * 8, window_bits)
+                for w, b in zip(chunk.windows, window_bits, strict=False):
+                    tensor_model_bits[w.tensor] += b
+                shares = _attribute(chunk, codec, len(payload) * 8, window_bits)
                 for ti, bits in shares.items():
                     if ti >= 0:
                         tensor_bits[ti] += bits
@@ -194,7 +209,9 @@ def encode_file(
                 on_event(Progress("encode", done_bytes, layout.data_size, tokens))
         seconds = time.monotonic() - start
         digest = sha.digest()
-        index = Index(tuple(writer.entries), tuple(tensor_bits), gap_bits, digest, tokens, seconds)
+        index = Index(
+            tuple(writer.entries), tuple(tensor_bits), tuple(tensor_model_bits), gap_bits, digest, tokens, seconds
+        )
         size = writer.finish(index)
     except BaseException:
         writer.abort()
@@ -212,9 +229,7 @@ def _bytes_by_tensor(chunk: ChunkPlan) -> dict[int, int]:
     return out
 
 
-def _attribute(
-    chunk: ChunkPlan, layout: SourceLayout, codec: int, payload_bits: int, window_bits: list[float]
-) -> dict[int, float]:
+def _attribute(chunk: ChunkPlan, codec: int, payload_bits: int, window_bits: list[float]) -> dict[int, float]:
     """Split a chunk's real coded bits over its tensors: by model bits for LM chunks, by bytes otherwise."""
     if codec == Codec.LM and sum(window_bits) > 0:
         total = sum(window_bits)

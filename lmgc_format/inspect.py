@@ -20,6 +20,7 @@ def describe_archive(path: str | os.PathLike[str]) -> dict[str, Any]:
         for e in idx.chunks:
             codecs[Codec.NAMES[e.codec]] = codecs.get(Codec.NAMES[e.codec], 0) + 1
         data_bytes = r.layout.data_size
+        lm_bytes = sum(t.nbytes for t, b in zip(r.layout.tensors, idx.tensor_model_bits, strict=True) if b)
         coded_bits = sum(idx.tensor_bits) + idx.gap_bits
         tensors = [
             {
@@ -30,8 +31,10 @@ def describe_archive(path: str | os.PathLike[str]) -> dict[str, Any]:
                 "coded_bits": round(bits, 1),
                 "bits_per_byte": _per_byte(bits, t.nbytes),
                 "percent": round(100 * bits / 8 / t.nbytes, 2) if t.nbytes else None,
+                # what the LM alone spent (ideal code length), whichever codec was kept
+                "lm_bits_per_byte": _per_byte(lm_bits, t.nbytes) if lm_bits else None,
             }
-            for t, bits in zip(r.layout.tensors, idx.tensor_bits, strict=True)
+            for t, bits, lm_bits in zip(r.layout.tensors, idx.tensor_bits, idx.tensor_model_bits, strict=True)
         ]
         return {
             "file": str(path),
@@ -48,6 +51,7 @@ def describe_archive(path: str | os.PathLike[str]) -> dict[str, Any]:
             "model": None if h.model is None else dict(h.model.__dict__),
             "serialization": {
                 "scheme": h.scheme,
+                "byte_order": h.byte_order,
                 "bytes_per_group": h.layout.bytes_per_group,
                 "alphabet_size": h.alphabet.size if h.alphabet else 0,
             },
@@ -64,6 +68,7 @@ def describe_archive(path: str | os.PathLike[str]) -> dict[str, Any]:
                 "percent_of_original": round(100 * r.size / h.source_size, 3) if h.source_size else None,
                 "data_bits_per_byte": _per_byte(coded_bits, data_bytes),
                 "lm_tokens": idx.tokens,
+                "lm_bits_per_byte": _per_byte(sum(idx.tensor_model_bits), lm_bytes),
                 "encode_seconds": round(idx.seconds, 3),
                 "chunks": len(idx.chunks),
                 "codecs": codecs,

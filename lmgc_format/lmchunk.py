@@ -12,7 +12,7 @@ from .coder import Decoder, Encoder, code_bits, quantize
 from .errors import CancelledError, CorruptChunkError
 from .plan import Window
 from .predictor import LockstepPredictor
-from .serialize import Scheme
+from .serialize import Scheme, reorder
 
 StepCallback = Callable[[float, int], None]  # (fraction of the chunk done, tokens this step)
 
@@ -29,11 +29,15 @@ def encode_windows(
     windows: Sequence[Window],
     data: Sequence[bytes],
     tokenizer: object | None,
+    msb_first: bool,
     cancel: threading.Event | None = None,
     on_step: StepCallback | None = None,
 ) -> tuple[bytes, list[float], int]:
     """Range-code ``data`` (one bytes per window); returns payload, ideal bits per window, tokens."""
-    syms = [alphabet.tokenize(scheme.to_text(d, w.group), tokenizer) for w, d in zip(windows, data, strict=True)]
+    syms = [
+        alphabet.tokenize(scheme.to_text(reorder(d, w.group) if msb_first else d, w.group), tokenizer)
+        for w, d in zip(windows, data, strict=True)
+    ]
     lengths = [len(s) for s in syms]
     steps = max(lengths)
     bos = predictor.bos_id
@@ -63,6 +67,7 @@ def decode_windows(
     scheme: Scheme,
     windows: Sequence[Window],
     payload: bytes,
+    msb_first: bool,
     cancel: threading.Event | None = None,
     on_step: StepCallback | None = None,
 ) -> list[bytes]:
@@ -98,4 +103,5 @@ def decode_windows(
             feed[i] = bos if done[i] else alphabet.ids[int(sym)]
         if on_step is not None:
             on_step(min(1.0, produced / expected), len(active))
-    return [scheme.from_text(bytes(t), w.nbytes, w.group) for t, w in zip(texts, windows, strict=True)]
+    out = [scheme.from_text(bytes(t), w.nbytes, w.group) for t, w in zip(texts, windows, strict=True)]
+    return [reorder(d, w.group) for d, w in zip(out, windows, strict=True)] if msb_first else out

@@ -24,6 +24,57 @@ from .models import LoadedModel
 PLAIN_HEAD_ARCHITECTURES = frozenset({"LlamaForCausalLM", "MistralForCausalLM", "Qwen2ForCausalLM", "Qwen3ForCausalLM"})
 
 
+def _growing_kv_cache(model: Any) -> Any:
+    """A transformers cache whose layers append into preallocated buffers (capacity doubles).
+
+    transformers' DynamicCache concatenates every step: with ~1,000 steps per
+    window and 30 layers that copies hundreds of MB per step and makes a step
+    3x slower at the end of a window than at its start. Here the keys/values
+    handed to attention are views of a buffer (measured: 115 -> 77 ms per step
+    on average over 1,000 steps, batch 7, SmolLM2-135M, 2 cores).
+    """
+    import torch
+    from transformers import DynamicCache
+    from transformers.cache_utils import DynamicLayer
+
+    class GrowingLayer(DynamicLayer):  # type: ignore[misc]
+        def lazy_initialization(self, key_states: Any, value_states: Any, *args: Any, **kwargs: Any) -> None:
+            b, h, _, d = key_states.shape
+            self.device = key_states.device
+            self._k = torch.empty((b, h, 256, d), dtype=key_states.dtype, device=self.device)
+            self._v = torch.empty_like(self._k)
+            self._n = 0
+            self.keys, self.values = self._k[:, :, :0], self._v[:, :, :0]
+            self.is_initialized = True
+
+        def update(self, key_states: Any, value_states: Any, *args: Any, **kwargs: Any) -> tuple[Any, Any]:
+            if not self.is_initialized:
+                self.lazy_initialization(key_states, value_states)
+            n = self._n + key_states.shape[-2]
+            if n > self._k.shape[-2]:
+                grown = torch.empty(
+                    (*self._k.shape[:2], max(n, 2 * self._k.shape[-2]), self._k.shape[-1]),
+                    dtype=self._k.dtype,
+                    device=self.device,
+                )
+                grown_v = torch.empty_like(grown)
+                grown[:, :, : self._n] = self._k[:, :, : self._n]
+                grown_v[:, :, : self._n] = self._v[:, :, : self._n]
+                self._k, self._v = grown, grown_v
+            self._k[:, :, self._n : n] = key_states
+            self._v[:, :, self._n : n] = value_states
+            self._n = n
+            self.keys, self.values = self._k[:, :, :n], self._v[:, :, :n]
+            return self.keys, self.values
+
+        def get_seq_length(self) -> int:
+            return self._n if self.is_initialized else 0
+
+    cache = DynamicCache(config=model.config)
+    cache.layers = [GrowingLayer() for _ in cache.layers]
+    return cache
+
+
 class LockstepPredictor:
     def __init__(self, lm: LoadedModel, alphabet: Alphabet, restricted_head: bool = True) -> None:
         import torch
@@ -55,7 +106,7 @@ class LockstepPredictor:
 
     def reset(self) -> None:
         """Forget the KV cache: the next step starts new windows."""
-        self._cache = None
+        self._cache = _growing_kv_cache(self.model)
 
     def step(self, tokens: list[int]) -> np.ndarray:
         """Feed one token per window; return float32 logits over the alphabet, shape (B, A)."""

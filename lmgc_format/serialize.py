@@ -14,6 +14,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+import numpy as np
+
 from .errors import CorruptChunkError, UnsupportedError
 
 _HEX = b"0123456789abcdef"
@@ -108,6 +110,24 @@ def get_scheme(name: str) -> Scheme:
         return SCHEMES[name]
     except KeyError:
         raise UnsupportedError(f"unknown scheme {name!r} (choose from {', '.join(SCHEMES)})") from None
+
+
+BYTE_ORDERS = ("msb_first", "stored")
+DEFAULT_BYTE_ORDER = "msb_first"
+
+
+def reorder(data: bytes, group: int) -> bytes:
+    """Reverse the bytes of every group (an involution): little-endian values become
+    most-significant-byte first, so sign and exponent lead each group's text.
+
+    Measured on samples/convnet_digits_fp32 (SmolLM2-135M, comma, full-window
+    ideal code length): 82.7 % of the original as stored vs 78.7 % msb-first.
+    """
+    if group <= 1:
+        return data
+    whole = len(data) - len(data) % group
+    head = np.frombuffer(data, dtype=np.uint8, count=whole).reshape(-1, group)[:, ::-1].tobytes()
+    return head + data[whole:][::-1]
 
 
 def group_size(bytes_per_group: int, item_size: int) -> int:

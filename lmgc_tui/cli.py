@@ -92,6 +92,18 @@ quiet_option = click.option("-q", "--quiet", is_flag=True, help="No progress bar
     help="How bytes become text.",
 )
 @click.option(
+    "--byte-order",
+    type=click.Choice(["msb_first", "stored"]),
+    default="msb_first",
+    show_default=True,
+    help="Hex of each value most-significant byte first, or as stored in the file (the paper).",
+)
+@click.option(
+    "--no-fallback",
+    is_flag=True,
+    help="Keep the LM coding even where zstd/raw would be smaller (to measure the LM itself).",
+)
+@click.option(
     "--window-bytes", type=click.IntRange(1, 1 << 20), default=512, show_default=True, help="Data bytes per LM window."
 )
 @click.option(
@@ -120,6 +132,8 @@ def compress(
     overwrite: bool,
     model: str | None,
     scheme: str,
+    byte_order: str,
+    no_fallback: bool,
     window_bytes: int,
     batch: int,
     bytes_per_group: int,
@@ -135,6 +149,8 @@ def compress(
     opts = EncodeOptions(
         model=model,
         scheme=scheme,
+        byte_order=byte_order,
+        fallback=not no_fallback,
         window_bytes=window_bytes,
         batch=batch,
         bytes_per_group=bytes_per_group,
@@ -256,7 +272,7 @@ def render_inspect(info: dict[str, Any], console: Console, with_chunks: bool) ->
         ("fingerprint", "-" if m is None else m["sha256"]),
         (
             "scheme",
-            f"{ser['scheme']}, bytes/group {ser['bytes_per_group'] or 'dtype size'}, "
+            f"{ser['scheme']}, {ser['byte_order']}, bytes/group {ser['bytes_per_group'] or 'dtype size'}, "
             f"alphabet {ser['alphabet_size']} tokens",
         ),
         (
@@ -270,6 +286,13 @@ def render_inspect(info: dict[str, Any], console: Console, with_chunks: bool) ->
             f"{t['chunks']} ({', '.join(f'{k} {v}' for k, v in t['codecs'].items())}), "
             f"{t['lm_tokens']:,} LM tokens, encoded in {t['encode_seconds']} s",
         ),
+        (
+            "LM alone",
+            "not used"
+            if t["lm_bits_per_byte"] is None
+            else f"{t['lm_bits_per_byte']} bits/byte ({100 * t['lm_bits_per_byte'] / 8:.2f} %) on what it coded; "
+            "a chunk keeps zstd/raw where they are smaller",
+        ),
     ]
     for k, v in rows:
         summary.add_row(k, v)
@@ -281,9 +304,10 @@ def render_inspect(info: dict[str, Any], console: Console, with_chunks: bool) ->
         ("shape", "left"),
         ("bytes", "right"),
         ("bits/byte", "right"),
+        ("LM bits/byte", "right"),
         ("% of original", "right"),
     ):
-        table.add_column(col, justify=just)  # type: ignore[arg-type]
+        table.add_column(col, justify=just, overflow="fold")  # type: ignore[arg-type]
     for row in info["tensors"]:
         table.add_row(
             row["name"],
@@ -291,6 +315,7 @@ def render_inspect(info: dict[str, Any], console: Console, with_chunks: bool) ->
             "×".join(map(str, row["shape"])) or "scalar",
             f"{row['bytes']:,}",
             "-" if row["bits_per_byte"] is None else f"{row['bits_per_byte']:.3f}",
+            "-" if row["lm_bits_per_byte"] is None else f"{row['lm_bits_per_byte']:.3f}",
             "-" if row["percent"] is None else f"{row['percent']:.2f}",
         )
     console.print(table)

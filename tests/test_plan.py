@@ -3,7 +3,7 @@ from __future__ import annotations
 import json
 
 from lmgc_format.plan import plan_chunks
-from lmgc_format.source import parse_header, SourceLayout
+from lmgc_format.source import SourceLayout, parse_header
 
 
 def layout(header: dict[str, object], data_size: int) -> SourceLayout:

@@ -161,3 +161,13 @@ def test_cancel_leaves_no_output(tmp_path: Path, tiny_model: str, small_file: Pa
             small_file, arc, EncodeOptions(model=tiny_model, window_bytes=32, batch=1), on_event=on_event, cancel=cancel
         )
     assert not arc.exists() and not list(tmp_path.glob("*.partial"))
+
+
+@pytest.mark.parametrize("order", ["stored", "msb_first"])
+def test_both_byte_orders_roundtrip_and_are_recorded(tmp_path: Path, tiny_model: str, order: str) -> None:
+    src = tmp_path / "g.safetensors"
+    save_file({"w": gradient_like((9,), 13), "h": gradient_like((5,), 14, torch.float16)}, str(src))
+    arc, out = roundtrip(src, tmp_path, tiny_model, byte_order=order)
+    assert out == src.read_bytes()
+    with ArchiveReader(arc) as r:
+        assert r.header.byte_order == order

@@ -5,7 +5,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from lmgc_format.errors import CorruptChunkError, UnsupportedError
-from lmgc_format.serialize import SCHEMES, get_scheme
+from lmgc_format.serialize import SCHEMES, get_scheme, reorder
 
 
 def test_paper_schemes_look_as_documented() -> None:
@@ -44,3 +44,10 @@ def test_malformed_text_is_rejected(name: str) -> None:
 def test_unknown_scheme() -> None:
     with pytest.raises(UnsupportedError, match="choose from"):
         get_scheme("base64")
+
+
+@given(st.binary(max_size=40), st.integers(1, 8))
+def test_reorder_is_an_involution(data: bytes, group: int) -> None:
+    assert reorder(reorder(data, group), group) == data
+    if group == 4 and len(data) >= 4:
+        assert reorder(data, 4)[:4] == data[:4][::-1]  # msb first for little-endian fp32

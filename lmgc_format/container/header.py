@@ -8,7 +8,7 @@ from typing import Any
 
 from ..alphabet import Alphabet
 from ..errors import FormatError
-from ..serialize import SCHEMES
+from ..serialize import BYTE_ORDERS, SCHEMES
 from .sections import field, pack, unpack
 
 PROCEDURE = "lockstep-kv-v1"  # see predictor.py: BOS first, B windows per step, finished rows fed BOS
@@ -75,6 +75,7 @@ class Header:
     source_header: bytes  # the safetensors JSON header, verbatim
     source_size: int
     scheme: str
+    byte_order: str  # "msb_first" | "stored"
     layout: WindowLayout
     model: ModelRecord | None  # None when no chunk needed a model
     alphabet: Alphabet | None
@@ -87,7 +88,7 @@ class Header:
             "format": [1, 0],
             "created_by": self.created_by,
             "source": {"kind": "safetensors", "header_json": self.source_header, "size": self.source_size},
-            "serialization": {"scheme": self.scheme, "alphabet_mode": "occurring"},
+            "serialization": {"scheme": self.scheme, "byte_order": self.byte_order, "alphabet_mode": "occurring"},
             "windows": {
                 "window_bytes": self.layout.window_bytes,
                 "batch": self.layout.batch,
@@ -112,6 +113,9 @@ class Header:
         scheme = field(ser, "scheme", str, "header.serialization")
         if scheme not in SCHEMES:
             raise FormatError(f"header: unknown serialization scheme {scheme!r}")
+        byte_order = field(ser, "byte_order", str, "header.serialization")
+        if byte_order not in BYTE_ORDERS:
+            raise FormatError(f"header: unknown byte order {byte_order!r}")
         model_obj = obj.get("model")
         alphabet_obj = obj.get("alphabet")
         alphabet = None
@@ -140,6 +144,7 @@ class Header:
             source_header=field(src, "header_json", bytes, "header.source"),
             source_size=field(src, "size", int, "header.source"),
             scheme=scheme,
+            byte_order=byte_order,
             layout=WindowLayout.from_obj(field(obj, "windows", dict, w)),
             model=model,
             alphabet=alphabet,
@@ -174,6 +179,7 @@ class ChunkEntry:
 class Index:
     chunks: tuple[ChunkEntry, ...]
     tensor_bits: tuple[float, ...]  # coded bits attributed to each tensor (table order)
+    tensor_model_bits: tuple[float, ...]  # what the LM alone would spend on each tensor (0 if never LM-coded)
     gap_bits: float  # coded bits of bytes that belong to no tensor
     sha256: bytes  # of the original file
     tokens: int  # LM tokens coded
@@ -184,6 +190,7 @@ class Index:
             {
                 "chunks": [c.row() for c in self.chunks],
                 "tensor_bits": list(self.tensor_bits),
+                "tensor_model_bits": list(self.tensor_model_bits),
                 "gap_bits": self.gap_bits,
                 "sha256": self.sha256,
                 "tokens": self.tokens,
@@ -206,14 +213,19 @@ class Index:
                 raise FormatError("index: malformed chunk entry")
             chunks.append(ChunkEntry(*r))
         bits = field(obj, "tensor_bits", list, w)
-        if not all(isinstance(b, (int, float)) and not isinstance(b, bool) and b >= 0 for b in bits):
-            raise FormatError("index: malformed tensor_bits")
+        model_bits = field(obj, "tensor_model_bits", list, w)
+        for name, values in (("tensor_bits", bits), ("tensor_model_bits", model_bits)):
+            if len(values) != len(bits) or not all(
+                isinstance(b, (int, float)) and not isinstance(b, bool) and b >= 0 for b in values
+            ):
+                raise FormatError(f"index: malformed {name}")
         sha = field(obj, "sha256", bytes, w)
         if len(sha) != 32:
             raise FormatError("index: sha256 must be 32 bytes")
         return cls(
             tuple(chunks),
             tuple(float(b) for b in bits),
+            tuple(float(b) for b in model_bits),
             float(field(obj, "gap_bits", (int, float), w)),
             sha,
             field(obj, "tokens", int, w),

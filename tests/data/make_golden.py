@@ -1,6 +1,6 @@
 """Regenerate the golden archives (only when the byte format changes on purpose: bump the version).
 
-    python -m tests.data.make_golden
+python -m tests.data.make_golden
 """
 
 from __future__ import annotations

@@ -9,9 +9,12 @@ its tokenizer: decoding a token is appending its stored bytes.
 
 from __future__ import annotations
 
+import hashlib
 import re
 from dataclasses import dataclass, field
 from typing import Any
+
+import msgpack
 
 from .errors import UnsupportedError
 from .serialize import Scheme
@@ -81,12 +84,10 @@ class Alphabet:
     def max_len(self) -> int:
         return max(len(t) for t in self.texts)
 
-    def to_header(self) -> list[list[Any]]:
-        return [[i, t] for i, t in zip(self.ids, self.texts, strict=True)]
-
-    @classmethod
-    def from_header(cls, rows: list[list[Any]]) -> Alphabet:
-        return cls(tuple(int(r[0]) for r in rows), tuple(bytes(r[1]) for r in rows))
+    def digest(self) -> str:
+        """SHA-256 (hex) of the rows ``[[token_id, bytes], ...]`` as msgpack: what archives record."""
+        rows = [[i, t] for i, t in zip(self.ids, self.texts, strict=True)]
+        return hashlib.sha256(msgpack.packb(rows, use_bin_type=True)).hexdigest()
 
     def greedy(self, text: bytes) -> list[int]:
         """Longest-match tokenization over the alphabet (always possible: single bytes exist)."""

@@ -17,6 +17,7 @@ from pathlib import Path
 import zstandard
 
 from . import runtime
+from .alphabet import Alphabet, vocabulary_bytes
 from .atomic import AtomicOutput, refuse_existing
 from .container.constants import Codec
 from .container.header import PROCEDURE
@@ -105,15 +106,23 @@ def decode_file(
                 f"archive uses LM procedure {header.layout.procedure!r}; this version runs {PROCEDURE!r}"
             )
         predictor = None
+        alphabet = None
         if any(e.codec == Codec.LM for e in reader.index.chunks):
             import torch
 
             lm = _model_for(reader, opts, on_event, model)
             assert header.alphabet is not None
-            if max(header.alphabet.ids) >= lm.info.vocab_size:
-                raise ModelMismatchError("archive's alphabet names tokens outside the model's vocabulary")
+            alphabet = Alphabet.from_vocabulary(vocabulary_bytes(lm.tokenizer), scheme)
+            if (alphabet.size, alphabet.digest()) != (header.alphabet.size, header.alphabet.sha256):
+                msg = (
+                    f"the model's tokenizer gives a different {scheme.name!r} alphabet "
+                    f"({alphabet.size} tokens) than the archive's ({header.alphabet.size})"
+                )
+                if not opts.force:
+                    raise ModelMismatchError(msg + " (use --force to try anyway)")
+                on_event(Notice("forced: " + msg))
             torch.set_num_threads(opts.threads or int(header.runtime.get("threads", torch.get_num_threads())))
-            predictor = LockstepPredictor(lm, header.alphabet, header.layout.head == "restricted")
+            predictor = LockstepPredictor(lm, alphabet, header.layout.head == "restricted")
             if predictor.head_mode != header.layout.head:
                 raise ModelMismatchError(
                     f"archive computed logits with the {header.layout.head!r} head; "
@@ -141,7 +150,7 @@ def decode_file(
             for plan in reader.plan:
                 entry, payload = reader.read_chunk(plan.index)
                 if entry.codec == Codec.LM:
-                    assert predictor is not None and header.alphabet is not None
+                    assert predictor is not None and alphabet is not None
                     base, size = done_bytes, plan.nbytes
 
                     def step(fraction: float, n: int, base: int = base, size: int = size) -> None:
@@ -152,7 +161,7 @@ def decode_file(
                     try:
                         parts = decode_windows(
                             predictor,
-                            header.alphabet,
+                            alphabet,
                             scheme,
                             plan.windows,
                             payload,

@@ -16,7 +16,7 @@ from .alphabet import Alphabet, vocabulary_bytes
 from .atomic import refuse_existing
 from .coder import CODER_NAME, QUANT_BITS
 from .container.constants import Codec
-from .container.header import Header, Index, ModelRecord, WindowLayout
+from .container.header import AlphabetRecord, Header, Index, ModelRecord, WindowLayout
 from .container.writer import ArchiveWriter
 from .errors import UnsupportedError
 from .events import ChunkDone, EventSink, Finished, Progress, Started, ignore
@@ -67,6 +67,8 @@ class EncodeResult:
     seconds: float
     tokens: int
     codecs: dict[str, int] = field(default_factory=dict)  # codec name -> chunk count
+    data_bytes: int = 0  # bytes of the safetensors data section
+    coded_bytes: int = 0  # sum of chunk payloads (what the data cost, without container overhead)
 
     @property
     def ratio(self) -> float:
@@ -135,7 +137,7 @@ def encode_file(
             head=predictor.head_mode if predictor else "none",
         ),
         model=record,
-        alphabet=alphabet,
+        alphabet=AlphabetRecord(alphabet.size, alphabet.digest()) if alphabet else None,
         runtime=runtime.describe(lm.device if lm else "cpu"),
         coder={"name": CODER_NAME, "quant_bits": QUANT_BITS, "quantization": "softmax-f64-floor-plus-one"},
     )
@@ -217,7 +219,8 @@ def encode_file(
         writer.abort()
         raise
     on_event(Finished("encode", layout.file_size, size, digest.hex(), seconds, tokens))
-    return EncodeResult(layout.file_size, size, digest.hex(), seconds, tokens, codecs)
+    coded = sum(e.payload_length for e in writer.entries)
+    return EncodeResult(layout.file_size, size, digest.hex(), seconds, tokens, codecs, layout.data_size, coded)
 
 
 def _bytes_by_tensor(chunk: ChunkPlan) -> dict[int, int]:

@@ -164,9 +164,11 @@ def compress(
     if not quiet:
         rate = (result.source_size / result.seconds) if result.seconds else 0.0
         tok = (result.tokens / result.seconds) if result.seconds else 0.0
+        data_pct = 100 * result.coded_bytes / result.data_bytes if result.data_bytes else 0.0
         out_console.print(
-            f"{source} -> {target}: {result.source_size:,} -> {result.archive_size:,} bytes "
-            f"([bold]{100 * result.ratio:.2f} %[/]), {_human(rate)}/s, {tok:,.0f} tokens/s, {result.seconds:.1f} s",
+            f"{source} -> {target}: tensor data {result.data_bytes:,} -> {result.coded_bytes:,} bytes "
+            f"([bold]{data_pct:.2f} %[/]), whole file {result.source_size:,} -> {result.archive_size:,} bytes "
+            f"({100 * result.ratio:.2f} %); {_human(rate)}/s, {tok:,.0f} tokens/s, {result.seconds:.1f} s",
             highlight=False,
             soft_wrap=True,
         )

@@ -6,9 +6,11 @@ from dataclasses import dataclass
 from dataclasses import field as dc_field
 from typing import Any
 
-from ..alphabet import Alphabet
+import zstandard
+
 from ..errors import FormatError
 from ..serialize import BYTE_ORDERS, SCHEMES
+from .constants import MAX_HEADER_LEN
 from .sections import field, pack, unpack
 
 PROCEDURE = "lockstep-kv-v1"  # see predictor.py: BOS first, B windows per step, finished rows fed BOS
@@ -38,6 +40,25 @@ class ModelRecord:
             field(obj, "dtype", str, w),
             field(obj, "bos_id", int, w),
         )
+
+
+@dataclass(frozen=True)
+class AlphabetRecord:
+    """The alphabet is derived from the model's vocabulary and the scheme (alphabet.py);
+    the archive pins it by size and SHA-256 instead of storing ~1 KB of rows."""
+
+    size: int
+    sha256: str
+
+    @classmethod
+    def from_obj(cls, obj: Any) -> AlphabetRecord:
+        w = "header.alphabet"
+        if not isinstance(obj, dict):
+            raise FormatError(f"{w} is not a map")
+        out = cls(field(obj, "size", int, w), field(obj, "sha256", str, w))
+        if not 2 <= out.size <= 1 << 18 or len(out.sha256) != 64:
+            raise FormatError(f"{w} is out of range")
+        return out
 
 
 @dataclass(frozen=True)
@@ -78,12 +99,16 @@ class Header:
     byte_order: str  # "msb_first" | "stored"
     layout: WindowLayout
     model: ModelRecord | None  # None when no chunk needed a model
-    alphabet: Alphabet | None
+    alphabet: AlphabetRecord | None
     runtime: dict[str, Any]
     coder: dict[str, Any]
     extra: dict[str, Any] = dc_field(default_factory=dict)
 
     def to_bytes(self) -> bytes:
+        """msgpack, zstd-compressed (the safetensors JSON inside compresses ~3x)."""
+        return zstandard.ZstdCompressor(level=19).compress(pack(self.to_obj()))
+
+    def to_obj(self) -> dict[str, Any]:
         obj: dict[str, Any] = {
             "format": [1, 0],
             "created_by": self.created_by,
@@ -98,15 +123,21 @@ class Header:
                 "procedure": self.layout.procedure,
             },
             "model": None if self.model is None else dict(self.model.__dict__),
-            "alphabet": None if self.alphabet is None else self.alphabet.to_header(),
+            "alphabet": None if self.alphabet is None else dict(self.alphabet.__dict__),
             "runtime": self.runtime,
             "coder": self.coder,
         }
-        return pack(obj)
+        return obj
 
     @classmethod
     def from_bytes(cls, raw: bytes) -> Header:
-        obj = unpack(raw, "header")
+        try:
+            plain = zstandard.ZstdDecompressor().decompress(raw, max_output_size=MAX_HEADER_LEN)
+        except zstandard.ZstdError as exc:
+            raise FormatError(f"header is not a valid zstd frame ({exc})") from None
+        if len(plain) > MAX_HEADER_LEN:
+            raise FormatError("header decompresses past the cap")
+        obj = unpack(plain, "header")
         w = "header"
         src = field(obj, "source", dict, w)
         ser = field(obj, "serialization", dict, w)
@@ -118,22 +149,7 @@ class Header:
             raise FormatError(f"header: unknown byte order {byte_order!r}")
         model_obj = obj.get("model")
         alphabet_obj = obj.get("alphabet")
-        alphabet = None
-        if alphabet_obj is not None:
-            if not isinstance(alphabet_obj, list) or not all(
-                isinstance(r, list)
-                and len(r) == 2
-                and isinstance(r[0], int)
-                and not isinstance(r[0], bool)
-                and r[0] >= 0
-                and isinstance(r[1], bytes)
-                and 0 < len(r[1]) <= 64
-                for r in alphabet_obj
-            ):
-                raise FormatError("header.alphabet must be a list of [token id, bytes]")
-            if not 2 <= len(alphabet_obj) <= 1 << 18 or len({bytes(r[1]) for r in alphabet_obj}) != len(alphabet_obj):
-                raise FormatError("header.alphabet has a bad size or repeated entries")
-            alphabet = Alphabet.from_header(alphabet_obj)
+        alphabet = None if alphabet_obj is None else AlphabetRecord.from_obj(alphabet_obj)
         model = None if model_obj is None else ModelRecord.from_obj(model_obj)
         if (model is None) != (alphabet is None):
             raise FormatError("header: model and alphabet must both be present or both absent")

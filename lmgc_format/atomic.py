@@ -17,6 +17,12 @@ def refuse_existing(target: str | os.PathLike[str], overwrite: bool) -> None:
         raise OutputExistsError(f"{target} already exists (use -f to overwrite)")
 
 
+def _umask() -> int:
+    mask = os.umask(0)  # the only portable way to read it; restored at once
+    os.umask(mask)
+    return mask
+
+
 class AtomicOutput:
     """A temp file beside ``target``; :meth:`commit` fsyncs and renames it into place.
 
@@ -50,6 +56,8 @@ class AtomicOutput:
             self.file.flush()
             os.fsync(self.file.fileno())
             self.file.close()
+            # mkstemp creates 0600; give the result the mode a plain open() would (0666 minus umask)
+            os.chmod(self.temp, 0o666 & ~_umask())
             if self.target.exists() and not self.overwrite:
                 raise OutputExistsError(f"{self.target} appeared while working (use -f to overwrite)")
             os.replace(self.temp, self.target)

@@ -20,6 +20,7 @@ from lmgc_format import __version__
 from lmgc_format.errors import LmgcError
 from lmgc_format.serialize import DEFAULT_SCHEME, SCHEMES
 
+from .inspect_view import inspect_renderables
 from .progress import EventProgress
 
 err_console = Console(stderr=True)
@@ -28,6 +29,12 @@ out_console = Console()
 
 class LmgcGroup(click.Group):
     """Turns LmgcError into one red line and its exit code; --debug keeps the traceback."""
+
+    def parse_args(self, ctx: click.Context, args: list[str]) -> list[str]:
+        # `lmgc-tui FILE` is short for `lmgc-tui app FILE` (a path, not a command name)
+        if args and args[0] not in self.commands and not args[0].startswith("-") and Path(args[0]).exists():
+            args = ["app", *args]
+        return super().parse_args(ctx, args)
 
     def invoke(self, ctx: click.Context) -> Any:
         try:
@@ -58,6 +65,7 @@ def cli(ctx: click.Context, debug: bool) -> None:
     """Lossless compression of gradients (safetensors) with a language model (LM-GC).
 
     \b
+    lmgc-tui [FILE]                              the app: open, encode, verify, inspect
     lmgc-tui compress grads.safetensors          -> grads.safetensors.lmgc
     lmgc-tui decompress grads.safetensors.lmgc   -> grads.safetensors
     lmgc-tui verify grads.safetensors.lmgc       decode in memory, check CRCs + SHA-256
@@ -67,7 +75,7 @@ def cli(ctx: click.Context, debug: bool) -> None:
     ctx.ensure_object(dict)
     ctx.obj["debug"] = debug
     if ctx.invoked_subcommand is None:
-        click.echo(ctx.get_help())
+        ctx.invoke(app)
 
 
 model_option = click.option(
@@ -245,97 +253,8 @@ def inspect(archive: Path, as_json: bool, chunks: bool) -> None:
     if as_json:
         click.echo(json.dumps(info, indent=2))
         return
-    render_inspect(info, out_console, chunks)
-
-
-def render_inspect(info: dict[str, Any], console: Console, with_chunks: bool) -> None:
-    t = info["totals"]
-    summary = Table.grid(padding=(0, 2))
-    summary.add_column(style="bold")
-    summary.add_column()
-    m, ser, win = info["model"], info["serialization"], info["windows"]
-    rows = [
-        (
-            "archive",
-            f"{info['file']} ({info['archive_size']:,} bytes, format {info['format_version']}, {info['created_by']})",
-        ),
-        (
-            "original",
-            f"{info['source']['size']:,} bytes, {info['source']['tensor_count']} tensors, "
-            f"SHA-256 {info['source']['sha256']}",
-        ),
-        ("size", f"{t['percent_of_original']} % of original, {t['data_bits_per_byte']} bits/byte of tensor data"),
-        (
-            "model",
-            "none (no chunk needed one)"
-            if m is None
-            else f"{m['id']} ({m['kind']}, {m['architecture']}, {m['dtype']}, vocab {m['vocab_size']})",
-        ),
-        ("fingerprint", "-" if m is None else m["sha256"]),
-        (
-            "scheme",
-            f"{ser['scheme']}, {ser['byte_order']}, bytes/group {ser['bytes_per_group'] or 'dtype size'}, "
-            f"alphabet {ser['alphabet_size']} tokens",
-        ),
-        (
-            "windows",
-            f"{win['window_bytes']} bytes, batch {win['batch']}, head {win['head']}, {win['procedure']}",
-        ),
-        ("coder", f"{info['coder'].get('name')} {info['coder'].get('quant_bits')}-bit"),
-        ("runtime", ", ".join(f"{k} {v}" for k, v in info["runtime"].items())),
-        (
-            "chunks",
-            f"{t['chunks']} ({', '.join(f'{k} {v}' for k, v in t['codecs'].items())}), "
-            f"{t['lm_tokens']:,} LM tokens, encoded in {t['encode_seconds']} s",
-        ),
-        (
-            "LM alone",
-            "not used"
-            if t["lm_bits_per_byte"] is None
-            else f"{t['lm_bits_per_byte']} bits/byte ({100 * t['lm_bits_per_byte'] / 8:.2f} %) on what it coded; "
-            "a chunk keeps zstd/raw where they are smaller",
-        ),
-    ]
-    for k, v in rows:
-        summary.add_row(k, v)
-    console.print(summary)
-    table = Table(title="per tensor", title_justify="left")
-    for col, just in (
-        ("tensor", "left"),
-        ("dtype", "left"),
-        ("shape", "left"),
-        ("bytes", "right"),
-        ("bits/byte", "right"),
-        ("LM bits/byte", "right"),
-        ("% of original", "right"),
-    ):
-        table.add_column(col, justify=just, overflow="fold")  # type: ignore[arg-type]
-    for row in info["tensors"]:
-        table.add_row(
-            row["name"],
-            row["dtype"],
-            "×".join(map(str, row["shape"])) or "scalar",
-            f"{row['bytes']:,}",
-            "-" if row["bits_per_byte"] is None else f"{row['bits_per_byte']:.3f}",
-            "-" if row["lm_bits_per_byte"] is None else f"{row['lm_bits_per_byte']:.3f}",
-            "-" if row["percent"] is None else f"{row['percent']:.2f}",
-        )
-    console.print(table)
-    if with_chunks:
-        ct = Table(title="chunks", title_justify="left")
-        for col in ("#", "codec", "data offset", "bytes", "payload", "model bits", "crc32"):
-            ct.add_column(col, justify="right")
-        for c in info["chunks"]:
-            ct.add_row(
-                str(c["index"]),
-                c["codec"],
-                f"{c['data_offset']:,}",
-                f"{c['data_length']:,}",
-                f"{c['payload_length']:,}",
-                f"{c['model_bits']:,}",
-                c["crc32"],
-            )
-        console.print(ct)
+    for part in inspect_renderables(info, chunks):
+        out_console.print(part)
 
 
 @cli.command()
@@ -354,6 +273,23 @@ def models() -> None:
     out_console.print(
         "Any local Hugging Face causal-LM directory (safetensors weights) or .gguf file also works: --model PATH"
     )
+
+
+@cli.command()
+@click.argument("path", required=False, type=click.Path(path_type=Path))
+@model_option
+def app(path: Path | None, model: str | None) -> None:
+    """Open the terminal app (also what a bare `lmgc-tui` or `lmgc-tui FILE` does)."""
+    import sys
+
+    if not (sys.stdin.isatty() and sys.stdout.isatty()):
+        raise click.UsageError("the app needs a terminal; use a subcommand (see lmgc-tui --help)")
+    if path is not None and not path.exists():
+        raise click.BadParameter(f"{path}: no such file or directory", param_hint="PATH")
+    from .app import make_app
+
+    root = path if path is not None and path.is_dir() else None
+    make_app(path=None if root else path, model=model, root=root).run()
 
 
 def main() -> None:

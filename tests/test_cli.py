@@ -17,9 +17,19 @@ def run(*args: str) -> tuple[int, str]:
     return result.exit_code, result.output
 
 
-def test_bare_command_shows_help() -> None:
+def test_help_lists_commands() -> None:
+    code, out = run("--help")
+    assert code == 0 and "compress" in out and "inspect" in out and "app" in out
+
+
+def test_bare_command_opens_the_app_only_in_a_terminal(small_file: Path) -> None:
+    # CliRunner gives no TTY: the app refuses with a usage error instead of hanging
     code, out = run()
-    assert code == 0 and "compress" in out and "inspect" in out
+    assert code == 2 and "needs a terminal" in out
+    code, out = run(str(small_file))  # `lmgc-tui FILE` is `lmgc-tui app FILE`
+    assert code == 2 and "needs a terminal" in out
+    code, out = run("no-such-command")
+    assert code == 2 and "No such command" in out
 
 
 def test_compress_decompress_verify_inspect(tmp_path: Path, tiny_model: str, small_file: Path) -> None:

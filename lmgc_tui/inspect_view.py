@@ -1,0 +1,101 @@
+"""An archive description (``describe_archive``) as rich tables, shared by the CLI and the app."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from rich.console import RenderableType
+from rich.table import Table
+
+
+def inspect_renderables(info: dict[str, Any], with_chunks: bool) -> list[RenderableType]:
+    """What `lmgc-tui inspect` prints, as rich renderables (the app's Inspect tab shows the same)."""
+    out: list[RenderableType] = []
+    t = info["totals"]
+    summary = Table.grid(padding=(0, 2))
+    summary.add_column(style="bold")
+    summary.add_column()
+    m, ser, win = info["model"], info["serialization"], info["windows"]
+    rows = [
+        (
+            "archive",
+            f"{info['file']} ({info['archive_size']:,} bytes, format {info['format_version']}, {info['created_by']})",
+        ),
+        (
+            "original",
+            f"{info['source']['size']:,} bytes, {info['source']['tensor_count']} tensors, "
+            f"SHA-256 {info['source']['sha256']}",
+        ),
+        ("size", f"{t['percent_of_original']} % of original, {t['data_bits_per_byte']} bits/byte of tensor data"),
+        (
+            "model",
+            "none (no chunk needed one)"
+            if m is None
+            else f"{m['id']} ({m['kind']}, {m['architecture']}, {m['dtype']}, vocab {m['vocab_size']})",
+        ),
+        ("fingerprint", "-" if m is None else m["sha256"]),
+        (
+            "scheme",
+            f"{ser['scheme']}, {ser['byte_order']}, bytes/group {ser['bytes_per_group'] or 'dtype size'}, "
+            f"alphabet {ser['alphabet_size']} tokens",
+        ),
+        (
+            "windows",
+            f"{win['window_bytes']} bytes, batch {win['batch']}, head {win['head']}, {win['procedure']}",
+        ),
+        ("coder", f"{info['coder'].get('name')} {info['coder'].get('quant_bits')}-bit"),
+        ("runtime", ", ".join(f"{k} {v}" for k, v in info["runtime"].items())),
+        (
+            "chunks",
+            f"{t['chunks']} ({', '.join(f'{k} {v}' for k, v in t['codecs'].items())}), "
+            f"{t['lm_tokens']:,} LM tokens, encoded in {t['encode_seconds']} s",
+        ),
+        (
+            "LM alone",
+            "not used"
+            if t["lm_bits_per_byte"] is None
+            else f"{t['lm_bits_per_byte']} bits/byte ({100 * t['lm_bits_per_byte'] / 8:.2f} %) on what it coded; "
+            "a chunk keeps zstd/raw where they are smaller",
+        ),
+    ]
+    for k, v in rows:
+        summary.add_row(k, v)
+    out.append(summary)
+    table = Table(title="per tensor", title_justify="left")
+    for col, just in (
+        ("tensor", "left"),
+        ("dtype", "left"),
+        ("shape", "left"),
+        ("bytes", "right"),
+        ("bits/byte", "right"),
+        ("LM bits/byte", "right"),
+        ("% of original", "right"),
+    ):
+        table.add_column(col, justify=just, overflow="fold")  # type: ignore[arg-type]
+    for row in info["tensors"]:
+        table.add_row(
+            row["name"],
+            row["dtype"],
+            "×".join(map(str, row["shape"])) or "scalar",
+            f"{row['bytes']:,}",
+            "-" if row["bits_per_byte"] is None else f"{row['bits_per_byte']:.3f}",
+            "-" if row["lm_bits_per_byte"] is None else f"{row['lm_bits_per_byte']:.3f}",
+            "-" if row["percent"] is None else f"{row['percent']:.2f}",
+        )
+    out.append(table)
+    if with_chunks:
+        ct = Table(title="chunks", title_justify="left")
+        for col in ("#", "codec", "data offset", "bytes", "payload", "model bits", "crc32"):
+            ct.add_column(col, justify="right")
+        for c in info["chunks"]:
+            ct.add_row(
+                str(c["index"]),
+                c["codec"],
+                f"{c['data_offset']:,}",
+                f"{c['data_length']:,}",
+                f"{c['payload_length']:,}",
+                f"{c['model_bits']:,}",
+                c["crc32"],
+            )
+        out.append(ct)
+    return out

@@ -1,0 +1,1 @@
+"""The app's tabs: open a file, encode it, verify an archive, inspect an archive."""

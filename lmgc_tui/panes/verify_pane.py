@@ -1,0 +1,154 @@
+"""Verify: decode an archive in memory, check every CRC and the SHA-256, say so in green or red."""
+
+from __future__ import annotations
+
+import threading
+import time
+from pathlib import Path
+
+from textual import work
+from textual.app import ComposeResult
+from textual.containers import Horizontal, Vertical
+from textual.widgets import Button, Input, ProgressBar, RichLog, Static
+
+from lmgc_format import events as ev
+
+from ..jobs import EventBuffer, JobDone, run_job
+from ..widgets import eta_text, human_bytes
+
+REFRESH_SECONDS = 0.25
+
+
+class VerifyPane(Vertical):
+    DEFAULT_CSS = """
+    VerifyPane .form { height: auto; }
+    VerifyPane #ver-path { width: 1fr; }
+    VerifyPane #ver-progress-row { height: 1; margin: 1 0 0 0; }
+    VerifyPane #ver-bar { width: 40%; }
+    VerifyPane #ver-stats { width: 1fr; padding: 0 1; }
+    VerifyPane #ver-result { height: auto; padding: 1 2; margin: 1 0; }
+    VerifyPane #ver-result.ok { background: $success 30%; text-style: bold; }
+    VerifyPane #ver-result.bad { background: $error 30%; text-style: bold; }
+    VerifyPane #ver-log { height: 1fr; }
+    """
+
+    def __init__(self, model: str | None, **kwargs: object) -> None:
+        super().__init__(**kwargs)  # type: ignore[arg-type]
+        self.model = model
+        self.buffer = EventBuffer()
+        self.cancel_event = threading.Event()
+        self.running = False
+        self.started_at = 0.0
+
+    def compose(self) -> ComposeResult:
+        with Horizontal(classes="form"):
+            yield Input(placeholder="archive.lmgc", id="ver-path", compact=True)
+            yield Button("Verify", id="ver-start", variant="primary", compact=True)
+            yield Button("Cancel", id="ver-cancel", variant="error", compact=True, disabled=True)
+        with Horizontal(id="ver-progress-row"):
+            yield ProgressBar(total=None, id="ver-bar", show_eta=False)
+            yield Static("", id="ver-stats")
+        yield Static(
+            "Decodes the archive in memory and compares CRCs and the SHA-256 of the original.", id="ver-result"
+        )
+        yield RichLog(id="ver-log", wrap=True, markup=True)
+
+    def on_mount(self) -> None:
+        self.set_interval(REFRESH_SECONDS, self.flush)
+
+    def set_archive(self, path: Path) -> None:
+        self.query_one("#ver-path", Input).value = str(path)
+
+    def start(self) -> None:
+        if self.running:
+            return
+        text = self.query_one("#ver-path", Input).value.strip()
+        if not text:
+            self.app.notify("give an archive path (or open one in the Open tab)", severity="warning")
+            return
+        path = Path(text).expanduser()
+        self.cancel_event = threading.Event()
+        self.buffer.drain()
+        self._set_running(True)
+        result = self.query_one("#ver-result", Static)
+        result.set_classes("")
+        result.update(f"verifying {path} …")
+        self.query_one("#ver-log", RichLog).write(f"verifying {path}")
+        self.run_verify(path)
+
+    @work(thread=True, exclusive=True, exit_on_error=False, group="verify")
+    def run_verify(self, path: Path) -> None:
+        from lmgc_format.decoder import DecodeOptions, decode_file
+
+        # model=None: the archive names its model; a user override comes from the app's --model
+        opts = DecodeOptions(model=self.model)
+        self.post_message(
+            JobDone(
+                run_job(
+                    "verify",
+                    path,
+                    lambda: decode_file(path, None, opts, on_event=self.buffer, cancel=self.cancel_event),
+                )
+            )
+        )
+
+    def flush(self) -> None:
+        for event in self.buffer.drain():
+            if isinstance(event, ev.Started):
+                self.started_at = time.monotonic()
+                self.query_one("#ver-bar", ProgressBar).update(total=max(event.total_bytes, 1), progress=0)
+            elif isinstance(event, ev.Progress):
+                self.query_one("#ver-bar", ProgressBar).update(
+                    total=max(event.total_bytes, 1), progress=event.done_bytes
+                )
+                elapsed = max(time.monotonic() - self.started_at, 1e-6)
+                rate = event.done_bytes / elapsed
+                eta = (event.total_bytes - event.done_bytes) / rate if rate > 0 else None
+                self.query_one("#ver-stats", Static).update(
+                    f"{human_bytes(event.done_bytes)} / {human_bytes(event.total_bytes)}  {human_bytes(rate)}/s  "
+                    f"{event.tokens / elapsed:,.0f} tok/s  ETA {eta_text(eta)}"
+                )
+            elif isinstance(event, ev.Notice):
+                self.query_one("#ver-log", RichLog).write(f"[yellow]note:[/] {event.message}")
+
+    def on_job_done(self, message: JobDone) -> None:
+        message.stop()
+        self.flush()
+        out = message.outcome
+        result = self.query_one("#ver-result", Static)
+        log = self.query_one("#ver-log", RichLog)
+        if out.ok:
+            text = (
+                f"✔ verified: {out.result.source_size:,} bytes identical "
+                f"(SHA-256 {out.result.sha256[:16]}…, {out.seconds:.1f} s)"
+            )
+            result.set_classes("ok")
+            self.app.notify(text, title="round trip verified")
+        elif out.cancelled:
+            text = "verify cancelled"
+            result.set_classes("bad")
+        else:
+            text = f"✘ {out.error}"
+            result.set_classes("bad")
+            self.app.notify(str(out.error), title="verify failed", severity="error")
+        result.update(text)
+        log.write(text)
+        self._set_running(False)
+
+    def _set_running(self, running: bool) -> None:
+        self.running = running
+        self.query_one("#ver-start", Button).disabled = running
+        self.query_one("#ver-cancel", Button).disabled = not running
+
+    def on_button_pressed(self, event: Button.Pressed) -> None:
+        if event.button.id == "ver-start":
+            event.stop()
+            self.start()
+        elif event.button.id == "ver-cancel":
+            event.stop()
+            self.cancel_event.set()
+
+    def on_input_submitted(self, event: Input.Submitted) -> None:
+        if event.input.id == "ver-path":
+            event.stop()
+            self.start()

@@ -1,0 +1,167 @@
+"""The Textual app, driven by Pilot with the tiny seeded model: real encodes, real verifies."""
+
+from __future__ import annotations
+
+import asyncio
+import io
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+from rich.console import Console
+from safetensors.torch import save_file
+from textual.pilot import Pilot
+from textual.widgets import DataTable, Static, TabbedContent
+
+from lmgc_format.encoder import EncodeOptions, encode_file
+from lmgc_tui.app import LmgcApp, make_app
+from lmgc_tui.help_screen import HelpScreen
+from lmgc_tui.panes.encode_pane import EncodePane
+from lmgc_tui.panes.inspect_pane import InspectPane
+from tests.conftest import gradient_like
+
+
+async def wait_for(pilot: Pilot[None], cond: Callable[[], bool], timeout: float = 120.0) -> None:
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + timeout
+    while not cond():
+        if loop.time() > deadline:
+            raise AssertionError("timed out waiting for the app")
+        await pilot.pause(0.05)
+
+
+def text_of(app: LmgcApp, selector: str) -> str:
+    return str(app.query_one(selector, Static).content)
+
+
+def rendered(app: LmgcApp, selector: str) -> str:
+    """Text of every Static under ``selector`` as a wide terminal would print it."""
+    console = Console(width=250, record=True, file=io.StringIO())
+    for widget in app.query_one(selector).query(Static):
+        console.print(widget.content)
+    return console.export_text()
+
+
+def notes(app: LmgcApp) -> list[tuple[str, str]]:
+    return [(n.severity, n.message) for n in app._notifications]
+
+
+async def test_encode_fills_the_layer_table_and_verifies(tmp_path: Path, tiny_model: str, small_file: Path) -> None:
+    app = make_app(path=small_file, model=tiny_model)
+    async with app.run_test(size=(100, 30)) as pilot:
+        await pilot.pause()
+        assert app.query_one(TabbedContent).active == "encode"
+        table = app.query_one("#enc-layers", DataTable)
+        assert table.row_count == 3  # layer.weight, layer.bias, steps
+        assert table.get_cell("layer.weight", "bits/byte") == "-"
+        app.query_one("#enc-window", expect_type=None).value = "32"  # type: ignore[attr-defined]
+        await pilot.press("s")
+        pane = app.query_one(EncodePane)
+        await wait_for(pilot, lambda: not pane.running)
+        result = app.query_one("#enc-result", Static)
+        assert result.has_class("ok"), text_of(app, "#enc-result")
+        assert "verified" in text_of(app, "#enc-result")
+        archive = small_file.with_name(small_file.name + ".lmgc")
+        assert archive.exists()
+        for name in ("layer.weight", "layer.bias", "steps"):
+            bpb = table.get_cell(name, "bits/byte")
+            assert bpb != "-" and 0 < float(bpb) <= 8.5
+            assert table.get_cell(name, "status") == "done"
+        # the archive reached the Inspect tab: its header values are on screen
+        inspect = app.query_one(InspectPane)
+        assert inspect.info is not None
+        shown = rendered(app, "#inspect-pane")
+        assert inspect.info["model"]["sha256"] in shown and "layer.weight" in shown
+
+
+async def test_cancel_leaves_no_output(tmp_path: Path, tiny_model: str) -> None:
+    src = tmp_path / "big.safetensors"
+    save_file({"w": gradient_like((64, 256), 3), "v": gradient_like((64, 256), 4)}, str(src))
+    app = make_app(path=src, model=tiny_model)
+    async with app.run_test(size=(100, 30)) as pilot:
+        await pilot.pause()
+        app.query_one("#enc-verify").value = False  # type: ignore[attr-defined]
+        pane = app.query_one(EncodePane)
+        await pilot.press("s")
+        assert pane.running
+        bar = app.query_one("#enc-bar")
+        await wait_for(pilot, lambda: (bar.progress or 0) > 0)  # type: ignore[attr-defined]
+        # tabs switch while a job runs (focus is on a widget of the running pane)
+        await pilot.press("i")
+        assert app.query_one(TabbedContent).active == "inspect"
+        await pilot.press("e")
+        assert app.query_one(TabbedContent).active == "encode"
+        await pilot.press("escape")
+        loop = asyncio.get_running_loop()
+        t0 = loop.time()
+        await wait_for(pilot, lambda: not pane.running, timeout=30)
+        assert loop.time() - t0 < 5
+        assert app.query_one("#enc-result", Static).has_class("bad")
+        assert "cancelled" in text_of(app, "#enc-result")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["big.safetensors"]  # no archive, no temp file
+
+
+async def test_corrupt_archive_is_an_error_not_a_crash(tmp_path: Path) -> None:
+    bad = tmp_path / "broken.lmgc"
+    bad.write_bytes(b"\x89LMGC\r\n\x1a" + b"\x00" * 40)
+    app = make_app(path=bad)
+    async with app.run_test(size=(80, 24)) as pilot:
+        await pilot.pause()
+        assert any(sev == "error" for sev, _ in notes(app))
+        assert "cannot open" in text_of(app, "#open-info")
+        assert app.is_running
+
+
+async def test_inspect_shows_the_header(tmp_path: Path, tiny_model: str, small_file: Path) -> None:
+    arc = tmp_path / "g.lmgc"
+    encode_file(small_file, arc, EncodeOptions(model=tiny_model, window_bytes=32, scheme="space"))
+    app = make_app(path=arc, model=tiny_model)
+    async with app.run_test(size=(120, 40)) as pilot:
+        await pilot.pause()
+        assert app.query_one(TabbedContent).active == "inspect"
+        shown = rendered(app, "#inspect-pane")
+        assert "space" in shown and "layer.weight" in shown
+        # the Verify tab got the path; verifying it turns green
+        await pilot.press("v")
+        await pilot.press("s")
+        await wait_for(pilot, lambda: not app.query_one("#verify-pane").running)  # type: ignore[attr-defined]
+        assert app.query_one("#ver-result", Static).has_class("ok"), text_of(app, "#ver-result")
+
+
+async def test_verify_names_the_damaged_chunk(tmp_path: Path, tiny_model: str, small_file: Path) -> None:
+    arc = tmp_path / "g.lmgc"
+    encode_file(small_file, arc, EncodeOptions(model=tiny_model, window_bytes=32))
+    raw = bytearray(arc.read_bytes())
+    from lmgc_format.container.reader import ArchiveReader
+
+    with ArchiveReader(arc) as r:
+        entry = r.index.chunks[0]
+    from lmgc_format.container.constants import FRAME_HEAD_SIZE
+
+    raw[entry.frame_offset + FRAME_HEAD_SIZE] ^= 0x01  # a flipped bit in chunk 0's payload
+    arc.write_bytes(bytes(raw))
+    app = make_app(model=tiny_model, root=tmp_path)
+    async with app.run_test(size=(100, 30)) as pilot:
+        await pilot.press("v")
+        await pilot.click("#ver-path")
+        await pilot.press(*str(arc), "enter")
+        await wait_for(pilot, lambda: not app.query_one("#verify-pane").running)  # type: ignore[attr-defined]
+        assert app.query_one("#ver-result", Static).has_class("bad")
+        assert "chunk 0" in text_of(app, "#ver-result")
+
+
+@pytest.mark.parametrize("size", [(80, 24), (160, 50)])
+async def test_help_theme_and_sizes(size: tuple[int, int], small_file: Path) -> None:
+    app = make_app(path=small_file)
+    async with app.run_test(size=size) as pilot:
+        await pilot.pause()
+        await pilot.press("question_mark")
+        assert isinstance(app.screen, HelpScreen)
+        await pilot.press("escape")
+        assert not isinstance(app.screen, HelpScreen)
+        before = app.theme
+        await pilot.press("t")
+        assert app.theme != before
+        for tab in ("o", "e", "v", "i"):
+            await pilot.press(tab)
+        assert app.query_one(TabbedContent).active == "inspect"

@@ -70,6 +70,7 @@ def cli(ctx: click.Context, debug: bool) -> None:
     lmgc-tui decompress grads.safetensors.lmgc   -> grads.safetensors
     lmgc-tui verify grads.safetensors.lmgc       decode in memory, check CRCs + SHA-256
     lmgc-tui inspect grads.safetensors.lmgc      header, model, chunks, bits/byte per tensor
+    lmgc-tui bench FILE...                       LM codec vs classical codecs, round-trip checked
     lmgc-tui models                              models available offline
     """
     ctx.ensure_object(dict)
@@ -255,6 +256,87 @@ def inspect(archive: Path, as_json: bool, chunks: bool) -> None:
         return
     for part in inspect_renderables(info, chunks):
         out_console.print(part)
+
+
+@cli.command()
+@click.argument("files", nargs=-1, required=True, type=click.Path(dir_okay=False, path_type=Path))
+@click.option(
+    "--codecs",
+    metavar="LIST",
+    help="Comma-separated classical codecs [all]: gzip-9, bz2-9, xz-9e, zstd-19, zstd-22, brotli11, PPMdo6, "
+    "blosc2shuffle+zstd, blosc2bitshuffle+zstd, fpzip, zfp, ZipNN, FLAC, PNG (spaces optional).",
+)
+@model_option
+@click.option(
+    "--schemes",
+    default=DEFAULT_SCHEME,
+    show_default=True,
+    metavar="LIST",
+    help=f"LM serialization schemes to run side by side ({', '.join(SCHEMES)}), comma-separated.",
+)
+@click.option("--no-lm", is_flag=True, help="Classical codecs only (no model needed, seconds).")
+@click.option("--window-bytes", type=click.IntRange(1, 1 << 20), default=512, show_default=True)
+@click.option("--batch", type=click.IntRange(1, 4096), default=16, show_default=True)
+@click.option("--dtype", type=click.Choice(["float32", "bfloat16"]), default="float32", show_default=True)
+@click.option("--json", "as_json", is_flag=True, help="Machine-readable results on stdout.")
+@click.option("--markdown", is_flag=True, help="Results as a Markdown table on stdout.")
+@click.option(
+    "--save", type=click.Path(dir_okay=False, path_type=Path), help="Also write the results as JSON to this file."
+)
+@quiet_option
+def bench(
+    files: tuple[Path, ...],
+    codecs: str | None,
+    model: str | None,
+    schemes: str,
+    no_lm: bool,
+    window_bytes: int,
+    batch: int,
+    dtype: str,
+    as_json: bool,
+    markdown: bool,
+    save: Path | None,
+    quiet: bool,
+) -> None:
+    """Compare the LM codec with classical codecs on the same tensor bytes.
+
+    Every codec's output is decoded and compared before its size counts; sizes are %
+    of the tensor data (the paper's metric). The LM codec is timed encoding and decoding.
+    """
+    from lmgc_format.bench.classical import by_name
+    from lmgc_format.bench.runner import BenchOptions, LmSetting, bench_file
+
+    from .bench_view import bench_markdown, bench_table
+
+    picked = by_name([c.strip() for c in codecs.split(",") if c.strip()] if codecs else None)
+    scheme_list = [] if no_lm else [s.strip() for s in schemes.split(",") if s.strip()]
+    for sc in scheme_list:
+        if sc not in SCHEMES:
+            raise click.BadParameter(
+                f"unknown scheme {sc!r} (choose from {', '.join(SCHEMES)})", param_hint="--schemes"
+            )
+    opts = BenchOptions(
+        picked,
+        [LmSetting(model=model, scheme=sc, window_bytes=window_bytes, batch=batch, dtype=dtype) for sc in scheme_list],
+    )
+    reports = []
+    for path in files:
+        with EventProgress(err_console, quiet) as bar:
+
+            def step(name: str, path: Path = path) -> None:
+                if not quiet:
+                    err_console.print(f"[dim]{path.name}: {name} …[/]", highlight=False)
+
+            reports.append(bench_file(path, opts, on_event=bar, on_codec=step))
+        if save is not None:  # after every file, so a long run that stops keeps what it measured
+            save.write_text(json.dumps([r.to_obj() for r in reports], indent=2) + "\n")
+    if as_json:
+        click.echo(json.dumps([r.to_obj() for r in reports], indent=2))
+    elif markdown:
+        click.echo(bench_markdown(reports))
+    else:
+        for r in reports:
+            out_console.print(bench_table(r))
 
 
 @cli.command()

@@ -1,9 +1,12 @@
 """Regenerate the shipped sample gradients, deterministically, from offline data.
 
-A small ConvNet is trained for a few SGD steps on scikit-learn's bundled
-8x8 digits (no download), then one more forward + backward pass gives the
-gradient that is saved, tensor by tensor under the parameter names, as
-safetensors (fp32, and the same gradient cast to bf16).
+Five small networks, one per family of the LM-GC paper, are trained for a few
+SGD steps on data that ships offline (scikit-learn's 8x8 digits; for the
+language model, text of Python's own standard library), then one more
+forward + backward pass gives the gradient that is saved, tensor by tensor
+under the parameter names, as safetensors (fp32, and the same gradient cast
+to bf16). Each net has about 800-1000 parameters so that the default model
+codes a file in a couple of minutes on 2 CPU cores.
 
     pip install scikit-learn
     python samples/make_samples.py            # writes samples/*.safetensors
@@ -11,10 +14,11 @@ safetensors (fp32, and the same gradient cast to bf16).
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 
 import torch
-from safetensors.torch import save_file
+from safetensors.torch import load_file, save_file
 from sklearn.datasets import load_digits
 from torch import nn
 
@@ -34,36 +38,182 @@ class DigitsConvNet(nn.Module):
         return self.fc(x.flatten(1))
 
 
-def convnet_gradient(steps: int = 20, batch: int = 64, seed: int = 0) -> dict[str, torch.Tensor]:
-    torch.manual_seed(seed)
-    torch.use_deterministic_algorithms(True)
+class DigitsMLP(nn.Module):
+    def __init__(self) -> None:
+        super().__init__()
+        self.fc1 = nn.Linear(64, 12)
+        self.fc2 = nn.Linear(12, 10)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.fc2(torch.relu(self.fc1(x.flatten(1))))
+
+
+class ResidualBlock(nn.Module):
+    def __init__(self, ch: int) -> None:
+        super().__init__()
+        self.conv1 = nn.Conv2d(ch, ch, 3, padding=1, bias=False)
+        self.bn1 = nn.BatchNorm2d(ch)
+        self.conv2 = nn.Conv2d(ch, ch, 3, padding=1, bias=False)
+        self.bn2 = nn.BatchNorm2d(ch)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        out = torch.relu(self.bn1(self.conv1(x)))
+        return torch.relu(x + self.bn2(self.conv2(out)))
+
+
+class DigitsResNet(nn.Module):
+    """A ResNet in miniature: stem, one residual block with batch norm, pooled head."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.stem = nn.Conv2d(1, 6, 3, padding=1, bias=False)
+        self.bn = nn.BatchNorm2d(6)
+        self.block = ResidualBlock(6)
+        self.fc = nn.Linear(6 * 2 * 2, 10)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = self.block(torch.relu(self.bn(self.stem(x))))
+        return self.fc(nn.functional.adaptive_avg_pool2d(x, 2).flatten(1))
+
+
+class DigitsViT(nn.Module):
+    """A ViT in miniature: 4x4 patches (4 per image), class token, one pre-norm block."""
+
+    def __init__(self, dim: int = 8) -> None:
+        super().__init__()
+        self.patch = nn.Linear(16, dim)
+        self.cls = nn.Parameter(torch.zeros(1, 1, dim))
+        self.pos = nn.Parameter(torch.randn(1, 5, dim) * 0.02)
+        self.norm1 = nn.LayerNorm(dim)
+        self.attn = nn.MultiheadAttention(dim, 2, batch_first=True)
+        self.norm2 = nn.LayerNorm(dim)
+        self.mlp = nn.Sequential(nn.Linear(dim, 2 * dim), nn.GELU(), nn.Linear(2 * dim, dim))
+        self.head = nn.Linear(dim, 10)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        b = x.shape[0]
+        patches = x.reshape(b, 2, 4, 2, 4).permute(0, 1, 3, 2, 4).reshape(b, 4, 16)
+        h = torch.cat([self.cls.expand(b, -1, -1), self.patch(patches)], dim=1) + self.pos
+        n = self.norm1(h)
+        h = h + self.attn(n, n, n, need_weights=False)[0]
+        h = h + self.mlp(self.norm2(h))
+        return self.head(h[:, 0])
+
+
+class CharTransformer(nn.Module):
+    """A causal character-level transformer LM in miniature (one block, tied embeddings)."""
+
+    def __init__(self, vocab: int, dim: int = 8, context: int = 16) -> None:
+        super().__init__()
+        self.embed = nn.Embedding(vocab, dim)
+        self.pos = nn.Parameter(torch.randn(1, context, dim) * 0.02)
+        self.norm1 = nn.LayerNorm(dim)
+        self.attn = nn.MultiheadAttention(dim, 2, batch_first=True)
+        self.norm2 = nn.LayerNorm(dim)
+        self.mlp = nn.Sequential(nn.Linear(dim, 2 * dim), nn.GELU(), nn.Linear(2 * dim, dim))
+        self.norm_f = nn.LayerNorm(dim)
+        self.context = context
+
+    def forward(self, idx: torch.Tensor) -> torch.Tensor:
+        t = idx.shape[1]
+        h = self.embed(idx) + self.pos[:, :t]
+        mask = torch.triu(torch.ones(t, t, dtype=torch.bool), diagonal=1)
+        n = self.norm1(h)
+        h = h + self.attn(n, n, n, attn_mask=mask, need_weights=False)[0]
+        h = h + self.mlp(self.norm2(h))
+        return self.norm_f(h) @ self.embed.weight.T
+
+
+def _digits() -> tuple[torch.Tensor, torch.Tensor]:
     digits = load_digits()
     x = torch.tensor(digits.images, dtype=torch.float32).unsqueeze(1) / 16.0
-    y = torch.tensor(digits.target, dtype=torch.long)
-    net = DigitsConvNet()
+    return x, torch.tensor(digits.target, dtype=torch.long)
+
+
+def _train_then_gradient(
+    net: nn.Module, batches: Callable[[torch.Generator], tuple[torch.Tensor, torch.Tensor]], steps: int, seed: int
+) -> dict[str, torch.Tensor]:
+    """``steps`` SGD steps, then one more forward + backward: that gradient is the sample."""
     opt = torch.optim.SGD(net.parameters(), lr=0.1, momentum=0.9)
     gen = torch.Generator().manual_seed(seed)
-    for _ in range(steps + 1):
-        idx = torch.randperm(len(x), generator=gen)[:batch]
+    for step in range(steps + 1):
+        x, y = batches(gen)
         opt.zero_grad()
-        loss = nn.functional.cross_entropy(net(x[idx]), y[idx])
+        out = net(x)
+        loss = nn.functional.cross_entropy(out.reshape(-1, out.shape[-1]), y.reshape(-1))
         loss.backward()
-        if _ < steps:
+        if step < steps:
             opt.step()
     return {name: p.grad.detach().clone().contiguous() for name, p in net.named_parameters() if p.grad is not None}
 
 
+def digits_gradient(
+    net_cls: type[nn.Module], steps: int = 20, batch: int = 64, seed: int = 0
+) -> dict[str, torch.Tensor]:
+    torch.manual_seed(seed)
+    x, y = _digits()
+    net = net_cls()
+
+    def batches(gen: torch.Generator) -> tuple[torch.Tensor, torch.Tensor]:
+        idx = torch.randperm(len(x), generator=gen)[:batch]
+        return x[idx], y[idx]
+
+    return _train_then_gradient(net, batches, steps, seed)
+
+
+def convnet_gradient(steps: int = 20, batch: int = 64, seed: int = 0) -> dict[str, torch.Tensor]:
+    return digits_gradient(DigitsConvNet, steps, batch, seed)
+
+
+def stdlib_text() -> str:
+    """Offline text: the docstrings of a few standard-library modules, fixed order."""
+    import collections
+    import functools
+    import json
+    import textwrap
+
+    return "\n".join((m.__doc__ or "") for m in (json, collections, functools, textwrap))
+
+
+def charlm_gradient(steps: int = 30, batch: int = 32, context: int = 16, seed: int = 0) -> dict[str, torch.Tensor]:
+    torch.manual_seed(seed)
+    text = stdlib_text()
+    chars = sorted(set(text))[:40]  # the 40 most basic characters; the rest map to the last one
+    lookup = {c: i for i, c in enumerate(chars)}
+    ids = torch.tensor([lookup.get(c, len(chars) - 1) for c in text], dtype=torch.long)
+    net = CharTransformer(len(chars), context=context)
+
+    def batches(gen: torch.Generator) -> tuple[torch.Tensor, torch.Tensor]:
+        starts = torch.randint(0, len(ids) - context - 1, (batch,), generator=gen)
+        x = torch.stack([ids[s : s + context] for s in starts])
+        y = torch.stack([ids[s + 1 : s + context + 1] for s in starts])
+        return x, y
+
+    return _train_then_gradient(net, batches, steps, seed)
+
+
+SAMPLES: dict[str, Callable[[], dict[str, torch.Tensor]]] = {
+    "convnet_digits": convnet_gradient,
+    "mlp_digits": lambda: digits_gradient(DigitsMLP),
+    "resnet_digits": lambda: digits_gradient(DigitsResNet),
+    "vit_digits": lambda: digits_gradient(DigitsViT),
+    "charlm_stdlib": charlm_gradient,
+}
+
+
 def main() -> None:
     torch.set_num_threads(1)
-    grads = convnet_gradient()
-    save_file(grads, str(HERE / "convnet_digits_fp32.safetensors"), metadata={"source": "samples/make_samples.py"})
-    save_file(
-        {k: v.to(torch.bfloat16) for k, v in grads.items()},
-        str(HERE / "convnet_digits_bf16.safetensors"),
-        metadata={"source": "samples/make_samples.py"},
-    )
+    torch.use_deterministic_algorithms(True)
+    meta = {"source": "samples/make_samples.py"}
+    for name, make in SAMPLES.items():
+        grads = make()
+        save_file(grads, str(HERE / f"{name}_fp32.safetensors"), metadata=meta)
+        save_file(
+            {k: v.to(torch.bfloat16) for k, v in grads.items()}, str(HERE / f"{name}_bf16.safetensors"), metadata=meta
+        )
     for p in sorted(HERE.glob("*.safetensors")):
-        print(f"{p.name}: {p.stat().st_size} bytes")
+        n_params = sum(t.numel() for t in load_file(str(p)).values())
+        print(f"{p.name}: {p.stat().st_size} bytes, {n_params} values")
 
 
 if __name__ == "__main__":

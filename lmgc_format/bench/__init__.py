@@ -1,0 +1,1 @@
+"""Benchmark harness: the LM codec vs classical codecs on the same bytes (``lmgc-tui bench``)."""

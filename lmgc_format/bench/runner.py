@@ -1,0 +1,185 @@
+"""``lmgc-tui bench``: the LM codec and classical codecs on the same tensor bytes.
+
+Every codec's output is decoded and compared with the input before its size counts;
+a codec that does not give the bytes back is flagged and left out of the ranking.
+Sizes are % of the tensor data (the safetensors data section), the paper's metric.
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+import threading
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+from ..events import EventSink, ignore
+from ..source import read_layout
+from .classical import Classical, Unavailable
+
+
+@dataclass(frozen=True)
+class CodecResult:
+    codec: str
+    size: int | None  # compressed bytes; None when skipped
+    percent: float | None  # of the tensor data
+    encode_bps: float | None  # bytes of tensor data per second
+    decode_bps: float | None
+    roundtrip: bool | None  # None: skipped
+    note: str = ""
+
+    @property
+    def ranked(self) -> bool:
+        return bool(self.roundtrip) and self.size is not None
+
+
+@dataclass(frozen=True)
+class FileReport:
+    file: str
+    dtype: str  # the tensors' dtype, or "mixed"
+    data_bytes: int
+    results: tuple[CodecResult, ...]
+    lm_name: str = "lmgc"
+
+    def best_classical(self) -> CodecResult | None:
+        ranked = [r for r in self.results if r.ranked and not r.codec.startswith(self.lm_name)]
+        return min(ranked, key=lambda r: r.size or 0) if ranked else None
+
+    def lm_results(self) -> list[CodecResult]:
+        return [r for r in self.results if r.codec.startswith(self.lm_name)]
+
+    def to_obj(self) -> dict[str, Any]:
+        best = self.best_classical()
+        obj: dict[str, Any] = {
+            "file": self.file,
+            "dtype": self.dtype,
+            "data_bytes": self.data_bytes,
+            "results": [asdict(r) for r in self.results],
+            "best_classical": None if best is None else best.codec,
+        }
+        obj["lm_vs_best_classical"] = {
+            r.codec: round(r.size / best.size, 4)
+            for r in self.lm_results()
+            if r.ranked and best is not None and r.size is not None and best.size
+        }
+        return obj
+
+
+@dataclass(frozen=True)
+class LmSetting:
+    """One LM configuration to bench (the scheme varies in ``--schemes`` runs)."""
+
+    model: str | None = None
+    scheme: str = "comma"
+    byte_order: str = "msb_first"
+    window_bytes: int = 512
+    batch: int = 16
+    dtype: str = "float32"
+    fallback: bool = True
+
+    def label(self) -> str:
+        return f"lmgc {self.scheme}"
+
+
+@dataclass
+class BenchOptions:
+    classical: tuple[Classical, ...]
+    lm: list[LmSetting] = field(default_factory=lambda: [LmSetting()])
+
+
+def _data_section(path: Path) -> tuple[bytes, str]:
+    layout = read_layout(path)
+    with path.open("rb") as f:
+        f.seek(layout.data_offset)
+        data = f.read()
+    dtypes = {t.dtype for t in layout.tensors if t.nbytes}
+    return data, (dtypes.pop() if len(dtypes) == 1 else "mixed")
+
+
+def _rate(n: int, seconds: float) -> float:
+    return n / seconds if seconds > 0 else float("inf")
+
+
+def run_classical(codec: Classical, data: bytes, dtype: str) -> CodecResult:
+    n = len(data)
+    try:
+        t0 = time.perf_counter()
+        payload = codec.encode(data, dtype)
+        t1 = time.perf_counter()
+        back = codec.decode(payload, dtype, n)
+        t2 = time.perf_counter()
+    except Unavailable as exc:
+        return CodecResult(codec.name, None, None, None, None, None, f"skipped: {exc}")
+    except Exception as exc:  # a baseline failing must not stop the bench; say what happened
+        return CodecResult(codec.name, None, None, None, None, False, f"failed: {exc!r}")
+    ok = bytes(back) == data
+    return CodecResult(
+        codec.name,
+        len(payload),
+        100.0 * len(payload) / n if n else None,
+        _rate(n, t1 - t0),
+        _rate(n, t2 - t1),
+        ok,
+        codec.note if ok else "did not round-trip: not ranked",
+    )
+
+
+def run_lm(
+    path: Path,
+    setting: LmSetting,
+    on_event: EventSink = ignore,
+    cancel: threading.Event | None = None,
+) -> CodecResult:
+    """Encode to a temp archive, decode it back, compare; size = chunk payloads (tensor data cost)."""
+    from ..decoder import DecodeOptions, decode_file
+    from ..encoder import EncodeOptions, encode_file
+
+    opts = EncodeOptions(
+        model=setting.model,
+        scheme=setting.scheme,
+        byte_order=setting.byte_order,
+        window_bytes=setting.window_bytes,
+        batch=setting.batch,
+        dtype=setting.dtype,
+        fallback=setting.fallback,
+    )
+    with tempfile.TemporaryDirectory(prefix="lmgc-bench-") as tmp:
+        archive = Path(tmp) / "bench.lmgc"
+        restored = Path(tmp) / "restored.safetensors"
+        enc = encode_file(path, archive, opts, on_event=on_event, cancel=cancel)
+        dec = decode_file(archive, restored, DecodeOptions(model=setting.model), on_event=on_event, cancel=cancel)
+        ok = restored.read_bytes() == path.read_bytes()
+        archive_size = os.path.getsize(archive)
+    n = enc.data_bytes
+    return CodecResult(
+        setting.label(),
+        enc.coded_bytes,
+        100.0 * enc.coded_bytes / n if n else None,
+        _rate(n, enc.seconds),
+        _rate(n, dec.seconds),
+        ok,
+        f"whole archive {archive_size:,} B; {enc.tokens:,} tokens, "
+        f"{enc.tokens / enc.seconds if enc.seconds else 0:,.0f} tok/s",
+    )
+
+
+def bench_file(
+    path: Path,
+    options: BenchOptions,
+    on_event: EventSink = ignore,
+    on_codec: Any = None,
+    cancel: threading.Event | None = None,
+) -> FileReport:
+    data, dtype = _data_section(path)
+    results: list[CodecResult] = []
+    for codec in options.classical:
+        if on_codec:
+            on_codec(codec.name)
+        results.append(run_classical(codec, data, dtype))
+    for setting in options.lm:
+        if on_codec:
+            on_codec(setting.label())
+        results.append(run_lm(path, setting, on_event, cancel))
+    return FileReport(str(path), dtype, len(data), tuple(results))

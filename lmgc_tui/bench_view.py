@@ -1,0 +1,73 @@
+"""Bench reports as a rich table or Markdown (the numbers come from lmgc_format.bench)."""
+
+from __future__ import annotations
+
+from rich.table import Table
+
+from lmgc_format.bench.runner import CodecResult, FileReport
+
+
+def _rate(bps: float | None) -> str:
+    if bps is None:
+        return "-"
+    if bps == float("inf"):
+        return "∞"
+    for unit in ("B/s", "KB/s", "MB/s", "GB/s"):
+        if bps < 1000 or unit == "GB/s":
+            return f"{bps:,.0f} {unit}" if unit == "B/s" else f"{bps:,.1f} {unit}"
+        bps /= 1000
+    return ""
+
+
+def _row(r: CodecResult) -> list[str]:
+    ok = "-" if r.roundtrip is None else ("yes" if r.roundtrip else "NO")
+    return [
+        r.codec,
+        "-" if r.size is None else f"{r.size:,}",
+        "-" if r.percent is None else f"{r.percent:.2f}",
+        _rate(r.encode_bps),
+        _rate(r.decode_bps),
+        ok,
+        r.note,
+    ]
+
+
+HEADERS = ("codec", "bytes", "% of original", "encode", "decode", "round trip", "note")
+
+
+def summary(report: FileReport) -> str:
+    best = report.best_classical()
+    parts = [f"{report.file}: {report.data_bytes:,} bytes of {report.dtype} tensor data"]
+    if best is not None:
+        parts.append(f"best classical {best.codec} {best.percent:.2f} %")
+        for r in report.lm_results():
+            if r.ranked and r.size is not None and best.size:
+                parts.append(f"{r.codec} / best classical = {r.size / best.size:.3f}")
+    return "; ".join(parts)
+
+
+def bench_table(report: FileReport) -> Table:
+    table = Table(title=summary(report), title_justify="left")
+    for h in HEADERS:
+        table.add_column(h, justify="left" if h in ("codec", "note") else "right", overflow="fold")
+    ranked = sorted((r for r in report.results if r.ranked), key=lambda r: r.size or 0)
+    for r in ranked + [r for r in report.results if not r.ranked]:
+        style = "bold green" if r.codec.startswith(report.lm_name) else ("dim" if not r.ranked else "")
+        table.add_row(*_row(r), style=style)
+    return table
+
+
+def bench_markdown(reports: list[FileReport]) -> str:
+    out: list[str] = []
+    for report in reports:
+        out.append(f"**{summary(report)}**\n")
+        out.append("| " + " | ".join(HEADERS) + " |")
+        out.append("|" + "---|" * len(HEADERS))
+        ranked = sorted((r for r in report.results if r.ranked), key=lambda r: r.size or 0)
+        for r in ranked + [r for r in report.results if not r.ranked]:
+            cells = _row(r)
+            if r.codec.startswith(report.lm_name):
+                cells[0], cells[2] = f"**{cells[0]}**", f"**{cells[2]}**"
+            out.append("| " + " | ".join(c.replace("|", "/") for c in cells) + " |")
+        out.append("")
+    return "\n".join(out)

@@ -1,0 +1,98 @@
+"""The bench harness: sizes come from real round trips, failures are flagged, not ranked."""
+
+from __future__ import annotations
+
+import gzip
+import json
+import lzma
+from pathlib import Path
+
+import pytest
+import zstandard
+from click.testing import CliRunner
+
+from lmgc_format.bench.classical import Classical, Unavailable, by_name
+from lmgc_format.bench.runner import BenchOptions, LmSetting, bench_file, run_classical
+from lmgc_format.encoder import EncodeOptions, encode_file
+from lmgc_format.errors import UnsupportedError
+from lmgc_tui.bench_view import bench_markdown
+from lmgc_tui.cli import cli
+
+DATA = bytes(range(256)) * 8 + b"\0" * 1000
+
+
+def test_classical_sizes_are_the_codecs_own() -> None:
+    r = run_classical(by_name(["zstd -19"])[0], DATA, "U8")
+    assert r.roundtrip and r.ranked
+    assert r.size == len(zstandard.ZstdCompressor(level=19).compress(DATA))
+    assert r.percent == pytest.approx(100 * r.size / len(DATA))
+    x = run_classical(by_name(["xz-9e"])[0], DATA, "U8")
+    assert x.size == len(lzma.compress(DATA, preset=9 | lzma.PRESET_EXTREME))
+
+
+def test_a_codec_that_loses_bytes_is_flagged_and_not_ranked() -> None:
+    lossy = Classical("lossy", lambda d, _t: gzip.compress(d), lambda p, _t, _n: gzip.decompress(p)[:-1] + b"x")
+    r = run_classical(lossy, DATA, "U8")
+    assert r.roundtrip is False and not r.ranked and "not ranked" in r.note
+
+
+def test_missing_or_unsuitable_codec_is_reported_as_skipped() -> None:
+    def unavailable(_d: bytes, _t: str) -> bytes:
+        raise Unavailable("needs the 'nothing' package")
+
+    r = run_classical(Classical("ghost", unavailable, lambda p, _t, _n: p), DATA, "U8")
+    assert r.roundtrip is None and r.size is None and r.note.startswith("skipped")
+    fp = run_classical(by_name(["fpzip"])[0], DATA, "BF16")
+    assert fp.roundtrip is None and ("BF16" in fp.note or "package" in fp.note)
+
+
+def test_unknown_codec_name_is_an_error() -> None:
+    with pytest.raises(UnsupportedError, match="unknown codec"):
+        by_name(["gzip-9", "lz77000"])
+
+
+def test_lm_result_is_a_verified_round_trip_of_the_real_encoder(
+    tmp_path: Path, tiny_model: str, small_file: Path
+) -> None:
+    setting = LmSetting(model=tiny_model, window_bytes=32)
+    report = bench_file(small_file, BenchOptions(by_name(["gzip-9", "zstd-19"]), [setting]))
+    names = [r.codec for r in report.results]
+    assert names == ["gzip -9", "zstd -19", "lmgc comma"]
+    lm = report.results[-1]
+    assert lm.roundtrip is True and lm.decode_bps and lm.encode_bps
+    # the size is what the encoder really wrote for the tensor data (it is deterministic)
+    res = encode_file(small_file, tmp_path / "x.lmgc", EncodeOptions(model=tiny_model, window_bytes=32))
+    assert lm.size == res.coded_bytes
+    best = report.best_classical()
+    assert best is not None and best.codec in ("gzip -9", "zstd -19")
+    obj = report.to_obj()
+    assert obj["lm_vs_best_classical"]["lmgc comma"] == pytest.approx(lm.size / best.size, abs=1e-4)
+    md = bench_markdown([report])
+    assert "| **lmgc comma** |" in md and "gzip -9" in md
+
+
+def test_cli_bench_json(tiny_model: str, small_file: Path) -> None:
+    res = CliRunner().invoke(
+        cli,
+        [
+            "bench",
+            str(small_file),
+            "--codecs",
+            "gzip-9,zstd-19",
+            "--model",
+            tiny_model,
+            "--window-bytes",
+            "32",
+            "--schemes",
+            "comma,space",
+            "--json",
+            "-q",
+        ],
+        catch_exceptions=False,
+    )
+    assert res.exit_code == 0, res.output
+    (report,) = json.loads(res.output)
+    assert [r["codec"] for r in report["results"]] == ["gzip -9", "zstd -19", "lmgc comma", "lmgc space"]
+    assert all(r["roundtrip"] for r in report["results"])
+    res = CliRunner().invoke(cli, ["bench", str(small_file), "--schemes", "hexy"])
+    assert res.exit_code == 2 and "unknown scheme" in res.output

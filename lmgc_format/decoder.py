@@ -11,6 +11,7 @@ import os
 import struct
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -79,34 +80,33 @@ def _model_for(
     return lm
 
 
-def decode_file(
-    archive: str | os.PathLike[str],
-    target: str | os.PathLike[str] | None,
-    options: DecodeOptions | None = None,
-    *,
-    overwrite: bool = False,
-    on_event: EventSink = ignore,
-    cancel: threading.Event | None = None,
-    model: LoadedModel | None = None,
-) -> DecodeResult:
-    """Decode ``archive`` to ``target`` (None: verify only). Raises unless every byte checks out."""
-    opts = options or DecodeOptions()
-    operation = "decode" if target is not None else "verify"
-    start = time.monotonic()
-    with ArchiveReader(archive) as reader:
+class ChunkDecoder:
+    """Everything needed to decode the chunks of one archive, one at a time.
+
+    Building it checks the archive's procedure and, when any chunk is LM-coded, loads
+    the model and refuses (unless forced) one whose fingerprint, dtype or alphabet differ.
+    Chunks are independent given the model: each LM chunk is its own range-coder stream.
+    """
+
+    def __init__(
+        self,
+        reader: ArchiveReader,
+        opts: DecodeOptions,
+        on_event: EventSink,
+        model: LoadedModel | None,
+        cancel: threading.Event | None,
+    ) -> None:
         header = reader.header
-        layout = reader.layout
-        if target is not None:
-            if Path(target).resolve() == Path(archive).resolve():
-                raise UnsupportedError("output would overwrite the archive")
-            refuse_existing(target, overwrite)
-        scheme = get_scheme(header.scheme)
+        self.reader = reader
+        self.cancel = cancel
+        self.scheme = scheme = get_scheme(header.scheme)
+        self.msb_first = header.byte_order == "msb_first"
         if header.layout.procedure != PROCEDURE:
             raise UnsupportedError(
                 f"archive uses LM procedure {header.layout.procedure!r}; this version runs {PROCEDURE!r}"
             )
-        predictor = None
-        alphabet = None
+        self.predictor: LockstepPredictor | None = None
+        self.alphabet: Alphabet | None = None
         if any(e.codec == Codec.LM for e in reader.index.chunks):
             import torch
 
@@ -137,6 +137,65 @@ def decode_file(
                         + "): decoding may fail; the SHA-256 check will tell"
                     )
                 )
+            self.predictor, self.alphabet = predictor, alphabet
+
+    def decode(self, i: int, step: Callable[[float, int], None] | None = None) -> bytes:
+        """The original bytes of chunk ``i``; CorruptChunkError names the chunk when they cannot be had."""
+        reader = self.reader
+        plan = reader.plan[i]
+        entry, payload = reader.read_chunk(i)
+        if entry.codec == Codec.LM:
+            assert self.predictor is not None and self.alphabet is not None
+            try:
+                parts = decode_windows(
+                    self.predictor,
+                    self.alphabet,
+                    self.scheme,
+                    plan.windows,
+                    payload,
+                    self.msb_first,
+                    self.cancel,
+                    step,
+                )
+            except CorruptChunkError as exc:
+                raise CorruptChunkError(
+                    f"{reader.describe_chunk(i)} could not be decoded ({exc}); "
+                    "the model or runtime does not reproduce the encoder's predictions"
+                ) from None
+            data = b"".join(parts)
+        elif entry.codec == Codec.ZSTD:
+            try:
+                data = zstandard.ZstdDecompressor().decompress(payload, max_output_size=plan.nbytes)
+            except zstandard.ZstdError as exc:
+                raise CorruptChunkError(f"{reader.describe_chunk(i)} is damaged ({exc})") from None
+        else:
+            data = payload
+        if len(data) != plan.nbytes:
+            raise CorruptChunkError(f"{reader.describe_chunk(i)} decoded to {len(data)} bytes, not {plan.nbytes}")
+        return data
+
+
+def decode_file(
+    archive: str | os.PathLike[str],
+    target: str | os.PathLike[str] | None,
+    options: DecodeOptions | None = None,
+    *,
+    overwrite: bool = False,
+    on_event: EventSink = ignore,
+    cancel: threading.Event | None = None,
+    model: LoadedModel | None = None,
+) -> DecodeResult:
+    """Decode ``archive`` to ``target`` (None: verify only). Raises unless every byte checks out."""
+    opts = options or DecodeOptions()
+    operation = "decode" if target is not None else "verify"
+    start = time.monotonic()
+    with ArchiveReader(archive) as reader:
+        layout = reader.layout
+        if target is not None:
+            if Path(target).resolve() == Path(archive).resolve():
+                raise UnsupportedError("output would overwrite the archive")
+            refuse_existing(target, overwrite)
+        chunks = ChunkDecoder(reader, opts, on_event, model, cancel)
         on_event(Started(operation, str(archive), layout.data_size))
         out = AtomicOutput(target, overwrite) if target is not None else None
         try:
@@ -148,44 +207,14 @@ def decode_file(
             tokens = 0
             done_bytes = 0
             for plan in reader.plan:
-                entry, payload = reader.read_chunk(plan.index)
-                if entry.codec == Codec.LM:
-                    assert predictor is not None and alphabet is not None
-                    base, size = done_bytes, plan.nbytes
+                base = done_bytes
 
-                    def step(fraction: float, n: int, base: int = base, size: int = size) -> None:
-                        nonlocal tokens
-                        tokens += n
-                        on_event(Progress(operation, base + int(size * fraction), layout.data_size, tokens))
+                def step(fraction: float, n: int, base: int = base, size: int = plan.nbytes) -> None:
+                    nonlocal tokens
+                    tokens += n
+                    on_event(Progress(operation, base + int(size * fraction), layout.data_size, tokens))
 
-                    try:
-                        parts = decode_windows(
-                            predictor,
-                            alphabet,
-                            scheme,
-                            plan.windows,
-                            payload,
-                            header.byte_order == "msb_first",
-                            cancel,
-                            step,
-                        )
-                    except CorruptChunkError as exc:
-                        raise CorruptChunkError(
-                            f"{reader.describe_chunk(plan.index)} could not be decoded ({exc}); "
-                            "the model or runtime does not reproduce the encoder's predictions"
-                        ) from None
-                    data = b"".join(parts)
-                elif entry.codec == Codec.ZSTD:
-                    try:
-                        data = zstandard.ZstdDecompressor().decompress(payload, max_output_size=plan.nbytes)
-                    except zstandard.ZstdError as exc:
-                        raise CorruptChunkError(f"{reader.describe_chunk(plan.index)} is damaged ({exc})") from None
-                else:
-                    data = payload
-                if len(data) != plan.nbytes:
-                    raise CorruptChunkError(
-                        f"{reader.describe_chunk(plan.index)} decoded to {len(data)} bytes, not {plan.nbytes}"
-                    )
+                data = chunks.decode(plan.index, step)
                 sha.update(data)
                 if out:
                     out.write(data)

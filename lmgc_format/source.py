@@ -96,6 +96,8 @@ def parse_header(header_bytes: bytes, data_size: int) -> tuple[TensorEntry, ...]
         obj = json.loads(text, object_pairs_hook=no_duplicates)
     except json.JSONDecodeError as exc:
         raise InputError(f"safetensors header is not valid JSON: {exc.msg} at position {exc.pos}") from None
+    except RecursionError:  # "[[[[…" a hundred thousand deep: json recurses per level
+        raise InputError("safetensors header is nested too deeply to be a tensor table") from None
     if not isinstance(obj, dict):
         raise InputError("safetensors header is not a JSON object")
     if len(obj) > MAX_TENSORS:

@@ -193,13 +193,22 @@ def compress(
 @click.option("-f", "--overwrite", "overwrite", is_flag=True, help="Overwrite an existing output.")
 @model_option
 @click.option("--force", is_flag=True, help="Decode even if the model fingerprint differs (the SHA-256 still guards).")
+@click.option(
+    "--salvage",
+    is_flag=True,
+    help="For a damaged archive: write the tensors that are intact to a new safetensors file "
+    "[ARCHIVE.salvaged.safetensors] and list those lost (exit 5 if any).",
+)
 @quiet_option
 def decompress(
-    archive: Path, output: Path | None, overwrite: bool, model: str | None, force: bool, quiet: bool
+    archive: Path, output: Path | None, overwrite: bool, model: str | None, force: bool, salvage: bool, quiet: bool
 ) -> None:
     """Decompress a .lmgc archive back to the original file, byte for byte."""
     from lmgc_format.decoder import DecodeOptions, decode_file
 
+    if salvage:
+        _salvage(archive, output, overwrite, DecodeOptions(model=model, force=force), quiet)
+        return
     if output is None:
         if archive.suffix != ".lmgc":
             raise click.UsageError("archive name does not end in .lmgc: give the output with -o")
@@ -216,6 +225,24 @@ def decompress(
             highlight=False,
             soft_wrap=True,
         )
+
+
+def _salvage(archive: Path, output: Path | None, overwrite: bool, opts: Any, quiet: bool) -> None:
+    from lmgc_format.salvage import salvage_file
+
+    target = output or archive.with_name(archive.stem + ".salvaged.safetensors")
+    with EventProgress(err_console, quiet) as bar:
+        result = salvage_file(archive, target, opts, overwrite=overwrite, on_event=bar)
+    for line in result.damaged_chunks:
+        err_console.print(f"[red]damaged:[/] {line}", highlight=False, soft_wrap=True)
+    if result.written:
+        out_console.print(f"{target}: {len(result.kept)} intact tensor(s) written", highlight=False)
+    else:
+        out_console.print("no tensor could be salvaged; nothing was written", highlight=False)
+    for t in result.lost:
+        out_console.print(f"  lost: {t.name}", highlight=False)
+    if result.lost:
+        raise SystemExit(5)
 
 
 def _verify(archive: Path, model: str | None, force: bool, quiet: bool) -> None:
@@ -374,7 +401,15 @@ def app(path: Path | None, model: str | None) -> None:
     make_app(path=None if root else path, model=model, root=root).run()
 
 
+def _terminate(_signum: int, _frame: object) -> None:
+    # SIGTERM unwinds like Ctrl-C, so temp files are removed and no partial output is left
+    raise KeyboardInterrupt
+
+
 def main() -> None:
+    import signal
+
+    signal.signal(signal.SIGTERM, _terminate)
     cli(prog_name="lmgc-tui")
 
 

@@ -13,10 +13,14 @@ from .header import ChunkEntry, Header, Index
 
 class ArchiveWriter:
     def __init__(self, target: str | os.PathLike[str], header: Header, overwrite: bool = False) -> None:
-        self.out = AtomicOutput(target, overwrite)
         raw = header.to_bytes()
-        self.out.write(preamble_for(raw).pack())
-        self.out.write(raw)
+        self.out = AtomicOutput(target, overwrite)
+        try:
+            self.out.write(preamble_for(raw).pack())
+            self.out.write(raw)
+        except BaseException:  # the caller never gets a writer to abort: clean up here
+            self.out.abort()
+            raise
         self.offset = PREAMBLE_SIZE + len(raw)
         self.entries: list[ChunkEntry] = []
 

@@ -1,0 +1,308 @@
+"""No wrong bytes, no crash: hostile inputs, malformed archives, damage, interruptions, disk full."""
+
+from __future__ import annotations
+
+import errno
+import json
+import os
+import signal
+import struct
+import subprocess
+import sys
+import time
+import zlib
+from pathlib import Path
+from typing import Any
+
+import msgpack
+import pytest
+import torch
+import zstandard
+from click.testing import CliRunner
+from safetensors.torch import load_file, save_file
+
+from lmgc_format import atomic
+from lmgc_format.container.constants import FOOTER_SIZE, FRAME_HEAD_SIZE, PREAMBLE_SIZE
+from lmgc_format.container.fixed import Footer, Preamble
+from lmgc_format.container.reader import ArchiveReader
+from lmgc_format.decoder import decode_file
+from lmgc_format.encoder import EncodeOptions, encode_file
+from lmgc_format.errors import CorruptChunkError, FormatError, InputError, LmgcError, ModelMismatchError
+from lmgc_format.salvage import salvage_file
+from lmgc_tui.cli import cli
+from tests.conftest import ROOT, gradient_like
+
+# -- hostile safetensors: rejected before any model is loaded ------------------------------------
+
+
+def st_file(path: Path, header: bytes, data: bytes = b"", declared: int | None = None) -> Path:
+    path.write_bytes(struct.pack("<Q", len(header) if declared is None else declared) + header + data)
+    return path
+
+
+def js(obj: Any) -> bytes:
+    return json.dumps(obj).encode()
+
+
+HOSTILE = {
+    "header past end": (js({}), b"", 10_000, "runs past the end"),
+    "huge header": (js({}), b"", 1 << 40, "exceeds the cap"),
+    "not utf-8": (b'{"\xff\xfe": 1}', b"", None, "not UTF-8"),
+    "not json": (b"{nope", b"", None, "not valid JSON"),
+    "deep nesting": (b"[" * 100_000 + b"]" * 100_000, b"", None, "nested too deeply"),
+    "not an object": (js([1, 2]), b"", None, "not a JSON object"),
+    "duplicate names": (b'{"a":{"dtype":"F32","shape":[1],"data_offsets":[0,4]},"a":{}}', b"\0" * 4, None, "twice"),
+    "unknown dtype": (js({"a": {"dtype": "F31", "shape": [1], "data_offsets": [0, 4]}}), b"\0" * 4, None, "dtype"),
+    "negative dim": (js({"a": {"dtype": "F32", "shape": [-1], "data_offsets": [0, 4]}}), b"\0" * 4, None, "shape"),
+    "out of range": (js({"a": {"dtype": "F32", "shape": [2], "data_offsets": [0, 8]}}), b"\0" * 4, None, "outside"),
+    "negative offset": (js({"a": {"dtype": "F32", "shape": [1], "data_offsets": [-4, 0]}}), b"\0" * 4, None, "outside"),
+    "size mismatch": (js({"a": {"dtype": "F32", "shape": [3], "data_offsets": [0, 8]}}), b"\0" * 8, None, "needs 12"),
+    "overlap": (
+        js(
+            {
+                "a": {"dtype": "F32", "shape": [2], "data_offsets": [0, 8]},
+                "b": {"dtype": "F32", "shape": [2], "data_offsets": [4, 12]},
+            }
+        ),
+        b"\0" * 12,
+        None,
+        "overlap",
+    ),
+    "bad metadata": (js({"__metadata__": {"k": 1}}), b"", None, "__metadata__"),
+}
+
+
+@pytest.mark.parametrize("case", list(HOSTILE))
+def test_hostile_safetensors_is_rejected_before_any_lm_work(tmp_path: Path, case: str) -> None:
+    header, data, declared, message = HOSTILE[case]
+    src = st_file(tmp_path / "bad.safetensors", header, data, declared)
+    target = tmp_path / "bad.lmgc"
+    # a model path that does not exist: reaching the model would raise ModelError, not InputError
+    with pytest.raises(InputError, match=message):
+        encode_file(src, target, EncodeOptions(model=str(tmp_path / "no-model")))
+    assert not target.exists()
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["bad.safetensors"]
+
+
+def test_hostile_input_is_one_line_and_exit_3_on_the_command_line(tmp_path: Path) -> None:
+    src = st_file(tmp_path / "bad.safetensors", b"{nope")
+    res = CliRunner().invoke(cli, ["compress", str(src), "-q"])
+    assert res.exit_code == 3
+    assert "not valid JSON" in res.output and "Traceback" not in res.output
+
+
+# -- malformed archives ----------------------------------------------------------------------------
+
+
+@pytest.fixture
+def plain_archive(tmp_path: Path) -> Path:
+    """Integer tensors only (no model, fast), several chunks."""
+    src = tmp_path / "ints.safetensors"
+    save_file(
+        {
+            "a": torch.arange(300, dtype=torch.int32),
+            "b": torch.ones(10, dtype=torch.int64),
+            "c": torch.zeros(70, dtype=torch.int16),
+        },
+        str(src),
+    )
+    arc = tmp_path / "ints.lmgc"
+    encode_file(src, arc, EncodeOptions(plain_chunk_bytes=256, model=None))
+    return arc
+
+
+def with_header(archive: bytes, header_plain: bytes) -> bytes:
+    """Replace the header by ``header_plain`` (msgpack), zstd-framed, with a valid CRC."""
+    old = Preamble.unpack(archive[:PREAMBLE_SIZE])
+    body = zstandard.ZstdCompressor().compress(header_plain)
+    pre = Preamble(old.major, old.minor, len(body), zlib.crc32(body)).pack()
+    return pre + body + archive[PREAMBLE_SIZE + old.header_len :]
+
+
+def with_index(archive: bytes, index_obj: dict[str, Any]) -> bytes:
+    """Replace the index, with valid CRC and footer: only the semantics are wrong."""
+    footer = Footer.unpack(archive[-FOOTER_SIZE:])
+    raw = msgpack.packb(index_obj, use_bin_type=True)
+    new_footer = Footer(footer.index_offset, len(raw), zlib.crc32(raw), footer.chunk_count)
+    return archive[: footer.index_offset] + raw + new_footer.pack()
+
+
+def index_of(archive: bytes) -> dict[str, Any]:
+    footer = Footer.unpack(archive[-FOOTER_SIZE:])
+    return msgpack.unpackb(archive[footer.index_offset : footer.index_offset + footer.index_len], raw=False)
+
+
+def nested(depth: int) -> bytes:
+    return b"\x91" * depth + b"\xc0"  # fixarray of one element, `depth` times, then nil
+
+
+BOMBS = {
+    "deep nesting": lambda a: with_header(a, b"\x81\xa1x" + nested(100_000)),
+    "huge declared map": lambda a: with_header(a, b"\xdf\xff\xff\xff\xff"),
+    "huge declared bin": lambda a: with_header(a, b"\x81\xa1x\xc6\x7f\xff\xff\xff"),
+    "enormous map": lambda a: with_header(a, msgpack.packb({f"k{i}": i for i in range(70_000)}, use_bin_type=True)),
+    "int keys": lambda a: with_header(a, msgpack.packb({1: 2}, use_bin_type=True)),
+    "ext type": lambda a: with_header(a, b"\x81\xa1x\xd4\x01\x00"),
+    "header not zstd": lambda a: (
+        Preamble(1, 0, 4, zlib.crc32(b"abcd")).pack()
+        + b"abcd"
+        + a[PREAMBLE_SIZE + Preamble.unpack(a[:24]).header_len :]
+    ),
+}
+
+
+@pytest.mark.parametrize("bomb", list(BOMBS))
+def test_msgpack_bombs_are_format_errors_quickly(plain_archive: Path, tmp_path: Path, bomb: str) -> None:
+    bad = tmp_path / "bomb.lmgc"
+    bad.write_bytes(BOMBS[bomb](plain_archive.read_bytes()))
+    t0 = time.monotonic()
+    with pytest.raises(FormatError):
+        ArchiveReader(bad)
+    assert time.monotonic() - t0 < 5
+
+
+def test_index_that_disagrees_with_the_frames_is_refused(plain_archive: Path, tmp_path: Path) -> None:
+    raw = plain_archive.read_bytes()
+    cases = {}
+    idx = index_of(raw)
+    idx["chunks"][1][0] += 1  # frame offset
+    cases["moved frame"] = with_index(raw, idx)
+    idx = index_of(raw)
+    idx["chunks"][0][3] += 4  # data length
+    cases["wrong length"] = with_index(raw, idx)
+    idx = index_of(raw)
+    idx["chunks"][0][0] = 2**63  # overflowing offset
+    cases["overflow"] = with_index(raw, idx)
+    idx = index_of(raw)
+    idx["chunks"].pop()
+    cases["missing chunk"] = with_index(raw, idx)
+    idx = index_of(raw)
+    idx["sha256"] = b"\0" * 5
+    cases["short digest"] = with_index(raw, idx)
+    for name, data in cases.items():
+        bad = tmp_path / f"{name}.lmgc"
+        bad.write_bytes(data)
+        with pytest.raises(FormatError):
+            ArchiveReader(bad)
+
+
+def test_negative_offset_in_the_index_is_refused(plain_archive: Path, tmp_path: Path) -> None:
+    raw = plain_archive.read_bytes()
+    idx = index_of(raw)
+    idx["chunks"][0][2] = -1
+    bad = tmp_path / "neg.lmgc"
+    bad.write_bytes(with_index(raw, idx))
+    with pytest.raises(FormatError):
+        ArchiveReader(bad)
+
+
+# -- corruption and salvage ---------------------------------------------------------------------------
+
+
+def flip_payload(archive: Path, chunk: int, out: Path) -> None:
+    with ArchiveReader(archive) as r:
+        entry = r.index.chunks[chunk]
+    data = bytearray(archive.read_bytes())
+    data[entry.frame_offset + FRAME_HEAD_SIZE + entry.payload_length // 2] ^= 0x04
+    out.write_bytes(bytes(data))
+
+
+def test_damage_is_named_decompress_refuses_and_salvage_keeps_the_rest(plain_archive: Path, tmp_path: Path) -> None:
+    bad = tmp_path / "bad.lmgc"
+    flip_payload(plain_archive, 0, bad)  # chunk 0 holds tensor "b" (safetensors puts the int64 first)
+    out = tmp_path / "out.safetensors"
+    with pytest.raises(CorruptChunkError, match=r"chunk 0 \(tensor b, bytes 0\.\.80\) is damaged"):
+        decode_file(bad, out)
+    assert not out.exists()
+    res = CliRunner().invoke(cli, ["verify", str(bad)])
+    assert res.exit_code == 5 and "chunk 0" in res.output
+    saved = tmp_path / "saved.safetensors"
+    result = salvage_file(bad, saved)
+    assert [t.name for t in result.lost] == ["b"] and "chunk 0" in result.lost[0].reason
+    assert set(result.kept) == {"a", "c"}
+    got = load_file(str(saved))
+    assert torch.equal(got["a"], torch.arange(300, dtype=torch.int32))
+    assert torch.equal(got["c"], torch.zeros(70, dtype=torch.int16))
+    res = CliRunner().invoke(cli, ["decompress", str(bad), "--salvage", "-o", str(tmp_path / "cli.safetensors")])
+    assert res.exit_code == 5 and "lost: b" in res.output
+
+
+def test_salvage_of_an_intact_archive_keeps_everything(plain_archive: Path, tmp_path: Path) -> None:
+    result = salvage_file(plain_archive, tmp_path / "all.safetensors")
+    assert not result.lost and set(result.kept) == {"a", "b", "c"}
+
+
+# -- wrong environment ---------------------------------------------------------------------------------
+
+
+def test_other_dtype_is_refused_with_what_differs(tmp_path: Path, tiny_model: str, small_file: Path) -> None:
+    arc = tmp_path / "g.lmgc"
+    # fallback off: the random tiny model loses to zstd, and an archive without LM chunks needs no model
+    encode_file(small_file, arc, EncodeOptions(model=tiny_model, window_bytes=32, dtype="bfloat16", fallback=False))
+    from lmgc_format.models import get
+
+    fp32 = get(tiny_model, "float32")
+    with pytest.raises(ModelMismatchError, match="dtype float32 is not the archive's bfloat16"):
+        decode_file(arc, None, model=fp32)
+
+
+# -- interruptions and full disks ---------------------------------------------------------------------
+
+
+class FullDisk:
+    """A file whose writes fail with ENOSPC after ``room`` bytes."""
+
+    def __init__(self, real: Any, room: int) -> None:
+        self.real, self.room = real, room
+
+    def write(self, data: bytes) -> int:
+        if len(data) > self.room:
+            raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+        self.room -= len(data)
+        return int(self.real.write(data))
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.real, name)
+
+
+@pytest.mark.parametrize("where", ["header", "footer"])
+def test_disk_full_is_a_clear_error_and_leaves_nothing(
+    tmp_path: Path, tiny_model: str, small_file: Path, monkeypatch: pytest.MonkeyPatch, where: str
+) -> None:
+    target = tmp_path / "g.lmgc"
+    opts = EncodeOptions(model=tiny_model, window_bytes=32)
+    room = 100
+    if where == "footer":  # room for everything but the last bytes
+        room = encode_file(small_file, target, opts).archive_size - 10
+        target.unlink()
+    real_fdopen = os.fdopen
+    monkeypatch.setattr(atomic.os, "fdopen", lambda fd, mode: FullDisk(real_fdopen(fd, mode), room))
+    with pytest.raises(LmgcError, match="No space left"):
+        encode_file(small_file, target, opts)
+    assert sorted(p.name for p in tmp_path.iterdir()) == [small_file.name]
+
+
+def test_sigterm_mid_encode_leaves_no_partial_file(tmp_path: Path, tiny_model: str) -> None:
+    src = tmp_path / "big.safetensors"
+    save_file({"w": gradient_like((64, 512), 5)}, str(src))
+    target = tmp_path / "big.lmgc"
+    target.write_bytes(b"old archive")  # an existing output must survive the interruption untouched
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "lmgc_tui", "compress", str(src), "-o", str(target), "-f", "--model", tiny_model, "-q"],
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+    )
+    deadline = time.monotonic() + 120
+    while not any(p.name.endswith(".partial") for p in tmp_path.iterdir()):
+        assert proc.poll() is None, proc.communicate()
+        assert time.monotonic() < deadline
+        time.sleep(0.05)
+    time.sleep(0.5)
+    proc.send_signal(signal.SIGTERM)
+    _, err = proc.communicate(timeout=60)
+    assert proc.returncode == 130, err
+    assert b"interrupted" in err
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["big.lmgc", "big.safetensors"]
+    assert target.read_bytes() == b"old archive"

@@ -197,7 +197,7 @@ def compress(
     "--salvage",
     is_flag=True,
     help="For a damaged archive: write the tensors that are intact to a new safetensors file "
-    "[ARCHIVE.salvaged.safetensors] and list those lost (exit 5 if any).",
+    "[NAME.salvaged.safetensors] and list those lost (exit 5 if any).",
 )
 @quiet_option
 def decompress(
@@ -230,7 +230,8 @@ def decompress(
 def _salvage(archive: Path, output: Path | None, overwrite: bool, opts: Any, quiet: bool) -> None:
     from lmgc_format.salvage import salvage_file
 
-    target = output or archive.with_name(archive.stem + ".salvaged.safetensors")
+    base = archive.name.removesuffix(".lmgc").removesuffix(".safetensors")
+    target = output or archive.with_name(base + ".salvaged.safetensors")
     with EventProgress(err_console, quiet) as bar:
         result = salvage_file(archive, target, opts, overwrite=overwrite, on_event=bar)
     for line in result.damaged_chunks:

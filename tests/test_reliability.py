@@ -225,6 +225,8 @@ def test_damage_is_named_decompress_refuses_and_salvage_keeps_the_rest(plain_arc
     assert torch.equal(got["c"], torch.zeros(70, dtype=torch.int16))
     res = CliRunner().invoke(cli, ["decompress", str(bad), "--salvage", "-o", str(tmp_path / "cli.safetensors")])
     assert res.exit_code == 5 and "lost: b" in res.output
+    res = CliRunner().invoke(cli, ["decompress", str(bad), "--salvage"])  # default name beside the archive
+    assert res.exit_code == 5 and (tmp_path / "bad.salvaged.safetensors").exists()
 
 
 def test_salvage_of_an_intact_archive_keeps_everything(plain_archive: Path, tmp_path: Path) -> None:

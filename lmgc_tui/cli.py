@@ -20,6 +20,7 @@ from lmgc_format import __version__
 from lmgc_format.errors import LmgcError
 from lmgc_format.serialize import DEFAULT_SCHEME, SCHEMES
 
+from .fmt import human_bytes
 from .inspect_view import inspect_renderables
 from .progress import EventProgress
 
@@ -47,14 +48,6 @@ class LmgcGroup(click.Group):
         except KeyboardInterrupt:
             err_console.print("[bold red]lmgc-tui: interrupted[/] (no partial output was left)")
             ctx.exit(130)
-
-
-def _human(n: float) -> str:
-    for unit in ("B", "KiB", "MiB", "GiB"):
-        if abs(n) < 1024 or unit == "GiB":
-            return f"{n:,.0f} {unit}" if unit == "B" else f"{n:,.1f} {unit}"
-        n /= 1024
-    return str(n)
 
 
 @click.group(cls=LmgcGroup, invoke_without_command=True, context_settings={"help_option_names": ["-h", "--help"]})
@@ -177,7 +170,7 @@ def compress(
         out_console.print(
             f"{source} -> {target}: tensor data {result.data_bytes:,} -> {result.coded_bytes:,} bytes "
             f"([bold]{data_pct:.2f} %[/]), whole file {result.source_size:,} -> {result.archive_size:,} bytes "
-            f"({100 * result.ratio:.2f} %); {_human(rate)}/s, {tok:,.0f} tokens/s, {result.seconds:.1f} s",
+            f"({100 * result.ratio:.2f} %); {human_bytes(rate)}/s, {tok:,.0f} tokens/s, {result.seconds:.1f} s",
             highlight=False,
             soft_wrap=True,
         )
@@ -221,7 +214,7 @@ def decompress(
         rate = (result.source_size / result.seconds) if result.seconds else 0.0
         out_console.print(
             f"{archive} -> {output}: {result.source_size:,} bytes, SHA-256 {result.sha256[:16]}… ok, "
-            f"{_human(rate)}/s, {result.seconds:.1f} s",
+            f"{human_bytes(rate)}/s, {result.seconds:.1f} s",
             highlight=False,
             soft_wrap=True,
         )

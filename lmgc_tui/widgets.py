@@ -9,21 +9,6 @@ from textual.widgets import Static
 from .layers import LayerBoard
 
 
-def human_bytes(n: float) -> str:
-    for unit in ("B", "KiB", "MiB", "GiB"):
-        if abs(n) < 1024 or unit == "GiB":
-            return f"{n:,.0f} {unit}" if unit == "B" else f"{n:,.1f} {unit}"
-        n /= 1024
-    return f"{n:,.1f} GiB"
-
-
-def eta_text(seconds: float | None) -> str:
-    if seconds is None:
-        return "–:–"
-    s = int(seconds)
-    return f"{s // 3600}:{s // 60 % 60:02d}:{s % 60:02d}" if s >= 3600 else f"{s // 60}:{s % 60:02d}"
-
-
 class BitsChart(Static):
     """Horizontal bars: bits per byte of every tensor coded so far (8 = incompressible)."""
 

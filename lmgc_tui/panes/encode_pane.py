@@ -19,9 +19,10 @@ from lmgc_format.models import DEFAULT_MODEL
 from lmgc_format.serialize import DEFAULT_SCHEME, SCHEMES
 from lmgc_format.source import read_layout
 
+from ..fmt import human_bytes, progress_line
 from ..jobs import EventBuffer, JobDone, run_job
 from ..layers import LayerBoard
-from ..widgets import BitsChart, eta_text, human_bytes
+from ..widgets import BitsChart
 
 REFRESH_SECONDS = 0.25  # how often buffered progress reaches the widgets
 
@@ -220,14 +221,8 @@ class EncodePane(Vertical):
     def _show_progress(self, event: ev.Progress) -> None:
         bar = self.query_one("#enc-bar", ProgressBar)
         bar.update(total=max(event.total_bytes, 1), progress=event.done_bytes)
-        elapsed = max(time.monotonic() - self.started_at, 1e-6)
-        rate = event.done_bytes / elapsed
-        eta = (event.total_bytes - event.done_bytes) / rate if rate > 0 else None
-        tok = event.tokens / elapsed
-        self.query_one("#enc-stats", Static).update(
-            f"{self.phase} {human_bytes(event.done_bytes)} / {human_bytes(event.total_bytes)}  "
-            f"{human_bytes(rate)}/s  {tok:,.0f} tok/s  ETA {eta_text(eta)}"
-        )
+        line = progress_line(event.done_bytes, event.total_bytes, event.tokens, time.monotonic() - self.started_at)
+        self.query_one("#enc-stats", Static).update(f"{self.phase} {line}")
 
     def on_job_done(self, message: JobDone) -> None:
         message.stop()

@@ -14,7 +14,7 @@ from lmgc_format.errors import LmgcError
 from lmgc_format.inspect import describe_archive
 from lmgc_format.source import read_layout
 
-from ..widgets import human_bytes
+from ..fmt import human_bytes
 
 SUFFIXES = (".safetensors", ".lmgc")
 

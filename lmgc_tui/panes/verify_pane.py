@@ -13,8 +13,8 @@ from textual.widgets import Button, Input, ProgressBar, RichLog, Static
 
 from lmgc_format import events as ev
 
+from ..fmt import progress_line
 from ..jobs import EventBuffer, JobDone, run_job
-from ..widgets import eta_text, human_bytes
 
 REFRESH_SECONDS = 0.25
 
@@ -101,12 +101,9 @@ class VerifyPane(Vertical):
                 self.query_one("#ver-bar", ProgressBar).update(
                     total=max(event.total_bytes, 1), progress=event.done_bytes
                 )
-                elapsed = max(time.monotonic() - self.started_at, 1e-6)
-                rate = event.done_bytes / elapsed
-                eta = (event.total_bytes - event.done_bytes) / rate if rate > 0 else None
+                elapsed = time.monotonic() - self.started_at
                 self.query_one("#ver-stats", Static).update(
-                    f"{human_bytes(event.done_bytes)} / {human_bytes(event.total_bytes)}  {human_bytes(rate)}/s  "
-                    f"{event.tokens / elapsed:,.0f} tok/s  ETA {eta_text(eta)}"
+                    progress_line(event.done_bytes, event.total_bytes, event.tokens, elapsed)
                 )
             elif isinstance(event, ev.Notice):
                 self.query_one("#ver-log", RichLog).write(f"[yellow]note:[/] {event.message}")

@@ -165,3 +165,17 @@ async def test_help_theme_and_sizes(size: tuple[int, int], small_file: Path) -> 
         for tab in ("o", "e", "v", "i"):
             await pilot.press(tab)
         assert app.query_one(TabbedContent).active == "inspect"
+
+
+async def test_missing_model_is_a_message_not_a_crash(tmp_path: Path, small_file: Path) -> None:
+    app = make_app(path=small_file, model=str(tmp_path / "no-such-model"))
+    async with app.run_test(size=(100, 30)) as pilot:
+        await pilot.pause()
+        await pilot.press("s")
+        pane = app.query_one(EncodePane)
+        await wait_for(pilot, lambda: not pane.running, timeout=60)
+        assert app.query_one("#enc-result", Static).has_class("bad")
+        assert "encode failed" in text_of(app, "#enc-result")
+        assert any(sev == "error" for sev, _ in notes(app))
+        assert app.is_running
+    assert not small_file.with_name(small_file.name + ".lmgc").exists()

@@ -27,8 +27,10 @@ from .errors import CorruptChunkError, IntegrityError, ModelError, ModelMismatch
 from .events import EventSink, Finished, Notice, Progress, Started, ignore
 from .lmchunk import decode_windows
 from .models import PACKAGED, LoadedModel, get
+from .plan import value_size
 from .predictor import LockstepPredictor
 from .serialize import get_scheme
+from .shuffle import bit_unshuffle, byte_unshuffle
 
 
 @dataclass(frozen=True)
@@ -163,11 +165,14 @@ class ChunkDecoder:
                     "the model or runtime does not reproduce the encoder's predictions"
                 ) from None
             data = b"".join(parts)
-        elif entry.codec == Codec.ZSTD:
+        elif entry.codec in (Codec.ZSTD, Codec.SHUFFLE_ZSTD, Codec.BITSHUFFLE_ZSTD):
             try:
                 data = zstandard.ZstdDecompressor().decompress(payload, max_output_size=plan.nbytes)
             except zstandard.ZstdError as exc:
                 raise CorruptChunkError(f"{reader.describe_chunk(i)} is damaged ({exc})") from None
+            if entry.codec != Codec.ZSTD and len(data) == plan.nbytes:
+                unshuffle = byte_unshuffle if entry.codec == Codec.SHUFFLE_ZSTD else bit_unshuffle
+                data = unshuffle(data, value_size(plan, reader.layout))
         else:
             data = payload
         if len(data) != plan.nbytes:

@@ -22,9 +22,10 @@ from .errors import UnsupportedError
 from .events import ChunkDone, EventSink, Finished, Progress, Started, ignore
 from .lmchunk import encode_windows
 from .models import DEFAULT_DTYPE, LoadedModel, get
-from .plan import PLAIN_CHUNK_BYTES, ChunkPlan, plan_chunks
+from .plan import PLAIN_CHUNK_BYTES, ChunkPlan, plan_chunks, value_size
 from .predictor import LockstepPredictor
 from .serialize import BYTE_ORDERS, DEFAULT_BYTE_ORDER, DEFAULT_SCHEME, get_scheme
+from .shuffle import bit_shuffle, byte_shuffle
 from .source import read_layout
 
 ZSTD_LEVEL = 19
@@ -75,13 +76,19 @@ class EncodeResult:
         return self.archive_size / self.source_size if self.source_size else 0.0
 
 
-def _choose(raw: bytes, lm_payload: bytes | None, fallback: bool = True) -> tuple[int, bytes]:
-    """Smallest of LM, zstd and raw (DESIGN rule 4: never let the LM make a chunk bigger)."""
+def _choose(raw: bytes, lm_payload: bytes | None, fallback: bool = True, value_size: int = 1) -> tuple[int, bytes]:
+    """Smallest of LM, zstd, shuffle+zstd, bitshuffle+zstd and raw (DESIGN rule 4: never let
+    the LM make a chunk bigger). The shuffles win on dense float chunks: BENCHMARKS.md."""
     if lm_payload is not None and not fallback:
         return Codec.LM, lm_payload
+    zstd = zstandard.ZstdCompressor(level=ZSTD_LEVEL)
     options = [(len(raw), Codec.RAW, raw)]
-    packed = zstandard.ZstdCompressor(level=ZSTD_LEVEL).compress(raw)
+    packed = zstd.compress(raw)
     options.append((len(packed), Codec.ZSTD, packed))
+    if value_size > 1:
+        for codec, shuffle in ((Codec.SHUFFLE_ZSTD, byte_shuffle), (Codec.BITSHUFFLE_ZSTD, bit_shuffle)):
+            packed = zstd.compress(shuffle(raw, value_size))
+            options.append((len(packed), codec, packed))
     if lm_payload is not None:
         options.append((len(lm_payload), Codec.LM, lm_payload))
     _, codec, payload = min(options, key=lambda o: (o[0], o[1]))
@@ -183,7 +190,7 @@ def encode_file(
                         cancel,
                         step,
                     )
-                codec, payload = _choose(raw, lm_payload, opts.fallback)
+                codec, payload = _choose(raw, lm_payload, opts.fallback, value_size(chunk, layout))
                 entry = writer.add_chunk(codec, chunk.begin, chunk.nbytes, payload, round(sum(window_bits)))
                 for w, b in zip(chunk.windows, window_bits, strict=False):
                     tensor_model_bits[w.tensor] += b

@@ -49,6 +49,16 @@ class ChunkPlan:
         return self.end - self.begin
 
 
+def value_size(chunk: ChunkPlan, layout: SourceLayout) -> int:
+    """The value size the shuffle codecs use for a chunk: its tensors' dtype size when they
+    all share one, else 1 (no shuffle). Derived from the plan, so it is never stored."""
+    if chunk.lm:
+        sizes = {layout.tensors[w.tensor].item_size for w in chunk.windows}
+    else:
+        sizes = {layout.tensors[chunk.tensor].item_size} if chunk.tensor >= 0 else {1}
+    return sizes.pop() if len(sizes) == 1 else 1
+
+
 def plan_chunks(
     layout: SourceLayout,
     window_bytes: int,

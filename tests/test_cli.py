@@ -50,7 +50,7 @@ def test_compress_decompress_verify_inspect(tmp_path: Path, tiny_model: str, sma
         "file", "format_version", "archive_size", "source", "model", "serialization",
         "windows", "coder", "runtime", "totals", "tensors", "chunks",
     }  # fmt: skip
-    assert info["format_version"] == "1.0"
+    assert info["format_version"] == "1.1"
     assert info["model"]["kind"] == "hf-dir" and len(info["model"]["sha256"]) == 64
     assert info["serialization"]["scheme"] == "comma"
     assert info["windows"]["window_bytes"] == 32

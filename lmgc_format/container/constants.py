@@ -11,7 +11,7 @@ FRAME_MAGIC = b"LMGf"
 FOOTER_MAGIC = b"LMGCEND\x00"
 
 MAJOR = 1
-MINOR = 0
+MINOR = 1  # 1.1 added the shuffle+zstd chunk codecs (3, 4); 1.0 archives read unchanged
 
 PREAMBLE_SIZE = 24  # magic 8, major u16, minor u16, flags u32, header_len u32, header_crc u32
 # magic 4, chunk u32, codec u8, pad 3, data_offset u64, data_length u64,
@@ -30,5 +30,13 @@ class Codec:
     RAW = 0
     ZSTD = 1
     LM = 2
+    SHUFFLE_ZSTD = 3  # byte shuffle by the chunk's value size, then zstd (format 1.1)
+    BITSHUFFLE_ZSTD = 4  # bit shuffle by the chunk's value size, then zstd (format 1.1)
 
-    NAMES: Final = {RAW: "raw", ZSTD: "zstd", LM: "lm"}
+    NAMES: Final = {
+        RAW: "raw",
+        ZSTD: "zstd",
+        LM: "lm",
+        SHUFFLE_ZSTD: "shuffle+zstd",
+        BITSHUFFLE_ZSTD: "bitshuffle+zstd",
+    }

@@ -10,7 +10,7 @@ import zstandard
 
 from ..errors import FormatError
 from ..serialize import BYTE_ORDERS, SCHEMES
-from .constants import MAX_HEADER_LEN
+from .constants import MAJOR, MAX_HEADER_LEN, MINOR
 from .sections import field, pack, unpack
 
 PROCEDURE = "lockstep-kv-v1"  # see predictor.py: BOS first, B windows per step, finished rows fed BOS
@@ -110,7 +110,7 @@ class Header:
 
     def to_obj(self) -> dict[str, Any]:
         obj: dict[str, Any] = {
-            "format": [1, 0],
+            "format": [MAJOR, MINOR],
             "created_by": self.created_by,
             "source": {"kind": "safetensors", "header_json": self.source_header, "size": self.source_size},
             "serialization": {"scheme": self.scheme, "byte_order": self.byte_order, "alphabet_mode": "occurring"},

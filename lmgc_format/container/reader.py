@@ -97,6 +97,8 @@ class ArchiveReader:
                 raise FormatError(f"index: chunk {plan.index} covers the wrong bytes")
             if entry.codec not in Codec.NAMES or (entry.codec == Codec.LM and not plan.lm):
                 raise FormatError(f"index: chunk {plan.index} has an invalid codec")
+            if entry.codec in (Codec.SHUFFLE_ZSTD, Codec.BITSHUFFLE_ZSTD) and self.version < (1, 1):
+                raise FormatError(f"index: chunk {plan.index} uses a format 1.1 codec in a {self.version} archive")
             if entry.codec == Codec.LM and self.header.model is None:
                 raise FormatError(f"index: chunk {plan.index} needs a model the header does not name")
             if entry.payload_length > MAX_PAYLOAD_LEN:

@@ -1,0 +1,59 @@
+"""The shuffle transforms of the shuffle+zstd chunk codecs (format 1.1)."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import numpy as np
+import pytest
+import zstandard
+from safetensors.numpy import save_file
+
+from lmgc_format.container.constants import Codec
+from lmgc_format.container.reader import ArchiveReader
+from lmgc_format.decoder import decode_file
+from lmgc_format.encoder import EncodeOptions, _choose, encode_file
+from lmgc_format.shuffle import bit_shuffle, bit_unshuffle, byte_shuffle, byte_unshuffle
+
+
+@pytest.mark.parametrize("k", [1, 2, 4, 8])
+@pytest.mark.parametrize("n", [0, 1, 3, 4, 7, 64, 1001])
+def test_shuffles_are_exact_permutations(k: int, n: int) -> None:
+    data = os.urandom(n)
+    for fwd, back in ((byte_shuffle, byte_unshuffle), (bit_shuffle, bit_unshuffle)):
+        out = fwd(data, k)
+        assert len(out) == n and back(out, k) == data
+        assert sorted(out) == sorted(data) or fwd is bit_shuffle  # byte shuffle moves bytes only
+
+
+def test_byte_shuffle_groups_byte_positions() -> None:
+    assert byte_shuffle(bytes([1, 2, 3, 4, 5, 6, 7]), 2) == bytes([1, 3, 5, 2, 4, 6, 7])
+    assert bit_shuffle(bytes([0x80, 0x00, 0x80, 0x00]), 2) == bytes([0xC0, 0, 0, 0])
+
+
+def dense(n: int, seed: int = 0) -> np.ndarray:
+    return (np.random.default_rng(seed).standard_normal(n) * 1e-3).astype(np.float32)
+
+
+def test_choose_takes_a_shuffle_for_dense_floats() -> None:
+    raw = dense(2048).tobytes()
+    codec, payload = _choose(raw, None, True, value_size=4)
+    assert codec in (Codec.SHUFFLE_ZSTD, Codec.BITSHUFFLE_ZSTD)
+    assert len(payload) < len(zstandard.ZstdCompressor(level=19).compress(raw))
+    assert _choose(raw, None, True, value_size=1)[0] in (Codec.RAW, Codec.ZSTD)
+
+
+def test_dense_file_roundtrips_through_shuffle_chunks(tmp_path: Path, tiny_model: str) -> None:
+    src = tmp_path / "dense.safetensors"
+    save_file(
+        {"w": dense(1500, 1), "h": dense(300, 2).astype(np.float16), "i": np.arange(50, dtype=np.int64)}, str(src)
+    )
+    arc, out = tmp_path / "dense.lmgc", tmp_path / "out.safetensors"
+    encode_file(src, arc, EncodeOptions(model=tiny_model, window_bytes=256, batch=4))
+    with ArchiveReader(arc) as r:
+        codecs = {e.codec for e in r.index.chunks}
+        assert r.version == (1, 1)
+    assert codecs & {Codec.SHUFFLE_ZSTD, Codec.BITSHUFFLE_ZSTD}
+    decode_file(arc, out)
+    assert out.read_bytes() == src.read_bytes()

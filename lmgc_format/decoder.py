@@ -180,6 +180,13 @@ class ChunkDecoder:
         return data
 
 
+def check_target(archive: str | os.PathLike[str], target: str | os.PathLike[str], overwrite: bool) -> None:
+    """Before any decoding: the output may neither be the archive itself nor replace a file without -f."""
+    if Path(target).resolve() == Path(archive).resolve():
+        raise UnsupportedError("output would overwrite the archive")
+    refuse_existing(target, overwrite)
+
+
 def decode_file(
     archive: str | os.PathLike[str],
     target: str | os.PathLike[str] | None,
@@ -197,9 +204,7 @@ def decode_file(
     with ArchiveReader(archive) as reader:
         layout = reader.layout
         if target is not None:
-            if Path(target).resolve() == Path(archive).resolve():
-                raise UnsupportedError("output would overwrite the archive")
-            refuse_existing(target, overwrite)
+            check_target(archive, target, overwrite)
         chunks = ChunkDecoder(reader, opts, on_event, model, cancel)
         on_event(Started(operation, str(archive), layout.data_size))
         out = AtomicOutput(target, overwrite) if target is not None else None

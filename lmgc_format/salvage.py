@@ -12,12 +12,11 @@ import os
 import struct
 import threading
 from dataclasses import dataclass
-from pathlib import Path
 
-from .atomic import AtomicOutput, refuse_existing
+from .atomic import AtomicOutput
 from .container.reader import ArchiveReader
-from .decoder import ChunkDecoder, DecodeOptions
-from .errors import CorruptChunkError, UnsupportedError
+from .decoder import ChunkDecoder, DecodeOptions, check_target
+from .errors import CorruptChunkError
 from .events import EventSink, Notice, Progress, Started, ignore
 from .models import LoadedModel
 
@@ -55,9 +54,7 @@ def salvage_file(
     """Decode every chunk that can be decoded; write a safetensors file of the intact tensors."""
     opts = options or DecodeOptions()
     with ArchiveReader(archive) as reader:
-        if Path(target).resolve() == Path(archive).resolve():
-            raise UnsupportedError("output would overwrite the archive")
-        refuse_existing(target, overwrite)
+        check_target(archive, target, overwrite)
         layout = reader.layout
         chunks = ChunkDecoder(reader, opts, on_event, model, cancel)
         on_event(Started("salvage", str(archive), layout.data_size))

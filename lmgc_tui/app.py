@@ -114,7 +114,7 @@ class LmgcApp(App[None]):
 
     def action_cancel(self) -> None:
         self.query_one(EncodePane).cancel()
-        self.query_one(VerifyPane).cancel_event.set()
+        self.query_one(VerifyPane).cancel()
 
     def action_toggle_theme(self) -> None:
         self.theme = "textual-light" if self.theme == "textual-dark" else "textual-dark"

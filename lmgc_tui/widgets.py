@@ -2,11 +2,50 @@
 
 from __future__ import annotations
 
+import time
+
 from rich.table import Table
 from rich.text import Text
-from textual.widgets import Static
+from textual.app import ComposeResult
+from textual.containers import Horizontal
+from textual.widgets import ProgressBar, Static
 
+from lmgc_format import events as ev
+
+from .fmt import progress_line
 from .layers import LayerBoard
+
+
+class JobProgress(Horizontal):
+    """One line: a progress bar and "done / total  rate  tok/s  ETA", fed by the core's events.
+
+    ``prefix`` names the children (``PREFIX-bar``, ``PREFIX-stats``) so each pane's are distinct.
+    """
+
+    DEFAULT_CSS = """
+    JobProgress { height: 1; }
+    JobProgress > ProgressBar { width: 40%; }
+    JobProgress > Static { width: 1fr; padding: 0 1; }
+    """
+
+    def __init__(self, prefix: str, **kwargs: object) -> None:
+        super().__init__(**kwargs)  # type: ignore[arg-type]
+        self.prefix = prefix
+        self.started_at = time.monotonic()
+
+    def compose(self) -> ComposeResult:
+        yield ProgressBar(total=None, id=f"{self.prefix}-bar", show_eta=False)
+        yield Static("", id=f"{self.prefix}-stats")
+
+    def begin(self, total_bytes: int) -> None:
+        """A new operation started (its rate and ETA are measured from now)."""
+        self.started_at = time.monotonic()
+        self.query_one(ProgressBar).update(total=max(total_bytes, 1), progress=0)
+
+    def show(self, event: ev.Progress, label: str = "") -> None:
+        self.query_one(ProgressBar).update(total=max(event.total_bytes, 1), progress=event.done_bytes)
+        line = progress_line(event.done_bytes, event.total_bytes, event.tokens, time.monotonic() - self.started_at)
+        self.query_one(Static).update(f"{label} {line}" if label else line)
 
 
 class BitsChart(Static):

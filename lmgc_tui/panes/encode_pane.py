@@ -3,14 +3,13 @@
 from __future__ import annotations
 
 import threading
-import time
 from pathlib import Path
 
 from textual import work
 from textual.app import ComposeResult
 from textual.containers import Horizontal, Vertical
 from textual.message import Message
-from textual.widgets import Button, Checkbox, DataTable, Input, Label, ProgressBar, RichLog, Select, Static
+from textual.widgets import Button, Checkbox, DataTable, Input, Label, RichLog, Select, Static
 
 from lmgc_format import events as ev
 from lmgc_format.encoder import DEFAULT_BATCH, DEFAULT_WINDOW_BYTES
@@ -19,10 +18,10 @@ from lmgc_format.models import DEFAULT_MODEL
 from lmgc_format.serialize import DEFAULT_SCHEME, SCHEMES
 from lmgc_format.source import read_layout
 
-from ..fmt import human_bytes, progress_line
+from ..fmt import human_bytes
 from ..jobs import EventBuffer, JobDone, run_job
 from ..layers import LayerBoard
-from ..widgets import BitsChart
+from ..widgets import BitsChart, JobProgress
 
 REFRESH_SECONDS = 0.25  # how often buffered progress reaches the widgets
 
@@ -43,9 +42,6 @@ class EncodePane(Vertical):
     EncodePane #enc-window, EncodePane #enc-batch { width: 8; }
     EncodePane #enc-scheme { width: 18; }
     EncodePane #enc-source { height: 1; padding: 0 1; color: $text-muted; }
-    EncodePane #enc-progress-row { height: 1; }
-    EncodePane #enc-bar { width: 40%; }
-    EncodePane #enc-stats { width: 1fr; padding: 0 1; }
     EncodePane #enc-result { height: auto; padding: 0 1; }
     EncodePane #enc-result.ok { background: $success 30%; color: $text; text-style: bold; }
     EncodePane #enc-result.bad { background: $error 30%; color: $text; text-style: bold; }
@@ -63,7 +59,6 @@ class EncodePane(Vertical):
         self.buffer = EventBuffer()
         self.cancel_event = threading.Event()
         self.running = False
-        self.started_at = 0.0
         self.phase = ""
 
     def compose(self) -> ComposeResult:
@@ -88,9 +83,7 @@ class EncodePane(Vertical):
             yield Button("Start", id="enc-start", variant="primary", compact=True)
             yield Label(" ")
             yield Button("Cancel", id="enc-cancel", variant="error", compact=True, disabled=True)
-        with Horizontal(id="enc-progress-row"):
-            yield ProgressBar(total=None, id="enc-bar", show_eta=False)
-            yield Static("", id="enc-stats")
+        yield JobProgress("enc", id="enc-progress-row")
         yield Static("", id="enc-result")
         with Horizontal(id="enc-body"):
             yield DataTable(id="enc-layers", zebra_stripes=True, cursor_type="row")
@@ -149,7 +142,6 @@ class EncodePane(Vertical):
         self.cancel_event = threading.Event()
         self.buffer.drain()
         self._set_running(True)
-        self.started_at = time.monotonic()
         self.log_line(f"encoding {self.source} → {target} with {model or DEFAULT_MODEL}, scheme {scheme}")
         self.run_worker_job(
             self.source,
@@ -200,13 +192,11 @@ class EncodePane(Vertical):
         for event in events:
             if isinstance(event, ev.Started):
                 self.phase = event.operation
-                self.started_at = time.monotonic()
-                bar = self.query_one("#enc-bar", ProgressBar)
-                bar.update(total=max(event.total_bytes, 1), progress=0)
+                self.query_one(JobProgress).begin(event.total_bytes)
             elif isinstance(event, ev.Notice):
                 self.log_line(f"[yellow]note:[/] {event.message}")
             elif isinstance(event, ev.Progress):
-                self._show_progress(event)
+                self.query_one(JobProgress).show(event, self.phase)
             if self.board is not None and self.phase == "encode":
                 changed |= self.board.apply(event)
             if isinstance(event, ev.ChunkDone) and self.phase == "encode":
@@ -217,12 +207,6 @@ class EncodePane(Vertical):
         if changed:
             self._update_rows(changed)
             self.query_one(BitsChart).show(self.board)
-
-    def _show_progress(self, event: ev.Progress) -> None:
-        bar = self.query_one("#enc-bar", ProgressBar)
-        bar.update(total=max(event.total_bytes, 1), progress=event.done_bytes)
-        line = progress_line(event.done_bytes, event.total_bytes, event.tokens, time.monotonic() - self.started_at)
-        self.query_one("#enc-stats", Static).update(f"{self.phase} {line}")
 
     def on_job_done(self, message: JobDone) -> None:
         message.stop()

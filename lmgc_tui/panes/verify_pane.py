@@ -3,18 +3,17 @@
 from __future__ import annotations
 
 import threading
-import time
 from pathlib import Path
 
 from textual import work
 from textual.app import ComposeResult
 from textual.containers import Horizontal, Vertical
-from textual.widgets import Button, Input, ProgressBar, RichLog, Static
+from textual.widgets import Button, Input, RichLog, Static
 
 from lmgc_format import events as ev
 
-from ..fmt import progress_line
 from ..jobs import EventBuffer, JobDone, run_job
+from ..widgets import JobProgress
 
 REFRESH_SECONDS = 0.25
 
@@ -23,9 +22,7 @@ class VerifyPane(Vertical):
     DEFAULT_CSS = """
     VerifyPane .form { height: auto; }
     VerifyPane #ver-path { width: 1fr; }
-    VerifyPane #ver-progress-row { height: 1; margin: 1 0 0 0; }
-    VerifyPane #ver-bar { width: 40%; }
-    VerifyPane #ver-stats { width: 1fr; padding: 0 1; }
+    VerifyPane #ver-progress-row { margin: 1 0 0 0; }
     VerifyPane #ver-result { height: auto; padding: 1 2; margin: 1 0; }
     VerifyPane #ver-result.ok { background: $success 30%; text-style: bold; }
     VerifyPane #ver-result.bad { background: $error 30%; text-style: bold; }
@@ -38,16 +35,13 @@ class VerifyPane(Vertical):
         self.buffer = EventBuffer()
         self.cancel_event = threading.Event()
         self.running = False
-        self.started_at = 0.0
 
     def compose(self) -> ComposeResult:
         with Horizontal(classes="form"):
             yield Input(placeholder="archive.lmgc", id="ver-path", compact=True)
             yield Button("Verify", id="ver-start", variant="primary", compact=True)
             yield Button("Cancel", id="ver-cancel", variant="error", compact=True, disabled=True)
-        with Horizontal(id="ver-progress-row"):
-            yield ProgressBar(total=None, id="ver-bar", show_eta=False)
-            yield Static("", id="ver-stats")
+        yield JobProgress("ver", id="ver-progress-row")
         yield Static(
             "Decodes the archive in memory and compares CRCs and the SHA-256 of the original.", id="ver-result"
         )
@@ -95,16 +89,9 @@ class VerifyPane(Vertical):
     def flush(self) -> None:
         for event in self.buffer.drain():
             if isinstance(event, ev.Started):
-                self.started_at = time.monotonic()
-                self.query_one("#ver-bar", ProgressBar).update(total=max(event.total_bytes, 1), progress=0)
+                self.query_one(JobProgress).begin(event.total_bytes)
             elif isinstance(event, ev.Progress):
-                self.query_one("#ver-bar", ProgressBar).update(
-                    total=max(event.total_bytes, 1), progress=event.done_bytes
-                )
-                elapsed = time.monotonic() - self.started_at
-                self.query_one("#ver-stats", Static).update(
-                    progress_line(event.done_bytes, event.total_bytes, event.tokens, elapsed)
-                )
+                self.query_one(JobProgress).show(event)
             elif isinstance(event, ev.Notice):
                 self.query_one("#ver-log", RichLog).write(f"[yellow]note:[/] {event.message}")
 
@@ -132,6 +119,10 @@ class VerifyPane(Vertical):
         log.write(text)
         self._set_running(False)
 
+    def cancel(self) -> None:
+        if self.running:
+            self.cancel_event.set()
+
     def _set_running(self, running: bool) -> None:
         self.running = running
         self.query_one("#ver-start", Button).disabled = running
@@ -143,7 +134,7 @@ class VerifyPane(Vertical):
             self.start()
         elif event.button.id == "ver-cancel":
             event.stop()
-            self.cancel_event.set()
+            self.cancel()
 
     def on_input_submitted(self, event: Input.Submitted) -> None:
         if event.input.id == "ver-path":

@@ -1,4 +1,4 @@
-"""Committed archives that every future reader must still decode byte-exact (format v1.0)."""
+"""Committed archives that every future reader must still decode byte-exact (formats 1.0 and 1.1)."""
 
 from __future__ import annotations
 
@@ -33,3 +33,13 @@ def test_golden_lm_archive_decodes_with_the_tiny_model(tmp_path: Path, tiny_mode
     out = tmp_path / "out.safetensors"
     decode_file(arc, out, DecodeOptions(model=tiny_model))
     assert out.read_bytes() == (DATA / "golden_tiny.safetensors").read_bytes()
+
+
+def test_golden_v1_1_shuffle_archive_decodes(tmp_path: Path) -> None:
+    arc = DATA / "golden_shuffle.safetensors.lmgc"
+    with ArchiveReader(arc) as r:
+        assert r.version == (1, 1)
+        assert {e.codec for e in r.index.chunks} & {3, 4}  # shuffle+zstd / bitshuffle+zstd
+    out = tmp_path / "out.safetensors"
+    decode_file(arc, out)  # no LM chunk: no model needed
+    assert out.read_bytes() == (DATA / "golden_shuffle.safetensors").read_bytes()

@@ -1,6 +1,9 @@
-"""Regenerate the golden archives (only when the byte format changes on purpose: bump the version).
+"""Make the golden archives (only when the byte format changes on purpose: bump the version).
 
-python -m tests.data.make_golden
+python -m tests.data.make_golden          # writes the goldens of the current version (1.1)
+
+The 1.0 goldens (golden_ints, golden_tiny) were written by the 1.0 writer and are frozen:
+``make_v1_0`` is kept for the record only (run today it would write 1.1 files).
 """
 
 from __future__ import annotations
@@ -19,7 +22,7 @@ HERE = Path(__file__).resolve().parent
 GOLDEN_TINY_OPTIONS = {"scheme": "comma", "window_bytes": 32, "batch": 3, "fallback": False}
 
 
-def main() -> None:
+def make_v1_0() -> None:
     ints = HERE / "golden_ints.safetensors"
     save_file({"counts": torch.arange(64, dtype=torch.int32), "flags": torch.tensor([True, False])}, str(ints))
     encode_file(ints, HERE / "golden_ints.safetensors.lmgc", EncodeOptions(), overwrite=True)
@@ -33,6 +36,28 @@ def main() -> None:
         model = make_tiny_model(Path(tmp), seed=0)
         opts = EncodeOptions(model=str(model), **GOLDEN_TINY_OPTIONS)  # type: ignore[arg-type]
         encode_file(floats, HERE / "golden_tiny.safetensors.lmgc", opts, overwrite=True)
+
+
+def make_v1_1() -> None:
+    """Dense float tensors: the shuffle+zstd codecs of format 1.1 win their chunks."""
+    dense = HERE / "golden_shuffle.safetensors"
+    rng = torch.Generator().manual_seed(21)
+    save_file(
+        {
+            "w": (torch.randn(24, 16, generator=rng) * 1e-3).contiguous(),
+            "h": (torch.randn(40, generator=rng) * 1e-2).to(torch.float16),
+            "i": torch.arange(20, dtype=torch.int64),
+        },
+        str(dense),
+    )
+    with tempfile.TemporaryDirectory() as tmp:
+        model = make_tiny_model(Path(tmp), seed=0)
+        opts = EncodeOptions(model=str(model), scheme="comma", window_bytes=256, batch=4)
+        encode_file(dense, HERE / "golden_shuffle.safetensors.lmgc", opts, overwrite=True)
+
+
+def main() -> None:
+    make_v1_1()
     for p in sorted(HERE.glob("golden_*")):
         print(p.name, p.stat().st_size)
 

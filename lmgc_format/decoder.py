@@ -21,14 +21,13 @@ from . import runtime
 from .alphabet import Alphabet, vocabulary_bytes
 from .atomic import AtomicOutput, refuse_existing
 from .container.constants import Codec
-from .container.header import PROCEDURE
 from .container.reader import ArchiveReader
 from .errors import CorruptChunkError, IntegrityError, ModelError, ModelMismatchError, UnsupportedError
 from .events import EventSink, Finished, Notice, Progress, Started, ignore
 from .lmchunk import decode_windows
 from .models import PACKAGED, LoadedModel, get
 from .plan import value_size
-from .predictor import LockstepPredictor
+from .predictor import ENGINES, Predictor, make_predictor
 from .serialize import get_scheme
 from .shuffle import bit_unshuffle, byte_unshuffle
 
@@ -103,11 +102,10 @@ class ChunkDecoder:
         self.cancel = cancel
         self.scheme = scheme = get_scheme(header.scheme)
         self.msb_first = header.byte_order == "msb_first"
-        if header.layout.procedure != PROCEDURE:
-            raise UnsupportedError(
-                f"archive uses LM procedure {header.layout.procedure!r}; this version runs {PROCEDURE!r}"
-            )
-        self.predictor: LockstepPredictor | None = None
+        if header.layout.procedure not in ENGINES.values():
+            known = ", ".join(repr(p) for p in ENGINES.values())
+            raise UnsupportedError(f"archive uses LM procedure {header.layout.procedure!r}; this version runs {known}")
+        self.predictor: Predictor | None = None
         self.alphabet: Alphabet | None = None
         if any(e.codec == Codec.LM for e in reader.index.chunks):
             import torch
@@ -124,7 +122,7 @@ class ChunkDecoder:
                     raise ModelMismatchError(msg + " (use --force to try anyway)")
                 on_event(Notice("forced: " + msg))
             torch.set_num_threads(opts.threads or int(header.runtime.get("threads", torch.get_num_threads())))
-            predictor = LockstepPredictor(lm, alphabet, header.layout.head == "restricted")
+            predictor = make_predictor(lm, alphabet, header.layout.procedure, header.layout.head == "restricted")
             if predictor.head_mode != header.layout.head:
                 raise ModelMismatchError(
                     f"archive computed logits with the {header.layout.head!r} head; "

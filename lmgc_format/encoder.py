@@ -23,7 +23,7 @@ from .events import ChunkDone, EventSink, Finished, Progress, Started, ignore
 from .lmchunk import encode_windows
 from .models import DEFAULT_DTYPE, LoadedModel, get
 from .plan import PLAIN_CHUNK_BYTES, ChunkPlan, plan_chunks, value_size
-from .predictor import LockstepPredictor
+from .predictor import DEFAULT_ENGINE, TRANSFORMERS_PROCEDURE, make_predictor, procedure_for
 from .serialize import BYTE_ORDERS, DEFAULT_BYTE_ORDER, DEFAULT_SCHEME, get_scheme
 from .shuffle import bit_shuffle, byte_shuffle
 from .source import read_layout
@@ -47,6 +47,7 @@ class EncodeOptions:
     plain_chunk_bytes: int = PLAIN_CHUNK_BYTES
     restricted_head: bool = True
     fallback: bool = True  # False: keep the LM payload even where zstd/raw is smaller (to measure the LM)
+    engine: str = DEFAULT_ENGINE  # "auto" | "lmgc" | "transformers" (predictor.ENGINES)
 
     def check(self) -> None:
         get_scheme(self.scheme)
@@ -58,6 +59,8 @@ class EncodeOptions:
             raise UnsupportedError("batch must be between 1 and 4096")
         if not 0 <= self.bytes_per_group <= 64:
             raise UnsupportedError("bytes per group must be between 0 (dtype size) and 64")
+        if self.engine not in ("auto", "lmgc", "transformers"):
+            raise UnsupportedError("engine must be one of auto, lmgc, transformers")
 
 
 @dataclass(frozen=True)
@@ -125,10 +128,12 @@ def encode_file(
     alphabet = None
     record = None
     lm = None
+    procedure = TRANSFORMERS_PROCEDURE  # recorded even when no chunk needs a model
     if needs_model:
         lm = model or get(opts.model, opts.dtype, opts.device)
         alphabet = Alphabet.from_vocabulary(vocabulary_bytes(lm.tokenizer), scheme)
-        predictor = LockstepPredictor(lm, alphabet, opts.restricted_head)
+        procedure = procedure_for(opts.engine, lm, opts.restricted_head)
+        predictor = make_predictor(lm, alphabet, procedure, opts.restricted_head)
         record = ModelRecord(**lm.info.__dict__)
     header = Header(
         created_by=f"lmgc {__version__}",
@@ -142,6 +147,7 @@ def encode_file(
             bytes_per_group=opts.bytes_per_group,
             plain_chunk_bytes=opts.plain_chunk_bytes,
             head=predictor.head_mode if predictor else "none",
+            procedure=procedure,
         ),
         model=record,
         alphabet=AlphabetRecord(alphabet.size, alphabet.digest()) if alphabet else None,

@@ -11,7 +11,7 @@ from .alphabet import Alphabet
 from .coder import Decoder, Encoder, code_bits, quantize
 from .errors import CancelledError, CorruptChunkError
 from .plan import Window
-from .predictor import LockstepPredictor
+from .predictor import Predictor
 from .serialize import Scheme, reorder
 
 StepCallback = Callable[[float, int], None]  # (fraction of the chunk done, tokens this step)
@@ -22,8 +22,24 @@ def _check(cancel: threading.Event | None) -> None:
         raise CancelledError("cancelled")
 
 
+def cache_capacity(scheme: Scheme, windows: Sequence[Window]) -> int:
+    """KV-cache positions for a chunk, from the plan alone: the same on both sides.
+
+    A valid window takes at most as many steps as its text has bytes (a token is
+    >= 1 byte): the hex text length, or 2 bytes per latin-1 character. Both sides
+    allocate exactly this, so even the memory layout the kernels see (strides) is
+    identical; a corrupt stream that runs longer grows the cache the same way.
+    """
+    return max(scheme.text_length(w.nbytes, w.group) if scheme.hex else 2 * w.nbytes for w in windows)
+
+
+def _step_limit(scheme: Scheme, windows: Sequence[Window]) -> int:
+    # Loose on purpose: it only stops a corrupt stream from running forever.
+    return max(2 * w.nbytes + scheme.text_length(w.nbytes, w.group) for w in windows)
+
+
 def encode_windows(
-    predictor: LockstepPredictor,
+    predictor: Predictor,
     alphabet: Alphabet,
     scheme: Scheme,
     windows: Sequence[Window],
@@ -45,7 +61,7 @@ def encode_windows(
     feed = [bos] * len(windows)
     bits = [0.0] * len(windows)
     enc = Encoder()
-    predictor.reset()
+    predictor.reset(cache_capacity(scheme, windows))
     for t in range(steps):
         _check(cancel)
         logits = predictor.step(feed)
@@ -62,7 +78,7 @@ def encode_windows(
 
 
 def decode_windows(
-    predictor: LockstepPredictor,
+    predictor: Predictor,
     alphabet: Alphabet,
     scheme: Scheme,
     windows: Sequence[Window],
@@ -80,11 +96,10 @@ def decode_windows(
     done = [False] * len(windows)
     bos = predictor.bos_id
     feed = [bos] * len(windows)
-    # Hex text length is known; it bounds the steps for every scheme (a token is >= 1 byte).
-    limit = max(2 * w.nbytes + scheme.text_length(w.nbytes, w.group) for w in windows)
+    limit = _step_limit(scheme, windows)
     expected = sum(scheme.text_length(w.nbytes, w.group) for w in windows)
     produced = 0
-    predictor.reset()
+    predictor.reset(cache_capacity(scheme, windows))
     steps = 0
     while not all(done):
         _check(cancel)

@@ -11,11 +11,12 @@ same step; a window that is finished keeps being fed BOS so the batch shape
 from __future__ import annotations
 
 import inspect
-from typing import Any
+from typing import Any, Protocol
 
 import numpy as np
 
 from .alphabet import Alphabet
+from .errors import UnsupportedError
 from .models import LoadedModel
 
 # Architectures whose output head is a plain bias-free linear map of the last
@@ -104,8 +105,8 @@ class LockstepPredictor:
     def head_mode(self) -> str:
         return "restricted" if self.restricted else "full"
 
-    def reset(self) -> None:
-        """Forget the KV cache: the next step starts new windows."""
+    def reset(self, capacity: int = 256) -> None:
+        """Forget the KV cache: the next step starts new windows (``capacity`` is only a hint)."""
         self._cache = _growing_kv_cache(self.model)
 
     def step(self, tokens: list[int]) -> np.ndarray:
@@ -123,3 +124,54 @@ class LockstepPredictor:
                 self._cache = out[self._cache_arg]
                 logits = out.logits[:, -1, :].index_select(1, self._ids)
             return logits.float().cpu().numpy()
+
+
+# The procedures an archive can name (header ``windows.procedure``) and the
+# engine that runs each: an archive is decoded by the engine that encoded it.
+TRANSFORMERS_PROCEDURE = "lockstep-kv-v1"
+ENGINES = {"lmgc": "lmgc-llama-v1", "transformers": TRANSFORMERS_PROCEDURE}
+DEFAULT_ENGINE = "auto"  # the lmgc engine where the model fits it, else transformers
+
+
+class Predictor(Protocol):
+    """What the coding loop needs of an engine (lmchunk.py)."""
+
+    @property
+    def bos_id(self) -> int: ...
+
+    @property
+    def head_mode(self) -> str: ...
+
+    def reset(self, capacity: int = ...) -> None: ...
+
+    def step(self, tokens: list[int]) -> np.ndarray: ...
+
+
+def procedure_for(engine: str, lm: LoadedModel, restricted_head: bool = True) -> str:
+    """The procedure ``engine`` ("auto", "lmgc", "transformers") gives for this model."""
+    from .engine import unsupported_reason
+
+    if engine not in (*ENGINES, "auto"):
+        raise UnsupportedError(f"engine must be one of auto, {', '.join(ENGINES)}")
+    if engine == "transformers" or (engine == "auto" and not restricted_head):
+        return TRANSFORMERS_PROCEDURE
+    reason = unsupported_reason(lm)
+    if reason is None:
+        if not restricted_head:
+            raise UnsupportedError("the lmgc engine always restricts the head to the alphabet")
+        return ENGINES["lmgc"]
+    if engine == "lmgc":
+        raise UnsupportedError(f"the lmgc engine cannot run this model: {reason} (use --engine transformers)")
+    return TRANSFORMERS_PROCEDURE
+
+
+def make_predictor(lm: LoadedModel, alphabet: Alphabet, procedure: str, restricted_head: bool = True) -> Predictor:
+    """The engine that runs ``procedure`` (refuses procedures this version does not know)."""
+    if procedure == ENGINES["lmgc"]:
+        from .engine import LlamaEngine
+
+        return LlamaEngine(lm, alphabet)
+    if procedure == TRANSFORMERS_PROCEDURE:
+        return LockstepPredictor(lm, alphabet, restricted_head)
+    known = ", ".join(repr(p) for p in ENGINES.values())
+    raise UnsupportedError(f"archive uses LM procedure {procedure!r}; this version runs {known}")

@@ -5,6 +5,7 @@ from __future__ import annotations
 from rich.table import Table
 
 from lmgc_format.bench.runner import CodecResult, FileReport
+from lmgc_format.bench.speed import SpeedResult
 
 
 def _rate(bps: float | None) -> str:
@@ -71,3 +72,49 @@ def bench_markdown(reports: list[FileReport]) -> str:
             out.append("| " + " | ".join(c.replace("|", "/") for c in cells) + " |")
         out.append("")
     return "\n".join(out)
+
+
+SPEED_HEADERS = (
+    "engine",
+    "dtype",
+    "batch",
+    "tokens",
+    "encode tok/s",
+    "encode",
+    "decode tok/s",
+    "decode",
+    "% of original",
+    "round trip",
+    "peak RSS",
+)
+
+
+def _speed_row(r: SpeedResult) -> list[str]:
+    return [
+        f"{r.engine} ({r.procedure})",
+        r.dtype,
+        str(r.batch),
+        f"{r.tokens:,}",
+        f"{r.encode_tps:,.0f}",
+        _rate(r.encode_bps),
+        f"{r.decode_tps:,.0f}",
+        _rate(r.decode_bps),
+        f"{r.percent:.2f}",
+        "yes" if r.roundtrip else "NO",
+        f"{r.peak_rss_mb:,.0f} MB",
+    ]
+
+
+def speed_table(file: str, results: list[SpeedResult]) -> Table:
+    table = Table(title=f"{file}: LM engine speed (every chunk LM-coded, round trip checked)", title_justify="left")
+    for h in SPEED_HEADERS:
+        table.add_column(h, justify="left" if h in ("engine", "dtype", "round trip") else "right")
+    for r in results:
+        table.add_row(*_speed_row(r))
+    return table
+
+
+def speed_markdown(file: str, results: list[SpeedResult]) -> str:
+    lines = [f"**{file}**", "", "| " + " | ".join(SPEED_HEADERS) + " |", "|" + "---|" * len(SPEED_HEADERS)]
+    lines += ["| " + " | ".join(_speed_row(r)) + " |" for r in results]
+    return "\n".join(lines) + "\n"

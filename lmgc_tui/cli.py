@@ -79,6 +79,14 @@ model_option = click.option(
     help="Model: a packaged name (see `lmgc-tui models`), a Hugging Face model directory or a .gguf file.",
 )
 quiet_option = click.option("-q", "--quiet", is_flag=True, help="No progress bar or summary.")
+engine_option = click.option(
+    "--engine",
+    type=click.Choice(["auto", "lmgc", "transformers"]),
+    default="auto",
+    show_default=True,
+    help="LM engine: lmgc's own Llama-family engine (faster), transformers (the reference), "
+    "or auto (lmgc where the model fits it). Recorded in the archive; decoding uses the same.",
+)
 
 
 @cli.command()
@@ -125,6 +133,7 @@ quiet_option = click.option("-q", "--quiet", is_flag=True, help="No progress bar
     show_default=True,
     help="Dtype the model runs in.",
 )
+@engine_option
 @click.option("--threads", type=click.IntRange(1, 1024), help="Torch threads (recorded; the decoder uses the same).")
 @click.option("--verify/--no-verify", default=False, show_default=True, help="Decode the archive again and compare.")
 @quiet_option
@@ -140,6 +149,7 @@ def compress(
     batch: int,
     bytes_per_group: int,
     dtype: str,
+    engine: str,
     threads: int | None,
     verify: bool,
     quiet: bool,
@@ -158,6 +168,7 @@ def compress(
         bytes_per_group=bytes_per_group,
         dtype=dtype,
         threads=threads,
+        engine=engine,
     )
     if not quiet:
         err_console.print(f"loading model {model or 'smollm2-135m'} …", style="dim")
@@ -299,6 +310,15 @@ def inspect(archive: Path, as_json: bool, chunks: bool) -> None:
 @click.option("--window-bytes", type=click.IntRange(1, 1 << 20), default=512, show_default=True)
 @click.option("--batch", type=click.IntRange(1, 4096), default=16, show_default=True)
 @click.option("--dtype", type=click.Choice(["float32", "bfloat16"]), default="float32", show_default=True)
+@engine_option
+@click.option(
+    "--speed",
+    is_flag=True,
+    help="Measure LM encode/decode tokens/s and bytes/s instead: every engine in --engines x every dtype in "
+    "--dtypes, side by side, each a real round trip with every chunk LM-coded.",
+)
+@click.option("--engines", default="lmgc,transformers", show_default=True, metavar="LIST", help="Engines for --speed.")
+@click.option("--dtypes", default="float32,bfloat16", show_default=True, metavar="LIST", help="Dtypes for --speed.")
 @click.option("--json", "as_json", is_flag=True, help="Machine-readable results on stdout.")
 @click.option("--markdown", is_flag=True, help="Results as a Markdown table on stdout.")
 @click.option(
@@ -314,6 +334,10 @@ def bench(
     window_bytes: int,
     batch: int,
     dtype: str,
+    engine: str,
+    speed: bool,
+    engines: str,
+    dtypes: str,
     as_json: bool,
     markdown: bool,
     save: Path | None,
@@ -329,6 +353,9 @@ def bench(
 
     from .bench_view import bench_markdown, bench_table
 
+    if speed:
+        _bench_speed(files, model, schemes, window_bytes, batch, engines, dtypes, as_json, markdown, save, quiet)
+        return
     picked = by_name([c.strip() for c in codecs.split(",") if c.strip()] if codecs else None)
     scheme_list = [] if no_lm else [s.strip() for s in schemes.split(",") if s.strip()]
     for sc in scheme_list:
@@ -338,7 +365,10 @@ def bench(
             )
     opts = BenchOptions(
         picked,
-        [LmSetting(model=model, scheme=sc, window_bytes=window_bytes, batch=batch, dtype=dtype) for sc in scheme_list],
+        [
+            LmSetting(model=model, scheme=sc, window_bytes=window_bytes, batch=batch, dtype=dtype, engine=engine)
+            for sc in scheme_list
+        ],
     )
     reports = []
     for path in files:
@@ -358,6 +388,57 @@ def bench(
     else:
         for r in reports:
             out_console.print(bench_table(r))
+
+
+def _list_option(value: str, allowed: tuple[str, ...], hint: str) -> list[str]:
+    items = [v.strip() for v in value.split(",") if v.strip()]
+    bad = [v for v in items if v not in allowed]
+    if bad or not items:
+        raise click.BadParameter(f"{', '.join(bad) or 'nothing'}: choose from {', '.join(allowed)}", param_hint=hint)
+    return items
+
+
+def _bench_speed(
+    files: tuple[Path, ...],
+    model: str | None,
+    schemes: str,
+    window_bytes: int,
+    batch: int,
+    engines: str,
+    dtypes: str,
+    as_json: bool,
+    markdown: bool,
+    save: Path | None,
+    quiet: bool,
+) -> None:
+    from lmgc_format.bench.speed import measure
+
+    from .bench_view import speed_markdown, speed_table
+
+    engine_list = _list_option(engines, ("lmgc", "transformers", "auto"), "--engines")
+    dtype_list = _list_option(dtypes, ("float32", "bfloat16"), "--dtypes")
+    scheme = _list_option(schemes, tuple(SCHEMES), "--schemes")[0]
+    out: list[dict[str, Any]] = []
+    for path in files:
+        results = []
+        for dt in dtype_list:
+            for eng in engine_list:
+                if not quiet:
+                    err_console.print(f"[dim]{path.name}: {eng} engine, {dt} …[/]", highlight=False)
+                with EventProgress(err_console, quiet) as bar:
+                    r = measure(
+                        path, eng, dt, model=model, scheme=scheme, window_bytes=window_bytes, batch=batch, on_event=bar
+                    )
+                results.append(r)
+                out.append({"file": str(path), **r.to_obj()})
+                if save is not None:  # after every run: a long bench that stops keeps what it measured
+                    save.write_text(json.dumps(out, indent=2) + "\n")
+        if markdown:
+            click.echo(speed_markdown(str(path), results))
+        elif not as_json:
+            out_console.print(speed_table(str(path), results))
+    if as_json:
+        click.echo(json.dumps(out, indent=2))
 
 
 @cli.command()

@@ -124,6 +124,18 @@ class CharTransformer(nn.Module):
         return self.norm_f(h) @ self.embed.weight.T
 
 
+class DigitsWideMLP(nn.Module):
+    """Only for the speed bench (samples/speed/): enough windows for big lockstep batches."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.fc1 = nn.Linear(64, 128)
+        self.fc2 = nn.Linear(128, 10)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.fc2(torch.relu(self.fc1(x.flatten(1))))
+
+
 def _digits() -> tuple[torch.Tensor, torch.Tensor]:
     digits = load_digits()
     x = torch.tensor(digits.images, dtype=torch.float32).unsqueeze(1) / 16.0
@@ -201,17 +213,24 @@ SAMPLES: dict[str, Callable[[], dict[str, torch.Tensor]]] = {
 }
 
 
+# Bigger files for `lmgc-tui bench --speed` (tens of KB: minutes per run, so not in the main set).
+SPEED_SAMPLES: dict[str, Callable[[], dict[str, torch.Tensor]]] = {
+    "mlpwide_digits": lambda: digits_gradient(DigitsWideMLP),
+}
+
+
 def main() -> None:
     torch.set_num_threads(1)
     torch.use_deterministic_algorithms(True)
     meta = {"source": "samples/make_samples.py"}
-    for name, make in SAMPLES.items():
-        grads = make()
-        save_file(grads, str(HERE / f"{name}_fp32.safetensors"), metadata=meta)
-        save_file(
-            {k: v.to(torch.bfloat16) for k, v in grads.items()}, str(HERE / f"{name}_bf16.safetensors"), metadata=meta
-        )
-    for p in sorted(HERE.glob("*.safetensors")):
+    (HERE / "speed").mkdir(exist_ok=True)
+    for folder, table in ((HERE, SAMPLES), (HERE / "speed", SPEED_SAMPLES)):
+        for name, make in table.items():
+            grads = make()
+            save_file(grads, str(folder / f"{name}_fp32.safetensors"), metadata=meta)
+            bf16 = {k: v.to(torch.bfloat16) for k, v in grads.items()}
+            save_file(bf16, str(folder / f"{name}_bf16.safetensors"), metadata=meta)
+    for p in sorted([*HERE.glob("*.safetensors"), *HERE.glob("speed/*.safetensors")]):
         n_params = sum(t.numel() for t in load_file(str(p)).values())
         print(f"{p.name}: {p.stat().st_size} bytes, {n_params} values")
 

@@ -96,3 +96,29 @@ def test_cli_bench_json(tiny_model: str, small_file: Path) -> None:
     assert all(r["roundtrip"] for r in report["results"])
     res = CliRunner().invoke(cli, ["bench", str(small_file), "--schemes", "hexy"])
     assert res.exit_code == 2 and "unknown scheme" in res.output
+
+
+def test_cli_bench_speed_runs_both_engines_side_by_side(tiny_model: str, small_file: Path, tmp_path: Path) -> None:
+    from lmgc_format.bench.speed import measure
+
+    saved = tmp_path / "speed.json"
+    args = ["bench", str(small_file), "--speed", "--model", tiny_model, "--window-bytes", "32", "--batch", "4"]
+    res = CliRunner().invoke(
+        cli, [*args, "--engines", "lmgc,transformers", "--dtypes", "float32", "--json", "-q", "--save", str(saved)]
+    )
+    assert res.exit_code == 0, res.output
+    rows = json.loads(res.output)
+    assert json.loads(saved.read_text()) == rows
+    assert [(r["engine"], r["procedure"]) for r in rows] == [
+        ("lmgc", "lmgc-llama-v1"),
+        ("transformers", "lockstep-kv-v1"),
+    ]
+    for r in rows:
+        assert r["roundtrip"] and r["tokens"] > 100 and r["encode_s"] > 0 and r["decode_s"] > 0
+        assert r["encode_tok_s"] == pytest.approx(r["tokens"] / r["encode_s"], rel=1e-3)
+    # Same model, same windows, every chunk LM-coded: the two engines' sizes agree closely.
+    assert abs(rows[0]["coded_bytes"] - rows[1]["coded_bytes"]) <= 0.01 * rows[1]["coded_bytes"] + 8
+    direct = measure(small_file, "lmgc", "float32", model=tiny_model, window_bytes=32, batch=4)
+    assert direct.tokens == rows[0]["tokens"] and direct.coded_bytes == rows[0]["coded_bytes"]
+    res = CliRunner().invoke(cli, [*args, "--engines", "warp"])
+    assert res.exit_code == 2 and "choose from" in res.output

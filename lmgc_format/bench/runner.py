@@ -78,9 +78,10 @@ class LmSetting:
     batch: int = 16
     dtype: str = "float32"
     fallback: bool = True
+    engine: str = "auto"
 
     def label(self) -> str:
-        return f"lmgc {self.scheme}"
+        return f"lmgc {self.scheme}" if self.engine == "auto" else f"lmgc {self.scheme} ({self.engine})"
 
 
 @dataclass
@@ -144,6 +145,7 @@ def run_lm(
         batch=setting.batch,
         dtype=setting.dtype,
         fallback=setting.fallback,
+        engine=setting.engine,
     )
     with tempfile.TemporaryDirectory(prefix="lmgc-bench-") as tmp:
         archive = Path(tmp) / "bench.lmgc"

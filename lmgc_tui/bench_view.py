@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from rich.table import Table
 
+from lmgc_format.bench.positions import PositionRow
 from lmgc_format.bench.runner import CodecResult, FileReport
 from lmgc_format.bench.speed import SpeedResult
 
@@ -117,4 +118,41 @@ def speed_table(file: str, results: list[SpeedResult]) -> Table:
 def speed_markdown(file: str, results: list[SpeedResult]) -> str:
     lines = [f"**{file}**", "", "| " + " | ".join(SPEED_HEADERS) + " |", "|" + "---|" * len(SPEED_HEADERS)]
     lines += ["| " + " | ".join(_speed_row(r)) + " |" for r in results]
+    return "\n".join(lines) + "\n"
+
+
+POSITION_HEADERS = ("byte position", "bytes", "LM bits/byte", "order-0 entropy bits/byte", "LM - order-0")
+
+
+def _position_cells(r: PositionRow, group: int) -> list[str]:
+    if r.position < 0:
+        name = "separator"
+    else:
+        name = f"{r.position}" + (" (msb: sign/exponent)" if r.position == 0 and group > 1 else "")
+    if r.position < 0:
+        return [name, f"{r.nbytes:,}", f"{r.lm_bits_per_byte:.3f}", "-", "-"]
+    diff = r.lm_bits_per_byte - r.order0_bits_per_byte
+    return [
+        name,
+        f"{r.nbytes:,}",
+        f"{r.lm_bits_per_byte:.3f}",
+        f"{r.order0_bits_per_byte:.3f}",
+        f"{diff:+.3f}",
+    ]
+
+
+def positions_table(file: str, rows: list[PositionRow]) -> Table:
+    group = sum(1 for r in rows if r.position >= 0)
+    table = Table(title=f"{file}: LM bits per byte position vs order-0 entropy", title_justify="left")
+    for h in POSITION_HEADERS:
+        table.add_column(h, justify="left" if h == "byte position" else "right")
+    for r in rows:
+        table.add_row(*_position_cells(r, group))
+    return table
+
+
+def positions_markdown(file: str, rows: list[PositionRow]) -> str:
+    group = sum(1 for r in rows if r.position >= 0)
+    lines = [f"**{file}**", "", "| " + " | ".join(POSITION_HEADERS) + " |", "|" + "---|" * len(POSITION_HEADERS)]
+    lines += ["| " + " | ".join(_position_cells(r, group)) + " |" for r in rows]
     return "\n".join(lines) + "\n"

@@ -317,6 +317,12 @@ def inspect(archive: Path, as_json: bool, chunks: bool) -> None:
     help="Measure LM encode/decode tokens/s and bytes/s instead: every engine in --engines x every dtype in "
     "--dtypes, side by side, each a real round trip with every chunk LM-coded.",
 )
+@click.option(
+    "--positions",
+    is_flag=True,
+    help="Report instead the bits the LM spends per byte position within a value (sign/exponent byte first "
+    "with msb_first) beside each position's order-0 entropy.",
+)
 @click.option("--engines", default="lmgc,transformers", show_default=True, metavar="LIST", help="Engines for --speed.")
 @click.option("--dtypes", default="float32,bfloat16", show_default=True, metavar="LIST", help="Dtypes for --speed.")
 @click.option("--json", "as_json", is_flag=True, help="Machine-readable results on stdout.")
@@ -336,6 +342,7 @@ def bench(
     dtype: str,
     engine: str,
     speed: bool,
+    positions: bool,
     engines: str,
     dtypes: str,
     as_json: bool,
@@ -353,6 +360,9 @@ def bench(
 
     from .bench_view import bench_markdown, bench_table
 
+    if positions:
+        _bench_positions(files, model, schemes, window_bytes, batch, dtype, engine, as_json, markdown, save, quiet)
+        return
     if speed:
         _bench_speed(files, model, schemes, window_bytes, batch, engines, dtypes, as_json, markdown, save, quiet)
         return
@@ -396,6 +406,55 @@ def _list_option(value: str, allowed: tuple[str, ...], hint: str) -> list[str]:
     if bad or not items:
         raise click.BadParameter(f"{', '.join(bad) or 'nothing'}: choose from {', '.join(allowed)}", param_hint=hint)
     return items
+
+
+def _bench_positions(
+    files: tuple[Path, ...],
+    model: str | None,
+    schemes: str,
+    window_bytes: int,
+    batch: int,
+    dtype: str,
+    engine: str,
+    as_json: bool,
+    markdown: bool,
+    save: Path | None,
+    quiet: bool,
+) -> None:
+    from lmgc_format.bench.positions import position_report
+
+    from .bench_view import positions_markdown, positions_table
+
+    scheme = _list_option(schemes, tuple(SCHEMES), "--schemes")[0]
+    out: list[dict[str, Any]] = []
+    for path in files:
+        if not quiet:
+            err_console.print(f"[dim]{path.name}: LM bits per byte position …[/]", highlight=False)
+        rows = position_report(
+            path, model=model, scheme_name=scheme, window_bytes=window_bytes, batch=batch, dtype=dtype, engine=engine
+        )
+        out.append(
+            {
+                "file": str(path),
+                "positions": [
+                    {
+                        "position": "separator" if r.position < 0 else r.position,
+                        "bytes": r.nbytes,
+                        "lm_bits_per_byte": round(r.lm_bits_per_byte, 4),
+                        "order0_bits_per_byte": None if r.position < 0 else round(r.order0_bits_per_byte, 4),
+                    }
+                    for r in rows
+                ],
+            }
+        )
+        if save is not None:
+            save.write_text(json.dumps(out, indent=2) + "\n")
+        if markdown:
+            click.echo(positions_markdown(str(path), rows))
+        elif not as_json:
+            out_console.print(positions_table(str(path), rows))
+    if as_json:
+        click.echo(json.dumps(out, indent=2))
 
 
 def _bench_speed(

@@ -7,6 +7,7 @@ import json
 import lzma
 from pathlib import Path
 
+import numpy as np
 import pytest
 import zstandard
 from click.testing import CliRunner
@@ -122,3 +123,31 @@ def test_cli_bench_speed_runs_both_engines_side_by_side(tiny_model: str, small_f
     assert direct.tokens == rows[0]["tokens"] and direct.coded_bytes == rows[0]["coded_bytes"]
     res = CliRunner().invoke(cli, [*args, "--engines", "warp"])
     assert res.exit_code == 2 and "choose from" in res.output
+
+
+def test_positions_report_adds_up_to_the_lm_code_length(tiny_model: str, tmp_path: Path) -> None:
+    from safetensors.torch import save_file
+
+    from lmgc_format.bench.positions import SEPARATOR, position_report
+    from tests.conftest import gradient_like
+
+    src = tmp_path / "g.safetensors"
+    save_file({"w": gradient_like((10, 9), 21)}, str(src))
+    rows = position_report(src, model=tiny_model, window_bytes=64, batch=3)
+    assert [r.position for r in rows] == [0, 1, 2, 3, SEPARATOR]
+    assert all(r.nbytes == 90 for r in rows[:4]) and rows[4].nbytes == 90 - 6  # a comma between values, 6 windows
+    # The per-position bits add up to the code length the encoder reports for the same windows.
+    arc = tmp_path / "g.lmgc"
+    result = encode_file(src, arc, EncodeOptions(model=tiny_model, window_bytes=64, batch=3, fallback=False))
+    assert sum(r.lm_bits for r in rows) == pytest.approx(result.coded_bytes * 8, rel=0.05)
+    # Order-0 entropy of a byte position is what the data says, computed independently.
+    values = gradient_like((10, 9), 21).numpy().view("u1").reshape(-1, 4)[:, ::-1]
+    for p in range(4):
+        _, counts = np.unique(values[:, p], return_counts=True)
+        entropy = float(-(counts * np.log2(counts / counts.sum())).sum())
+        assert rows[p].order0_bits == pytest.approx(entropy)
+    args = ["--positions", "--model", tiny_model, "--window-bytes", "64", "--batch", "3", "--json", "-q"]
+    res = CliRunner().invoke(cli, ["bench", str(src), *args])
+    assert res.exit_code == 0, res.output
+    (report,) = json.loads(res.output)
+    assert [p["position"] for p in report["positions"]] == [0, 1, 2, 3, "separator"]

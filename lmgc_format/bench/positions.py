@@ -1,0 +1,140 @@
+"""Bits the LM spends per byte position within a value, beside that position's order-0 entropy.
+
+Shows where the model earns its keep: on fp32 gradients the sign/exponent byte
+is very predictable, the low mantissa bytes are close to random. The numbers
+are the ideal code length of the coder's own tables (the same lockstep
+procedure and quantization the encoder uses; the range coder adds a few bytes
+per chunk). A token's bits are shared equally among the text bytes it covers;
+a hex digit belongs to the byte it encodes, a separator or prefix byte to the
+"separator" row. Positions are in text order: with ``msb_first`` position 0 is
+the most significant byte (sign and exponent of a float).
+"""
+
+from __future__ import annotations
+
+import math
+import threading
+from collections import Counter
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from ..alphabet import Alphabet, vocabulary_bytes
+from ..coder import QUANT_BITS, quantize
+from ..errors import CancelledError, UnsupportedError
+from ..lmchunk import cache_capacity
+from ..models import get
+from ..plan import plan_chunks
+from ..predictor import make_predictor, procedure_for
+from ..serialize import get_scheme, reorder
+from ..source import read_layout
+
+SEPARATOR = -1
+
+
+@dataclass(frozen=True)
+class PositionRow:
+    position: int  # byte position within a group (text order), or SEPARATOR
+    nbytes: int  # data bytes at this position (text bytes for the separator row)
+    lm_bits: float  # bits the LM spent on them
+    order0_bits: float  # what an ideal order-0 code of these bytes costs (entropy x count; 0 for separators)
+
+    @property
+    def lm_bits_per_byte(self) -> float:
+        return self.lm_bits / self.nbytes if self.nbytes else 0.0
+
+    @property
+    def order0_bits_per_byte(self) -> float:
+        return self.order0_bits / self.nbytes if self.nbytes else 0.0
+
+
+def _char_positions(group_lens: list[int], scheme: Any) -> np.ndarray:
+    """For every text byte of a window: the byte position it encodes, or SEPARATOR."""
+    out: list[int] = []
+    for gi, n in enumerate(group_lens):
+        if gi:
+            out += [SEPARATOR] * len(scheme.separator)
+        out += [SEPARATOR] * len(scheme.prefix)
+        for p in range(n):
+            out += [p, p]
+    return np.array(out, dtype=np.int64)
+
+
+def _entropy_bits(values: bytes) -> float:
+    counts = Counter(values)
+    n = len(values)
+    return -sum(c * math.log2(c / n) for c in counts.values()) if n else 0.0
+
+
+def position_report(
+    path: Path,
+    *,
+    model: str | None = None,
+    scheme_name: str = "comma",
+    msb_first: bool = True,
+    window_bytes: int = 512,
+    batch: int = 16,
+    dtype: str = "float32",
+    engine: str = "auto",
+    cancel: threading.Event | None = None,
+    on_step: Callable[[int, int], None] | None = None,
+) -> list[PositionRow]:
+    scheme = get_scheme(scheme_name)
+    if not scheme.hex:
+        raise UnsupportedError("byte positions are only defined for the hex schemes")
+    layout = read_layout(path)
+    with open(path, "rb") as f:
+        f.seek(layout.data_offset)
+        data = f.read()
+    lm = get(model, dtype)
+    alphabet = Alphabet.from_vocabulary(vocabulary_bytes(lm.tokenizer), scheme)
+    predictor = make_predictor(lm, alphabet, procedure_for(engine, lm))
+    chunks = [c for c in plan_chunks(layout, window_bytes, batch, 0) if c.lm]
+    bits: dict[int, float] = {}
+    counts: dict[int, int] = {}
+    by_position: dict[int, bytearray] = {}
+    total_steps = sum(1 for _ in chunks)
+    for ci, chunk in enumerate(chunks):
+        texts, syms, owners = [], [], []
+        for w in chunk.windows:
+            raw = data[w.begin : w.end]
+            ordered = reorder(raw, w.group) if msb_first else raw
+            text = scheme.to_text(ordered, w.group)
+            lens = [min(w.group, w.nbytes - i) for i in range(0, w.nbytes, w.group)]
+            owners.append(_char_positions(lens, scheme))
+            texts.append(text)
+            syms.append(alphabet.tokenize(text, lm.tokenizer))
+            for gi, start in enumerate(range(0, w.nbytes, w.group)):
+                for p, b in enumerate(ordered[start : start + lens[gi]]):
+                    by_position.setdefault(p, bytearray()).append(b)
+        lengths = [len(s) for s in syms]
+        offsets = [0] * len(syms)
+        feed = [lm.info.bos_id] * len(syms)
+        predictor.reset(cache_capacity(scheme, chunk.windows))
+        for t in range(max(lengths)):
+            if cancel is not None and cancel.is_set():
+                raise CancelledError("cancelled")
+            freqs = quantize(predictor.step(feed))
+            for i, s in enumerate(syms):
+                if t >= lengths[i]:
+                    continue
+                sym = s[t]
+                cost = QUANT_BITS - math.log2(float(freqs[i, sym]))
+                width = len(alphabet.texts[sym])
+                for pos in owners[i][offsets[i] : offsets[i] + width]:
+                    bits[int(pos)] = bits.get(int(pos), 0.0) + cost / width
+                offsets[i] += width
+            feed = [alphabet.ids[s[t]] if t + 1 < n else lm.info.bos_id for s, n in zip(syms, lengths, strict=True)]
+        for i, text in enumerate(texts):
+            seps = int(np.count_nonzero(owners[i] == SEPARATOR))
+            counts[SEPARATOR] = counts.get(SEPARATOR, 0) + seps
+            assert offsets[i] == len(text)
+        if on_step is not None:
+            on_step(ci + 1, total_steps)
+    rows = [PositionRow(p, len(v), bits.get(p, 0.0), _entropy_bits(bytes(v))) for p, v in sorted(by_position.items())]
+    if counts.get(SEPARATOR):
+        rows.append(PositionRow(SEPARATOR, counts[SEPARATOR], bits.get(SEPARATOR, 0.0), 0.0))
+    return rows

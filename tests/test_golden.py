@@ -1,4 +1,4 @@
-"""Committed archives that every future reader must still decode byte-exact (formats 1.0 and 1.1)."""
+"""Committed archives that every future reader must still decode byte-exact (formats 1.0 and 1.1, both procedures)."""
 
 from __future__ import annotations
 
@@ -43,3 +43,15 @@ def test_golden_v1_1_shuffle_archive_decodes(tmp_path: Path) -> None:
     out = tmp_path / "out.safetensors"
     decode_file(arc, out)  # no LM chunk: no model needed
     assert out.read_bytes() == (DATA / "golden_shuffle.safetensors").read_bytes()
+
+
+def test_golden_engine_archive_decodes_with_the_tiny_model(tmp_path: Path, tiny_model: str) -> None:
+    """Pins procedure lmgc-llama-v1: a change to the engine that moves a bit of its logits fails here."""
+    arc = DATA / "golden_engine.safetensors.lmgc"
+    with ArchiveReader(arc) as r:
+        assert r.version == (1, 1)
+        assert r.header.layout.procedure == "lmgc-llama-v1"
+        assert any(e.codec == 2 for e in r.index.chunks)
+    out = tmp_path / "out.safetensors"
+    decode_file(arc, out, DecodeOptions(model=tiny_model))
+    assert out.read_bytes() == (DATA / "golden_tiny.safetensors").read_bytes()

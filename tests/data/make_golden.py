@@ -1,9 +1,10 @@
 """Make the golden archives (only when the byte format changes on purpose: bump the version).
 
-python -m tests.data.make_golden          # writes the goldens of the current version (1.1)
+python -m tests.data.make_golden          # writes golden_engine (format 1.1, procedure lmgc-llama-v1)
 
-The 1.0 goldens (golden_ints, golden_tiny) were written by the 1.0 writer and are frozen:
-``make_v1_0`` is kept for the record only (run today it would write 1.1 files).
+The 1.0 goldens (golden_ints, golden_tiny) and the first 1.1 golden (golden_shuffle) are frozen:
+``make_v1_0`` and ``make_v1_1`` are kept for the record only (run today they would write files
+that name today's version and engine).
 """
 
 from __future__ import annotations
@@ -56,8 +57,16 @@ def make_v1_1() -> None:
         encode_file(dense, HERE / "golden_shuffle.safetensors.lmgc", opts, overwrite=True)
 
 
+def make_engine_v1() -> None:
+    """golden_tiny's source coded by lmgc's own engine: pins procedure lmgc-llama-v1."""
+    with tempfile.TemporaryDirectory() as tmp:
+        model = make_tiny_model(Path(tmp), seed=0)
+        opts = EncodeOptions(model=str(model), engine="lmgc", **GOLDEN_TINY_OPTIONS)  # type: ignore[arg-type]
+        encode_file(HERE / "golden_tiny.safetensors", HERE / "golden_engine.safetensors.lmgc", opts, overwrite=True)
+
+
 def main() -> None:
-    make_v1_1()
+    make_engine_v1()
     for p in sorted(HERE.glob("golden_*")):
         print(p.name, p.stat().st_size)
 

@@ -35,6 +35,7 @@ from .alphabet import Alphabet
 from .errors import UnsupportedError
 from .models import LoadedModel
 
+_BLOCK = 64  # attention positions are computed in blocks of this many (part of the procedure)
 PROCEDURE = "lmgc-llama-v1"  # predictor.ENGINES["lmgc"]
 ARCHITECTURES = frozenset({"LlamaForCausalLM", "MistralForCausalLM", "Qwen2ForCausalLM"})
 
@@ -210,6 +211,11 @@ class LlamaEngine:
             start = 0
             if self.sliding_window and n > self.sliding_window:
                 start = n - self.sliding_window
+            # Attention runs over a whole number of 64-position blocks, the tail masked:
+            # oneDNN keeps state per matmul shape, and in bf16 a new shape every step grew
+            # the process by ~1 MB per step (10 GB peak on a 38-window chunk); blocks bound
+            # the shapes to capacity/64 at the cost of < 64 masked positions.
+            stop = n if start else min(self._capacity, -(-n // _BLOCK) * _BLOCK)
             cos, sin = self._rope(pos)
             half = s.head_dim // 2
             group = s.heads // s.kv_heads
@@ -228,15 +234,17 @@ class LlamaEngine:
                 k = k * cos + torch.cat((-k[..., half:], k[..., :half]), dim=-1) * sin
                 self._k[li, :, :, :, pos] = k
                 self._v[li, :, :, pos] = v
-                keys_t = self._k[li, :, :, :, start:n]  # (B, KV, D, n)
-                values = self._v[li, :, :, start:n]  # (B, KV, n, D)
+                keys_t = self._k[li, :, :, :, start:stop]  # (B, KV, D, stop - start)
+                values = self._v[li, :, :, start:stop]  # (B, KV, stop - start, D); zeros past n
                 # The `group` query heads sharing a KV head are attended as `group` query
                 # positions of one head: no repeat_interleave of the cache, no mask. Written
                 # out instead of scaled_dot_product_attention: its CPU kernel reads the cache
                 # at 6-8 GB/s in bf16 for this shape, two matmuls at 15-17 GB/s (measured,
                 # B=64, 550 positions); softmax in float32 as transformers' eager path does.
-                scores = torch.matmul(q, keys_t) * scale  # (B, KV, G, n)
-                probs = torch.softmax(scores.float(), dim=-1).to(self.dtype)
+                scores = (torch.matmul(q, keys_t) * scale).float()  # (B, KV, G, stop - start)
+                if stop > n:
+                    scores[..., n - start :] = float("-inf")
+                probs = torch.softmax(scores, dim=-1).to(self.dtype)
                 att = torch.matmul(probs, values)  # (B, KV, G, D)
                 h = h + F.linear(att.reshape(b, q_end), wo)
                 x = _rms_norm(h, w_post, s.eps)

@@ -13,11 +13,15 @@ import threading
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from ..events import EventSink, ignore
 from ..source import read_layout
 from .classical import Classical, Unavailable
+
+if TYPE_CHECKING:  # the encoder/decoder are imported when a round trip runs (they pull in the LM stack)
+    from ..decoder import DecodeResult
+    from ..encoder import EncodeOptions, EncodeResult
 
 
 @dataclass(frozen=True)
@@ -127,6 +131,39 @@ def run_classical(codec: Classical, data: bytes, dtype: str) -> CodecResult:
     )
 
 
+@dataclass(frozen=True)
+class RoundTrip:
+    """One real encode + decode of a file through a temporary archive."""
+
+    encoded: EncodeResult
+    decoded: DecodeResult
+    identical: bool  # the decoded file equals the input, byte for byte
+    archive_size: int
+    procedure: str  # the LM procedure the archive recorded
+
+
+def round_trip(
+    path: Path,
+    opts: EncodeOptions,
+    on_event: EventSink = ignore,
+    cancel: threading.Event | None = None,
+) -> RoundTrip:
+    """Encode ``path`` to a temp archive with ``opts``, decode it back (model named by the
+    archive, or ``opts.model``), compare; the bench's LM rows and ``bench --speed`` both use it."""
+    from ..container.reader import ArchiveReader
+    from ..decoder import DecodeOptions, decode_file
+    from ..encoder import encode_file
+
+    with tempfile.TemporaryDirectory(prefix="lmgc-bench-") as tmp:
+        archive = Path(tmp) / "bench.lmgc"
+        restored = Path(tmp) / "restored.safetensors"
+        enc = encode_file(path, archive, opts, on_event=on_event, cancel=cancel)
+        dec = decode_file(archive, restored, DecodeOptions(model=opts.model), on_event=on_event, cancel=cancel)
+        with ArchiveReader(archive) as reader:
+            procedure = reader.header.layout.procedure
+        return RoundTrip(enc, dec, restored.read_bytes() == path.read_bytes(), os.path.getsize(archive), procedure)
+
+
 def run_lm(
     path: Path,
     setting: LmSetting,
@@ -134,8 +171,7 @@ def run_lm(
     cancel: threading.Event | None = None,
 ) -> CodecResult:
     """Encode to a temp archive, decode it back, compare; size = chunk payloads (tensor data cost)."""
-    from ..decoder import DecodeOptions, decode_file
-    from ..encoder import EncodeOptions, encode_file
+    from ..encoder import EncodeOptions
 
     opts = EncodeOptions(
         model=setting.model,
@@ -147,13 +183,8 @@ def run_lm(
         fallback=setting.fallback,
         engine=setting.engine,
     )
-    with tempfile.TemporaryDirectory(prefix="lmgc-bench-") as tmp:
-        archive = Path(tmp) / "bench.lmgc"
-        restored = Path(tmp) / "restored.safetensors"
-        enc = encode_file(path, archive, opts, on_event=on_event, cancel=cancel)
-        dec = decode_file(archive, restored, DecodeOptions(model=setting.model), on_event=on_event, cancel=cancel)
-        ok = restored.read_bytes() == path.read_bytes()
-        archive_size = os.path.getsize(archive)
+    rt = round_trip(path, opts, on_event, cancel)
+    enc, dec = rt.encoded, rt.decoded
     n = enc.data_bytes
     return CodecResult(
         setting.label(),
@@ -161,8 +192,8 @@ def run_lm(
         100.0 * enc.coded_bytes / n if n else None,
         _rate(n, enc.seconds),
         _rate(n, dec.seconds),
-        ok,
-        f"whole archive {archive_size:,} B; {enc.tokens:,} tokens, "
+        rt.identical,
+        f"whole archive {rt.archive_size:,} B; {enc.tokens:,} tokens, "
         f"{enc.tokens / enc.seconds if enc.seconds else 0:,.0f} tok/s",
     )
 

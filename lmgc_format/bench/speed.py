@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import resource
 import sys
-import tempfile
 import threading
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -83,10 +82,9 @@ def measure(
     on_event: EventSink = ignore,
     cancel: threading.Event | None = None,
 ) -> SpeedResult:
-    from ..container.reader import ArchiveReader
-    from ..decoder import DecodeOptions, decode_file
-    from ..encoder import EncodeOptions, encode_file
+    from ..encoder import EncodeOptions
     from ..models import get
+    from .runner import round_trip
 
     get(model, dtype)  # load (memoized) before any clock starts
     opts = EncodeOptions(
@@ -98,17 +96,11 @@ def measure(
         engine=engine,
         fallback=False,
     )
-    with tempfile.TemporaryDirectory(prefix="lmgc-speed-") as tmp:
-        archive = Path(tmp) / "speed.lmgc"
-        restored = Path(tmp) / "restored.safetensors"
-        enc = encode_file(path, archive, opts, on_event=on_event, cancel=cancel)
-        dec = decode_file(archive, restored, DecodeOptions(model=model), on_event=on_event, cancel=cancel)
-        ok = restored.read_bytes() == path.read_bytes()
-        with ArchiveReader(archive) as reader:
-            procedure = reader.header.layout.procedure
+    rt = round_trip(path, opts, on_event, cancel)
+    enc, dec = rt.encoded, rt.decoded
     return SpeedResult(
         engine=engine,
-        procedure=procedure,
+        procedure=rt.procedure,
         dtype=dtype,
         batch=batch,
         window_bytes=window_bytes,
@@ -117,6 +109,6 @@ def measure(
         coded_bytes=enc.coded_bytes,
         encode_s=enc.seconds,
         decode_s=dec.seconds,
-        roundtrip=ok,
+        roundtrip=rt.identical,
         peak_rss_mb=peak_rss_mb(),
     )

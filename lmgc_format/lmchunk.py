@@ -15,6 +15,7 @@ from .predictor import Predictor
 from .serialize import Scheme, reorder
 
 StepCallback = Callable[[float, int], None]  # (fraction of the chunk done, tokens this step)
+TokenCallback = Callable[[int, int, float], None]  # (window, symbol, ideal bits it cost)
 
 
 def _check(cancel: threading.Event | None) -> None:
@@ -48,6 +49,7 @@ def encode_windows(
     msb_first: bool,
     cancel: threading.Event | None = None,
     on_step: StepCallback | None = None,
+    on_token: TokenCallback | None = None,
 ) -> tuple[bytes, list[float], int]:
     """Range-code ``data`` (one bytes per window); returns payload, ideal bits per window, tokens."""
     syms = [
@@ -70,7 +72,10 @@ def encode_windows(
         symbols = np.array([syms[i][t] for i in active], dtype=np.int64)
         enc.encode(symbols, freqs)
         for row, i in enumerate(active):
-            bits[i] += code_bits(freqs[row : row + 1], symbols[row : row + 1])
+            cost = code_bits(freqs[row : row + 1], symbols[row : row + 1])
+            bits[i] += cost
+            if on_token is not None:
+                on_token(i, int(symbols[row]), cost)
         feed = [ids[syms[i][t]] if t + 1 < n else bos for i, n in enumerate(lengths)]
         if on_step is not None:
             on_step((t + 1) / steps, len(active))

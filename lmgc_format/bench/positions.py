@@ -2,10 +2,11 @@
 
 Shows where the model earns its keep: on fp32 gradients the sign/exponent byte
 is very predictable, the low mantissa bytes are close to random. The numbers
-are the ideal code length of the coder's own tables (the same lockstep
-procedure and quantization the encoder uses; the range coder adds a few bytes
-per chunk). A token's bits are shared equally among the text bytes it covers;
-a hex digit belongs to the byte it encodes, a separator or prefix byte to the
+are the ideal code length of the coder's own tables: it runs the encoder's
+own loop (``lmchunk.encode_windows``: same procedure, tokens, quantization;
+the range coder adds a few bytes per chunk). A token's bits are shared
+equally among the text bytes it covers; a hex digit belongs to the byte it
+encodes, a separator or prefix byte to the
 "separator" row. Positions are in text order: with ``msb_first`` position 0 is
 the most significant byte (sign and exponent of a float).
 """
@@ -23,9 +24,8 @@ from typing import Any
 import numpy as np
 
 from ..alphabet import Alphabet, vocabulary_bytes
-from ..coder import QUANT_BITS, quantize
-from ..errors import CancelledError, UnsupportedError
-from ..lmchunk import cache_capacity
+from ..errors import UnsupportedError
+from ..lmchunk import encode_windows
 from ..models import get
 from ..plan import plan_chunks
 from ..predictor import make_predictor, procedure_for
@@ -94,47 +94,44 @@ def position_report(
     predictor = make_predictor(lm, alphabet, procedure_for(engine, lm))
     chunks = [c for c in plan_chunks(layout, window_bytes, batch, 0) if c.lm]
     bits: dict[int, float] = {}
-    counts: dict[int, int] = {}
+    separators = 0
     by_position: dict[int, bytearray] = {}
-    total_steps = sum(1 for _ in chunks)
     for ci, chunk in enumerate(chunks):
-        texts, syms, owners = [], [], []
+        owners = []
         for w in chunk.windows:
-            raw = data[w.begin : w.end]
-            ordered = reorder(raw, w.group) if msb_first else raw
-            text = scheme.to_text(ordered, w.group)
             lens = [min(w.group, w.nbytes - i) for i in range(0, w.nbytes, w.group)]
             owners.append(_char_positions(lens, scheme))
-            texts.append(text)
-            syms.append(alphabet.tokenize(text, lm.tokenizer))
-            for gi, start in enumerate(range(0, w.nbytes, w.group)):
-                for p, b in enumerate(ordered[start : start + lens[gi]]):
-                    by_position.setdefault(p, bytearray()).append(b)
-        lengths = [len(s) for s in syms]
-        offsets = [0] * len(syms)
-        feed = [lm.info.bos_id] * len(syms)
-        predictor.reset(cache_capacity(scheme, chunk.windows))
-        for t in range(max(lengths)):
-            if cancel is not None and cancel.is_set():
-                raise CancelledError("cancelled")
-            freqs = quantize(predictor.step(feed))
-            for i, s in enumerate(syms):
-                if t >= lengths[i]:
-                    continue
-                sym = s[t]
-                cost = QUANT_BITS - math.log2(float(freqs[i, sym]))
-                width = len(alphabet.texts[sym])
-                for pos in owners[i][offsets[i] : offsets[i] + width]:
-                    bits[int(pos)] = bits.get(int(pos), 0.0) + cost / width
-                offsets[i] += width
-            feed = [alphabet.ids[s[t]] if t + 1 < n else lm.info.bos_id for s, n in zip(syms, lengths, strict=True)]
-        for i, text in enumerate(texts):
-            seps = int(np.count_nonzero(owners[i] == SEPARATOR))
-            counts[SEPARATOR] = counts.get(SEPARATOR, 0) + seps
-            assert offsets[i] == len(text)
+            separators += int(np.count_nonzero(owners[-1] == SEPARATOR))
+            ordered = reorder(data[w.begin : w.end], w.group) if msb_first else data[w.begin : w.end]
+            for p in range(w.group):
+                by_position.setdefault(p, bytearray()).extend(ordered[p :: w.group])
+        offsets = [0] * len(chunk.windows)
+
+        def share(
+            window: int, sym: int, cost: float, owners: list[np.ndarray] = owners, offsets: list[int] = offsets
+        ) -> None:
+            # A token's bits go in equal parts to the text bytes it covers.
+            width = len(alphabet.texts[sym])
+            for pos in owners[window][offsets[window] : offsets[window] + width]:
+                bits[int(pos)] = bits.get(int(pos), 0.0) + cost / width
+            offsets[window] += width
+
+        # The encoder's own coding loop: same procedure, tokens and quantized tables.
+        encode_windows(
+            predictor,
+            alphabet,
+            scheme,
+            chunk.windows,
+            [data[w.begin : w.end] for w in chunk.windows],
+            lm.tokenizer,
+            msb_first,
+            cancel,
+            on_token=share,
+        )
+        assert offsets == [len(o) for o in owners]  # every text byte got its share
         if on_step is not None:
-            on_step(ci + 1, total_steps)
+            on_step(ci + 1, len(chunks))
     rows = [PositionRow(p, len(v), bits.get(p, 0.0), _entropy_bits(bytes(v))) for p, v in sorted(by_position.items())]
-    if counts.get(SEPARATOR):
-        rows.append(PositionRow(SEPARATOR, counts[SEPARATOR], bits.get(SEPARATOR, 0.0), 0.0))
+    if separators:
+        rows.append(PositionRow(SEPARATOR, separators, bits.get(SEPARATOR, 0.0), 0.0))
     return rows

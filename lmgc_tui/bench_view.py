@@ -106,19 +106,28 @@ def _speed_row(r: SpeedResult) -> list[str]:
     ]
 
 
-def speed_table(file: str, results: list[SpeedResult]) -> Table:
-    table = Table(title=f"{file}: LM engine speed (every chunk LM-coded, round trip checked)", title_justify="left")
-    for h in SPEED_HEADERS:
-        table.add_column(h, justify="left" if h in ("engine", "dtype", "round trip") else "right")
-    for r in results:
-        table.add_row(*_speed_row(r))
+def _table(title: str, headers: tuple[str, ...], rows: list[list[str]], left: tuple[str, ...]) -> Table:
+    table = Table(title=title, title_justify="left")
+    for h in headers:
+        table.add_column(h, justify="left" if h in left else "right")
+    for cells in rows:
+        table.add_row(*cells)
     return table
 
 
-def speed_markdown(file: str, results: list[SpeedResult]) -> str:
-    lines = [f"**{file}**", "", "| " + " | ".join(SPEED_HEADERS) + " |", "|" + "---|" * len(SPEED_HEADERS)]
-    lines += ["| " + " | ".join(_speed_row(r)) + " |" for r in results]
+def _markdown(file: str, headers: tuple[str, ...], rows: list[list[str]]) -> str:
+    lines = [f"**{file}**", "", "| " + " | ".join(headers) + " |", "|" + "---|" * len(headers)]
+    lines += ["| " + " | ".join(cells) + " |" for cells in rows]
     return "\n".join(lines) + "\n"
+
+
+def speed_table(file: str, results: list[SpeedResult]) -> Table:
+    title = f"{file}: LM engine speed (every chunk LM-coded, round trip checked)"
+    return _table(title, SPEED_HEADERS, [_speed_row(r) for r in results], ("engine", "dtype", "round trip"))
+
+
+def speed_markdown(file: str, results: list[SpeedResult]) -> str:
+    return _markdown(file, SPEED_HEADERS, [_speed_row(r) for r in results])
 
 
 POSITION_HEADERS = ("byte position", "bytes", "LM bits/byte", "order-0 entropy bits/byte", "LM - order-0")
@@ -126,33 +135,21 @@ POSITION_HEADERS = ("byte position", "bytes", "LM bits/byte", "order-0 entropy b
 
 def _position_cells(r: PositionRow, group: int) -> list[str]:
     if r.position < 0:
-        name = "separator"
-    else:
-        name = f"{r.position}" + (" (msb: sign/exponent)" if r.position == 0 and group > 1 else "")
-    if r.position < 0:
-        return [name, f"{r.nbytes:,}", f"{r.lm_bits_per_byte:.3f}", "-", "-"]
+        return ["separator", f"{r.nbytes:,}", f"{r.lm_bits_per_byte:.3f}", "-", "-"]
+    name = f"{r.position}" + (" (msb: sign/exponent)" if r.position == 0 and group > 1 else "")
     diff = r.lm_bits_per_byte - r.order0_bits_per_byte
-    return [
-        name,
-        f"{r.nbytes:,}",
-        f"{r.lm_bits_per_byte:.3f}",
-        f"{r.order0_bits_per_byte:.3f}",
-        f"{diff:+.3f}",
-    ]
+    return [name, f"{r.nbytes:,}", f"{r.lm_bits_per_byte:.3f}", f"{r.order0_bits_per_byte:.3f}", f"{diff:+.3f}"]
+
+
+def _position_rows(rows: list[PositionRow]) -> list[list[str]]:
+    group = sum(1 for r in rows if r.position >= 0)
+    return [_position_cells(r, group) for r in rows]
 
 
 def positions_table(file: str, rows: list[PositionRow]) -> Table:
-    group = sum(1 for r in rows if r.position >= 0)
-    table = Table(title=f"{file}: LM bits per byte position vs order-0 entropy", title_justify="left")
-    for h in POSITION_HEADERS:
-        table.add_column(h, justify="left" if h == "byte position" else "right")
-    for r in rows:
-        table.add_row(*_position_cells(r, group))
-    return table
+    title = f"{file}: LM bits per byte position vs order-0 entropy"
+    return _table(title, POSITION_HEADERS, _position_rows(rows), ("byte position",))
 
 
 def positions_markdown(file: str, rows: list[PositionRow]) -> str:
-    group = sum(1 for r in rows if r.position >= 0)
-    lines = [f"**{file}**", "", "| " + " | ".join(POSITION_HEADERS) + " |", "|" + "---|" * len(POSITION_HEADERS)]
-    lines += ["| " + " | ".join(_position_cells(r, group)) + " |" for r in rows]
-    return "\n".join(lines) + "\n"
+    return _markdown(file, POSITION_HEADERS, _position_rows(rows))

@@ -83,10 +83,6 @@ def unsupported_reason(lm: LoadedModel) -> str | None:
     return None
 
 
-def supports(lm: LoadedModel) -> bool:
-    return unsupported_reason(lm) is None
-
-
 class LlamaEngine:
     """Same interface as :class:`~lmgc_format.predictor.LockstepPredictor`: ``reset``, ``step``."""
 
@@ -143,6 +139,8 @@ class LlamaEngine:
             self._norm = base.norm.weight.detach()
             ids = torch.tensor(alphabet.ids, dtype=torch.long, device=self.device)
             self._head = model.get_output_embeddings().weight.detach()[ids].contiguous()
+        d = self.shape.head_dim
+        self._inv_freq = 1.0 / (self.shape.theta ** (torch.arange(0, d, 2, dtype=torch.int64).float() / d))
         self._k: Any = None
         self._v: Any = None
         self._pos = 0
@@ -184,11 +182,8 @@ class LlamaEngine:
 
     def _rope(self, pos: int) -> tuple[Any, Any]:
         """cos and sin for one position, as transformers' default RoPE computes them."""
-        torch = self._torch
-        d = self.shape.head_dim
-        inv_freq = 1.0 / (self.shape.theta ** (torch.arange(0, d, 2, dtype=torch.int64).float() / d))
-        freqs = float(pos) * inv_freq
-        emb = torch.cat((freqs, freqs))
+        freqs = float(pos) * self._inv_freq
+        emb = self._torch.cat((freqs, freqs))
         return emb.cos().to(self.dtype).to(self.device), emb.sin().to(self.dtype).to(self.device)
 
     # -- the step ----------------------------------------------------------------

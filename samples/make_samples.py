@@ -14,6 +14,7 @@ codes a file in a couple of minutes on 2 CPU cores.
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable
 from pathlib import Path
 
@@ -39,10 +40,10 @@ class DigitsConvNet(nn.Module):
 
 
 class DigitsMLP(nn.Module):
-    def __init__(self) -> None:
+    def __init__(self, hidden: int = 12) -> None:
         super().__init__()
-        self.fc1 = nn.Linear(64, 12)
-        self.fc2 = nn.Linear(12, 10)
+        self.fc1 = nn.Linear(64, hidden)
+        self.fc2 = nn.Linear(hidden, 10)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.fc2(torch.relu(self.fc1(x.flatten(1))))
@@ -124,18 +125,6 @@ class CharTransformer(nn.Module):
         return self.norm_f(h) @ self.embed.weight.T
 
 
-class DigitsWideMLP(nn.Module):
-    """Only for the speed bench (samples/speed/): enough windows for big lockstep batches."""
-
-    def __init__(self) -> None:
-        super().__init__()
-        self.fc1 = nn.Linear(64, 128)
-        self.fc2 = nn.Linear(128, 10)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.fc2(torch.relu(self.fc1(x.flatten(1))))
-
-
 def _digits() -> tuple[torch.Tensor, torch.Tensor]:
     digits = load_digits()
     x = torch.tensor(digits.images, dtype=torch.float32).unsqueeze(1) / 16.0
@@ -160,7 +149,7 @@ def _train_then_gradient(
 
 
 def digits_gradient(
-    net_cls: type[nn.Module], steps: int = 20, batch: int = 64, seed: int = 0
+    net_cls: Callable[[], nn.Module], steps: int = 20, batch: int = 64, seed: int = 0
 ) -> dict[str, torch.Tensor]:
     torch.manual_seed(seed)
     x, y = _digits()
@@ -215,7 +204,8 @@ SAMPLES: dict[str, Callable[[], dict[str, torch.Tensor]]] = {
 
 # Bigger files for `lmgc-tui bench --speed` (tens of KB: minutes per run, so not in the main set).
 SPEED_SAMPLES: dict[str, Callable[[], dict[str, torch.Tensor]]] = {
-    "mlpwide_digits": lambda: digits_gradient(DigitsWideMLP),
+    # 128 hidden units: enough windows for big lockstep batches.
+    "mlpwide_digits": lambda: digits_gradient(functools.partial(DigitsMLP, 128)),
 }
 
 

@@ -27,7 +27,7 @@ from .events import EventSink, Finished, Notice, Progress, Started, ignore
 from .lmchunk import decode_windows
 from .models import PACKAGED, LoadedModel, get
 from .plan import value_size
-from .predictor import ENGINES, Predictor, make_predictor
+from .predictor import Predictor, check_procedure, make_predictor, split_procedure
 from .serialize import get_scheme
 from .shuffle import bit_unshuffle, byte_unshuffle
 
@@ -102,9 +102,8 @@ class ChunkDecoder:
         self.cancel = cancel
         self.scheme = scheme = get_scheme(header.scheme)
         self.msb_first = header.byte_order == "msb_first"
-        if header.layout.procedure not in ENGINES.values():
-            known = ", ".join(repr(p) for p in ENGINES.values())
-            raise UnsupportedError(f"archive uses LM procedure {header.layout.procedure!r}; this version runs {known}")
+        check_procedure(header.layout.procedure)
+        self.mixing = split_procedure(header.layout.procedure)[1] is not None
         self.predictor: Predictor | None = None
         self.alphabet: Alphabet | None = None
         if any(e.codec == Codec.LM for e in reader.index.chunks):
@@ -156,6 +155,7 @@ class ChunkDecoder:
                     self.msb_first,
                     self.cancel,
                     step,
+                    mixing=self.mixing,
                 )
             except CorruptChunkError as exc:
                 raise CorruptChunkError(

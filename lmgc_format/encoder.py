@@ -21,9 +21,10 @@ from .container.writer import ArchiveWriter
 from .errors import UnsupportedError
 from .events import ChunkDone, EventSink, Finished, Progress, Started, ignore
 from .lmchunk import encode_windows
+from .mixing import MIXING
 from .models import DEFAULT_DTYPE, LoadedModel, get
 from .plan import PLAIN_CHUNK_BYTES, ChunkPlan, plan_chunks, value_size
-from .predictor import DEFAULT_ENGINE, TRANSFORMERS_PROCEDURE, make_predictor, procedure_for
+from .predictor import DEFAULT_ENGINE, TRANSFORMERS_PROCEDURE, make_predictor, procedure_for, split_procedure
 from .serialize import BYTE_ORDERS, DEFAULT_BYTE_ORDER, DEFAULT_SCHEME, get_scheme
 from .shuffle import bit_shuffle, byte_shuffle
 from .source import read_layout
@@ -48,6 +49,7 @@ class EncodeOptions:
     restricted_head: bool = True
     fallback: bool = True  # False: keep the LM payload even where zstd/raw is smaller (to measure the LM)
     engine: str = DEFAULT_ENGINE  # "auto" | "lmgc" | "transformers" (predictor.ENGINES)
+    mixing: bool = True  # mix the LM with the chunk's statistics (mixing.py); hex schemes only
 
     def check(self) -> None:
         get_scheme(self.scheme)
@@ -134,6 +136,8 @@ def encode_file(
         alphabet = Alphabet.from_vocabulary(vocabulary_bytes(lm.tokenizer), scheme)
         procedure = procedure_for(opts.engine, lm, opts.restricted_head)
         predictor = make_predictor(lm, alphabet, procedure, opts.restricted_head)
+        if opts.mixing and scheme.hex:
+            procedure += "+" + MIXING
         record = ModelRecord(**lm.info.__dict__)
     header = Header(
         created_by=f"lmgc {__version__}",
@@ -195,6 +199,7 @@ def encode_file(
                         opts.byte_order == "msb_first",
                         cancel,
                         step,
+                        mixing=split_procedure(procedure)[1] is not None,
                     )
                 codec, payload = _choose(raw, lm_payload, opts.fallback, value_size(chunk, layout))
                 entry = writer.add_chunk(codec, chunk.begin, chunk.nbytes, payload, round(sum(window_bits)))

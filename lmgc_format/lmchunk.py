@@ -10,6 +10,7 @@ import numpy as np
 from .alphabet import Alphabet
 from .coder import Decoder, Encoder, code_bits, quantize
 from .errors import CancelledError, CorruptChunkError
+from .mixing import TokenMixer
 from .plan import Window
 from .predictor import Predictor
 from .serialize import Scheme, reorder
@@ -50,8 +51,12 @@ def encode_windows(
     cancel: threading.Event | None = None,
     on_step: StepCallback | None = None,
     on_token: TokenCallback | None = None,
+    mixing: bool = False,
 ) -> tuple[bytes, list[float], int]:
-    """Range-code ``data`` (one bytes per window); returns payload, ideal bits per window, tokens."""
+    """Range-code ``data`` (one bytes per window); returns payload, ideal bits per window, tokens.
+
+    ``mixing``: combine the LM with the chunk's own statistics (mixing.py, procedure ``+cm-mix-v1``).
+    """
     syms = [
         alphabet.tokenize(scheme.to_text(reorder(d, w.group) if msb_first else d, w.group), tokenizer)
         for w, d in zip(windows, data, strict=True)
@@ -63,14 +68,17 @@ def encode_windows(
     feed = [bos] * len(windows)
     bits = [0.0] * len(windows)
     enc = Encoder()
+    mixer = TokenMixer(alphabet, scheme, windows) if mixing else None
     predictor.reset(cache_capacity(scheme, windows))
     for t in range(steps):
         _check(cancel)
         logits = predictor.step(feed)
         active = [i for i, n in enumerate(lengths) if t < n]
-        freqs = quantize(logits[active])
+        freqs = quantize(logits[active] if mixer is None else mixer.mix(active, logits[active]))
         symbols = np.array([syms[i][t] for i in active], dtype=np.int64)
         enc.encode(symbols, freqs)
+        if mixer is not None:
+            mixer.update(symbols)
         for row, i in enumerate(active):
             cost = code_bits(freqs[row : row + 1], symbols[row : row + 1])
             bits[i] += cost
@@ -91,6 +99,7 @@ def decode_windows(
     msb_first: bool,
     cancel: threading.Event | None = None,
     on_step: StepCallback | None = None,
+    mixing: bool = False,
 ) -> list[bytes]:
     """Inverse of :func:`encode_windows`: the data bytes of every window."""
     try:
@@ -104,6 +113,7 @@ def decode_windows(
     limit = _step_limit(scheme, windows)
     expected = sum(scheme.text_length(w.nbytes, w.group) for w in windows)
     produced = 0
+    mixer = TokenMixer(alphabet, scheme, windows) if mixing else None
     predictor.reset(cache_capacity(scheme, windows))
     steps = 0
     while not all(done):
@@ -113,7 +123,9 @@ def decode_windows(
             raise CorruptChunkError("decoding ran past the window length")
         logits = predictor.step(feed)
         active = [i for i, d in enumerate(done) if not d]
-        symbols = dec.decode(quantize(logits[active]))
+        symbols = dec.decode(quantize(logits[active] if mixer is None else mixer.mix(active, logits[active])))
+        if mixer is not None:
+            mixer.update(symbols)
         for i, sym in zip(active, symbols, strict=True):
             piece = alphabet.texts[int(sym)]
             texts[i] += piece

@@ -131,6 +131,26 @@ class LockstepPredictor:
 TRANSFORMERS_PROCEDURE = "lockstep-kv-v1"
 ENGINES = {"lmgc": "lmgc-llama-v1", "transformers": TRANSFORMERS_PROCEDURE}
 DEFAULT_ENGINE = "auto"  # the lmgc engine where the model fits it, else transformers
+# A procedure may name a modelling stage after the engine: "lmgc-llama-v1+cm-mix-v1"
+# (mixing.py). A reader that does not know the whole name refuses the archive.
+MIXINGS = ("cm-mix-v1",)
+
+
+def split_procedure(procedure: str) -> tuple[str, str | None]:
+    """``"engine+mixing"`` -> (engine procedure, mixing or None)."""
+    engine, _, mixing = procedure.partition("+")
+    return engine, mixing or None
+
+
+def check_procedure(procedure: str) -> None:
+    """Refuse a procedure this version cannot run, naming what it can."""
+    engine, mixing = split_procedure(procedure)
+    if engine not in ENGINES.values() or (mixing is not None and mixing not in MIXINGS):
+        known = ", ".join(repr(p) for p in ENGINES.values())
+        raise UnsupportedError(
+            f"archive uses LM procedure {procedure!r}; this version runs {known}, each optionally "
+            f"followed by {' or '.join('+' + m for m in MIXINGS)}"
+        )
 
 
 class Predictor(Protocol):
@@ -167,6 +187,8 @@ def procedure_for(engine: str, lm: LoadedModel, restricted_head: bool = True) ->
 
 def make_predictor(lm: LoadedModel, alphabet: Alphabet, procedure: str, restricted_head: bool = True) -> Predictor:
     """The engine that runs ``procedure`` (refuses procedures this version does not know)."""
+    check_procedure(procedure)
+    procedure, _ = split_procedure(procedure)
     if procedure == ENGINES["lmgc"]:
         from .engine import LlamaEngine
 

@@ -87,6 +87,13 @@ engine_option = click.option(
     help="LM engine: lmgc's own Llama-family engine (faster), transformers (the reference), "
     "or auto (lmgc where the model fits it). Recorded in the archive; decoding uses the same.",
 )
+mix_option = click.option(
+    "--mix/--no-mix",
+    default=True,
+    show_default=True,
+    help="Mix the LM's predictions with the chunk's own statistics and allow only tokens the scheme's "
+    "text can hold there (hex schemes): smaller archives at the same speed. Recorded in the archive.",
+)
 
 
 @cli.command()
@@ -134,6 +141,7 @@ engine_option = click.option(
     help="Dtype the model runs in.",
 )
 @engine_option
+@mix_option
 @click.option("--threads", type=click.IntRange(1, 1024), help="Torch threads (recorded; the decoder uses the same).")
 @click.option("--verify/--no-verify", default=False, show_default=True, help="Decode the archive again and compare.")
 @quiet_option
@@ -150,6 +158,7 @@ def compress(
     bytes_per_group: int,
     dtype: str,
     engine: str,
+    mix: bool,
     threads: int | None,
     verify: bool,
     quiet: bool,
@@ -169,6 +178,7 @@ def compress(
         dtype=dtype,
         threads=threads,
         engine=engine,
+        mixing=mix,
     )
     if not quiet:
         err_console.print(f"loading model {model or 'smollm2-135m'} …", style="dim")
@@ -311,6 +321,7 @@ def inspect(archive: Path, as_json: bool, chunks: bool) -> None:
 @click.option("--batch", type=click.IntRange(1, 4096), default=16, show_default=True)
 @click.option("--dtype", type=click.Choice(["float32", "bfloat16"]), default="float32", show_default=True)
 @engine_option
+@mix_option
 @click.option(
     "--speed",
     is_flag=True,
@@ -341,6 +352,7 @@ def bench(
     batch: int,
     dtype: str,
     engine: str,
+    mix: bool,
     speed: bool,
     positions: bool,
     engines: str,
@@ -361,10 +373,10 @@ def bench(
     from .bench_view import bench_markdown, bench_table
 
     if positions:
-        _bench_positions(files, model, schemes, window_bytes, batch, dtype, engine, as_json, markdown, save, quiet)
+        _bench_positions(files, model, schemes, window_bytes, batch, dtype, engine, mix, as_json, markdown, save, quiet)
         return
     if speed:
-        _bench_speed(files, model, schemes, window_bytes, batch, engines, dtypes, as_json, markdown, save, quiet)
+        _bench_speed(files, model, schemes, window_bytes, batch, engines, dtypes, mix, as_json, markdown, save, quiet)
         return
     picked = by_name([c.strip() for c in codecs.split(",") if c.strip()] if codecs else None)
     scheme_list = [] if no_lm else [s.strip() for s in schemes.split(",") if s.strip()]
@@ -376,7 +388,15 @@ def bench(
     opts = BenchOptions(
         picked,
         [
-            LmSetting(model=model, scheme=sc, window_bytes=window_bytes, batch=batch, dtype=dtype, engine=engine)
+            LmSetting(
+                model=model,
+                scheme=sc,
+                window_bytes=window_bytes,
+                batch=batch,
+                dtype=dtype,
+                engine=engine,
+                mixing=mix,
+            )
             for sc in scheme_list
         ],
     )
@@ -416,6 +436,7 @@ def _bench_positions(
     batch: int,
     dtype: str,
     engine: str,
+    mix: bool,
     as_json: bool,
     markdown: bool,
     save: Path | None,
@@ -431,7 +452,14 @@ def _bench_positions(
         if not quiet:
             err_console.print(f"[dim]{path.name}: LM bits per byte position …[/]", highlight=False)
         rows = position_report(
-            path, model=model, scheme_name=scheme, window_bytes=window_bytes, batch=batch, dtype=dtype, engine=engine
+            path,
+            model=model,
+            scheme_name=scheme,
+            window_bytes=window_bytes,
+            batch=batch,
+            dtype=dtype,
+            engine=engine,
+            mixing=mix,
         )
         out.append(
             {
@@ -465,6 +493,7 @@ def _bench_speed(
     batch: int,
     engines: str,
     dtypes: str,
+    mix: bool,
     as_json: bool,
     markdown: bool,
     save: Path | None,
@@ -486,7 +515,15 @@ def _bench_speed(
                     err_console.print(f"[dim]{path.name}: {eng} engine, {dt} …[/]", highlight=False)
                 with EventProgress(err_console, quiet) as bar:
                     r = measure(
-                        path, eng, dt, model=model, scheme=scheme, window_bytes=window_bytes, batch=batch, on_event=bar
+                        path,
+                        eng,
+                        dt,
+                        model=model,
+                        scheme=scheme,
+                        window_bytes=window_bytes,
+                        batch=batch,
+                        mixing=mix,
+                        on_event=bar,
                     )
                 results.append(r)
                 out.append({"file": str(path), **r.to_obj()})

@@ -79,6 +79,7 @@ def position_report(
     batch: int = 16,
     dtype: str = "float32",
     engine: str = "auto",
+    mixing: bool = True,
     cancel: threading.Event | None = None,
     on_step: Callable[[int, int], None] | None = None,
 ) -> list[PositionRow]:
@@ -127,6 +128,7 @@ def position_report(
             msb_first,
             cancel,
             on_token=share,
+            mixing=mixing,
         )
         assert offsets == [len(o) for o in owners]  # every text byte got its share
         if on_step is not None:

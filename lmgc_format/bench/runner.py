@@ -83,9 +83,11 @@ class LmSetting:
     dtype: str = "float32"
     fallback: bool = True
     engine: str = "auto"
+    mixing: bool = True
 
     def label(self) -> str:
-        return f"lmgc {self.scheme}" if self.engine == "auto" else f"lmgc {self.scheme} ({self.engine})"
+        notes = [n for n in (None if self.engine == "auto" else self.engine, None if self.mixing else "no mix") if n]
+        return f"lmgc {self.scheme}" + (f" ({', '.join(notes)})" if notes else "")
 
 
 @dataclass
@@ -182,6 +184,7 @@ def run_lm(
         dtype=setting.dtype,
         fallback=setting.fallback,
         engine=setting.engine,
+        mixing=setting.mixing,
     )
     rt = round_trip(path, opts, on_event, cancel)
     enc, dec = rt.encoded, rt.decoded

@@ -79,6 +79,7 @@ def measure(
     scheme: str = "comma",
     window_bytes: int = 512,
     batch: int = 16,
+    mixing: bool = True,
     on_event: EventSink = ignore,
     cancel: threading.Event | None = None,
 ) -> SpeedResult:
@@ -95,6 +96,7 @@ def measure(
         dtype=dtype,
         engine=engine,
         fallback=False,
+        mixing=mixing,
     )
     rt = round_trip(path, opts, on_event, cancel)
     enc, dec = rt.encoded, rt.decoded

@@ -1,0 +1,166 @@
+"""Context mixing: the LM's next-token prediction combined with what the chunk has shown so far.
+
+The LM alone reads a window as text and knows nothing of the structure the
+serializer guarantees, nor of the statistics of the tensor it is reading
+(BENCHMARKS.md "Bits per byte position": it spends 1.2-2 bits more on the
+sign/exponent byte than that byte's order-0 entropy). Mixing ``cm-mix-v1``
+fixes both, for hex schemes, in two deterministic stages run identically by
+the encoder and the decoder after every LM step:
+
+1. **Grammar mask.** Only tokens whose bytes fit the window's text template at
+   the current position can occur (a separator only where a value ends, a
+   merged token like ``"bead"`` only where four digits remain in the value,
+   nothing past the window's end); every other token gets no probability.
+2. **Geometric mixing.** Three adaptive count models predict the next token
+   from contexts the serializer makes meaningful: the position within a value
+   (``o``), ``o`` plus the value's first four digits so far, and ``o`` plus
+   the previous value's two digits at the same place. Their log-probabilities
+   and the LM's are combined as ``softmax(sum_i w_i * log p_i)`` over the
+   allowed tokens, with one weight vector per position ``o``, learned online
+   by gradient descent on code length (PAQ/cmix-style mixing, generalized
+   from bits to the token alphabet).
+
+State (counts, weights, texts) lives for one chunk: chunks stay independent.
+All rows of a step are predicted from the state before the step and the state
+is updated after it, in row order, so both sides see identical numbers. The
+arithmetic is float64 numpy; like the LM itself, it is reproduced exactly by
+the same software on the same machine (docs/FORMAT.md).
+
+Measured offline on the LM's logits (tools in BENCHMARKS.md "Mixing"): ConvNet
+fp32 78.7 % -> 76.9 % (mask) -> 73.9 % (mask + mixing) of tensor data; ViT
+fp32 93.7 % -> 87.4 %.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import numpy as np
+
+from .alphabet import Alphabet
+from .plan import Window
+from .serialize import Scheme
+
+MIXING = "cm-mix-v1"
+ALPHA = 0.4  # additive prior of every count (per allowed token)
+LEARNING_RATE = 0.1  # at the chunk's first token; decays as 1 / (1 + 0.1 sqrt(tokens so far))
+_HEX_CLASS = 256  # template class of a hex digit; other classes are literal byte values
+_PAD = -1
+_MODELS = 3
+
+
+def _token_classes(alphabet: Alphabet) -> tuple[np.ndarray, np.ndarray]:
+    """(A, longest) template classes of every token's bytes (padded with _PAD), and token lengths."""
+    longest = alphabet.max_len
+    classes = np.full((alphabet.size, longest), _PAD, dtype=np.int64)
+    for a, text in enumerate(alphabet.texts):
+        for k, b in enumerate(text):
+            classes[a, k] = _HEX_CLASS if b in b"0123456789abcdef" else b
+    return classes, np.array([len(t) for t in alphabet.texts], dtype=np.int64)
+
+
+def _template(scheme: Scheme, window: Window) -> np.ndarray:
+    """The class of every text position of a window: a hex digit or a literal separator/prefix byte."""
+    out: list[int] = []
+    for gi, start in enumerate(range(0, window.nbytes, window.group)):
+        if gi:
+            out += list(scheme.separator)
+        out += list(scheme.prefix)
+        out += [_HEX_CLASS] * (2 * min(window.group, window.nbytes - start))
+    return np.array(out, dtype=np.int64)
+
+
+class TokenMixer:
+    """Grammar mask + geometric mixing for one LM chunk (see the module docstring)."""
+
+    def __init__(self, alphabet: Alphabet, scheme: Scheme, windows: Sequence[Window]) -> None:
+        if not scheme.hex:
+            raise ValueError("mixing needs a hex scheme")
+        self._alphabet = alphabet
+        self._scheme = scheme
+        self._classes, self._lengths = _token_classes(alphabet)
+        self._templates = [_template(scheme, w) for w in windows]
+        self._groups = [w.group for w in windows]
+        self._texts = [bytearray() for _ in windows]
+        self._counts: dict[tuple[object, ...], np.ndarray] = {}
+        self._weights: dict[int, np.ndarray] = {}
+        self._tokens = 0
+        # What update() needs of the last mix(): rows, their log-probs and mixed probabilities, positions, contexts.
+        self._last: tuple[list[int], np.ndarray, np.ndarray, list[int], list[list[tuple[object, ...]]]] | None = None
+
+    def _mask(self, row: int) -> np.ndarray:
+        template = self._templates[row]
+        pos = len(self._texts[row])
+        longest = self._classes.shape[1]
+        segment = np.full(longest, -2, dtype=np.int64)
+        n = min(longest, len(template) - pos)
+        segment[: max(n, 0)] = template[pos : pos + max(n, 0)]
+        fits = ((self._classes == _PAD) | (self._classes == segment[None, :])).all(axis=1)
+        return fits & (self._lengths <= len(template) - pos)
+
+    def _contexts(self, row: int) -> tuple[int, list[tuple[object, ...]]]:
+        """Position within the value cycle, and the count models' contexts, from the text so far."""
+        scheme = self._scheme
+        sep, pre = len(scheme.separator), len(scheme.prefix)
+        digits = 2 * self._groups[row]
+        cycle = sep + pre + digits
+        text = self._texts[row]
+        # As if a separator preceded the first value: every value then starts at a multiple of cycle.
+        o = (len(text) + sep) % cycle
+        start = len(text) - (o - sep - pre)  # where this value's digits begin
+        d = o - sep - pre  # digit offset within the value (negative on a separator or prefix)
+        current = bytes(text[start : len(text)]) if d > 0 else b""
+        prev_start = start - cycle
+        previous = bytes(text[prev_start + max(d, 0) : prev_start + max(d, 0) + 2]) if prev_start >= 0 else b""
+        return o, [(0, o), (1, o, current[:4]), (2, o, previous)]
+
+    def mix(self, rows: Sequence[int], lm_logits: np.ndarray) -> np.ndarray:
+        """Mixed log-probabilities (n, A) for the next token of ``rows`` (masked tokens: -1e300)."""
+        n, size = len(rows), self._alphabet.size
+        masks = np.stack([self._mask(r) for r in rows])
+        lm = np.where(masks, np.asarray(lm_logits, dtype=np.float64), -np.inf)
+        lm = lm - lm.max(axis=1, keepdims=True)
+        lm = lm - np.log(np.exp(lm).sum(axis=1, keepdims=True))
+        logps = np.zeros((n, 1 + _MODELS, size))
+        logps[:, 0] = np.where(masks, lm, 0.0)
+        weights = np.zeros((n, 1 + _MODELS))
+        contexts: list[list[tuple[object, ...]]] = []
+        positions: list[int] = []
+        zero = np.zeros(size)
+        for i, r in enumerate(rows):
+            o, ctxs = self._contexts(r)
+            contexts.append(ctxs)
+            positions.append(o)
+            for m, ctx in enumerate(ctxs, start=1):
+                p = (self._counts.get(ctx, zero) + ALPHA) * masks[i]
+                logps[i, m] = np.where(masks[i], np.log(p / p.sum(), where=masks[i], out=np.zeros(size)), 0.0)
+            weights[i] = self._weights.get(o, _INITIAL)
+        mixed = (weights[:, :, None] * logps).sum(axis=1)  # no BLAS: same sums every run
+        mixed = np.where(masks, mixed, -np.inf)
+        mixed = mixed - mixed.max(axis=1, keepdims=True)
+        mixed = mixed - np.log(np.exp(mixed).sum(axis=1, keepdims=True))
+        self._last = (list(rows), logps, np.exp(mixed), positions, contexts)
+        return np.where(masks, mixed, -1e300)
+
+    def update(self, symbols: Sequence[int] | np.ndarray) -> None:
+        """Learn from the symbols just coded for the rows of the last :meth:`mix` call."""
+        assert self._last is not None, "update() follows mix()"
+        rows, logps, probs, positions, contexts = self._last
+        self._last = None
+        rate = LEARNING_RATE / (1.0 + 0.1 * np.sqrt(self._tokens))
+        for i, (r, a) in enumerate(zip(rows, symbols, strict=True)):
+            a = int(a)
+            # d log p_mix(a) / d w_m = log p_m(a) - E_mix[log p_m]
+            grad = logps[i, :, a] - (logps[i] * probs[i]).sum(axis=1)
+            o = positions[i]
+            self._weights[o] = self._weights.get(o, _INITIAL) + rate * grad
+            for ctx in contexts[i]:
+                counts = self._counts.get(ctx)
+                if counts is None:
+                    counts = self._counts[ctx] = np.zeros(self._alphabet.size)
+                counts[a] += 1.0
+            self._texts[r] += self._alphabet.texts[a]
+        self._tokens += len(rows)
+
+
+_INITIAL = np.array([1.0] + [0.0] * _MODELS)  # start as the LM alone

@@ -1,17 +1,26 @@
 """Make the golden archives (only when the byte format changes on purpose: bump the version).
 
-python -m tests.data.make_golden          # writes golden_engine (format 1.1, procedure lmgc-llama-v1)
+python -m tests.data.make_golden          # writes golden_engine, golden_lockstep, golden_mix + golden_floats.json
 
 The 1.0 goldens (golden_ints, golden_tiny) and the first 1.1 golden (golden_shuffle) are frozen:
 ``make_v1_0`` and ``make_v1_1`` are kept for the record only (run today they would write files
 that name today's version and engine).
+
+An LM golden decodes only on a machine that computes the tiny model's logits bit for bit as the
+machine that wrote it (golden_tiny, written on 2026-11-22, does not decode on the hosts of
+2026-11-26). golden_floats.json records a fingerprint of those logits per procedure, taken when
+the goldens were written; test_golden.py decodes the LM goldens strictly where the fingerprint
+matches and skips, saying why, where it does not.
 """
 
 from __future__ import annotations
 
+import hashlib
+import json
 import tempfile
 from pathlib import Path
 
+import numpy as np
 import torch
 from safetensors.torch import save_file
 
@@ -57,16 +66,50 @@ def make_v1_1() -> None:
         encode_file(dense, HERE / "golden_shuffle.safetensors.lmgc", opts, overwrite=True)
 
 
-def make_engine_v1() -> None:
-    """golden_tiny's source coded by lmgc's own engine: pins procedure lmgc-llama-v1."""
+# golden file -> (engine, mixing) it pins
+LM_GOLDENS = {
+    "golden_engine.safetensors.lmgc": ("lmgc", False),
+    "golden_lockstep.safetensors.lmgc": ("transformers", False),
+    "golden_mix.safetensors.lmgc": ("lmgc", True),
+}
+FLOATS = HERE / "golden_floats.json"
+
+
+def logits_fingerprint(model_dir: str, procedure: str) -> str:
+    """SHA-256 of the tiny model's logits over 24 lockstep steps of 3 windows under ``procedure``."""
+    from lmgc_format.alphabet import Alphabet, vocabulary_bytes
+    from lmgc_format.models import get
+    from lmgc_format.predictor import make_predictor
+    from lmgc_format.serialize import get_scheme
+
+    lm = get(model_dir, "float32")
+    alphabet = Alphabet.from_vocabulary(vocabulary_bytes(lm.tokenizer), get_scheme("comma"))
+    predictor = make_predictor(lm, alphabet, procedure)
+    predictor.reset(64)
+    digest = hashlib.sha256()
+    feed = [predictor.bos_id] * 3
+    for t in range(24):
+        logits = np.asarray(predictor.step(feed), dtype=np.float32)
+        digest.update(logits.tobytes())
+        feed = [alphabet.ids[(7 * t + 3 * row) % alphabet.size] for row in range(3)]
+    return digest.hexdigest()
+
+
+def make_lm_goldens() -> None:
+    """golden_tiny's source coded by each procedure, and the logits fingerprints of this machine."""
+    from lmgc_format.predictor import ENGINES
+
     with tempfile.TemporaryDirectory() as tmp:
         model = make_tiny_model(Path(tmp), seed=0)
-        opts = EncodeOptions(model=str(model), engine="lmgc", **GOLDEN_TINY_OPTIONS)  # type: ignore[arg-type]
-        encode_file(HERE / "golden_tiny.safetensors", HERE / "golden_engine.safetensors.lmgc", opts, overwrite=True)
+        for name, (engine, mixing) in LM_GOLDENS.items():
+            opts = EncodeOptions(model=str(model), engine=engine, mixing=mixing, **GOLDEN_TINY_OPTIONS)  # type: ignore[arg-type]
+            encode_file(HERE / "golden_tiny.safetensors", HERE / name, opts, overwrite=True)
+        floats = {p: logits_fingerprint(str(model), p) for p in ENGINES.values()}
+    FLOATS.write_text(json.dumps(floats, indent=2, sort_keys=True) + "\n")
 
 
 def main() -> None:
-    make_engine_v1()
+    make_lm_goldens()
     for p in sorted(HERE.glob("golden_*")):
         print(p.name, p.stat().st_size)
 

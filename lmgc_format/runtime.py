@@ -19,8 +19,8 @@ def float_probe(device: str) -> str:
 
     Two machines can report the same versions and ``cpu_capability`` and still
     round differently (another BLAS kernel, blocking or reduction order: seen on
-    2026-11-26, when archives written on one AVX512 host did not decode on
-    another). Equal probes do not prove equal model outputs, but a different
+    2026-11-26, when archives written on an AMD EPYC host did not decode on an
+    Intel Xeon one, both AVX512). Equal probes do not prove equal model outputs, but a different
     probe says the decoder will almost surely not reproduce the encoder's.
     """
     import torch

@@ -28,8 +28,9 @@ def test_golden_plain_archive_decodes(tmp_path: Path) -> None:
 
 def test_golden_v1_0_lm_archive_reads(tiny_model: str) -> None:
     """The 1.0 LM golden's container still parses. Its chunks are not decoded: the machine that wrote
-    it (2026-11-22) rounded the tiny model's logits differently from today's hosts, and its
-    fingerprint was not recorded (tests/data/make_golden.py); the 1.1 LM goldens below pin decoding."""
+    it (2026-11-25, AMD EPYC) rounded the tiny model's logits differently from the Intel hosts of
+    2026-11-26, and its fingerprint was not recorded (tests/data/make_golden.py); the 1.1 LM goldens
+    below pin decoding."""
     arc = DATA / "golden_tiny.safetensors.lmgc"
     with ArchiveReader(arc) as r:
         assert r.version == (1, 0)

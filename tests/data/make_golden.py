@@ -7,10 +7,10 @@ The 1.0 goldens (golden_ints, golden_tiny) and the first 1.1 golden (golden_shuf
 that name today's version and engine).
 
 An LM golden decodes only on a machine that computes the tiny model's logits bit for bit as the
-machine that wrote it (golden_tiny, written on 2026-11-22, does not decode on the hosts of
-2026-11-26). golden_floats.json records a fingerprint of those logits per procedure, taken when
-the goldens were written; test_golden.py decodes the LM goldens strictly where the fingerprint
-matches and skips, saying why, where it does not.
+machine that wrote it (golden_tiny, written on 2026-11-25 on an AMD EPYC host, does not decode
+on the Intel Xeon hosts of 2026-11-26). golden_floats.json records a fingerprint of those
+logits per procedure, taken when the goldens were written; test_golden.py decodes the LM
+goldens strictly where the fingerprint matches and skips, saying why, where it does not.
 """
 
 from __future__ import annotations

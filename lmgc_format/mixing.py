@@ -44,30 +44,33 @@ from .serialize import Scheme
 MIXING = "cm-mix-v1"
 ALPHA = 0.4  # additive prior of every count (per allowed token)
 LEARNING_RATE = 0.1  # at the chunk's first token; decays as 1 / (1 + 0.1 sqrt(tokens so far))
-_HEX_CLASS = 256  # template class of a hex digit; other classes are literal byte values
+_HEX_DIGITS = b"0123456789abcdef"
 _PAD = -1
 _MODELS = 3
 
 
-def _token_classes(alphabet: Alphabet) -> tuple[np.ndarray, np.ndarray]:
-    """(A, longest) template classes of every token's bytes (padded with _PAD), and token lengths."""
+def _token_bytes(alphabet: Alphabet) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Every token's bytes (A, longest; padded with _PAD), which of them are hex digits, and lengths."""
     longest = alphabet.max_len
-    classes = np.full((alphabet.size, longest), _PAD, dtype=np.int64)
+    raw = np.full((alphabet.size, longest), _PAD, dtype=np.int64)
     for a, text in enumerate(alphabet.texts):
-        for k, b in enumerate(text):
-            classes[a, k] = _HEX_CLASS if b in b"0123456789abcdef" else b
-    return classes, np.array([len(t) for t in alphabet.texts], dtype=np.int64)
+        raw[a, : len(text)] = list(text)
+    is_hex = np.isin(raw, list(_HEX_DIGITS))
+    return raw, is_hex, np.array([len(t) for t in alphabet.texts], dtype=np.int64)
 
 
-def _template(scheme: Scheme, window: Window) -> np.ndarray:
-    """The class of every text position of a window: a hex digit or a literal separator/prefix byte."""
-    out: list[int] = []
+def _template(scheme: Scheme, window: Window) -> tuple[np.ndarray, np.ndarray]:
+    """A window's text with its digits left open: literal bytes (separator, prefix) and where digits go."""
+    literal: list[int] = []
+    digit: list[bool] = []
     for gi, start in enumerate(range(0, window.nbytes, window.group)):
-        if gi:
-            out += list(scheme.separator)
-        out += list(scheme.prefix)
-        out += [_HEX_CLASS] * (2 * min(window.group, window.nbytes - start))
-    return np.array(out, dtype=np.int64)
+        fixed = (scheme.separator if gi else b"") + scheme.prefix
+        literal += list(fixed)
+        digit += [False] * len(fixed)
+        n = 2 * min(window.group, window.nbytes - start)
+        literal += [_PAD] * n
+        digit += [True] * n
+    return np.array(literal, dtype=np.int64), np.array(digit, dtype=bool)
 
 
 class TokenMixer:
@@ -78,7 +81,7 @@ class TokenMixer:
             raise ValueError("mixing needs a hex scheme")
         self._alphabet = alphabet
         self._scheme = scheme
-        self._classes, self._lengths = _token_classes(alphabet)
+        self._bytes, self._is_hex, self._lengths = _token_bytes(alphabet)
         self._templates = [_template(scheme, w) for w in windows]
         self._groups = [w.group for w in windows]
         self._texts = [bytearray() for _ in windows]
@@ -89,14 +92,19 @@ class TokenMixer:
         self._last: tuple[list[int], np.ndarray, np.ndarray, list[int], list[list[tuple[object, ...]]]] | None = None
 
     def _mask(self, row: int) -> np.ndarray:
-        template = self._templates[row]
+        """Tokens that fit the row's template at its current text position."""
+        literal, digit = self._templates[row]
         pos = len(self._texts[row])
-        longest = self._classes.shape[1]
-        segment = np.full(longest, -2, dtype=np.int64)
-        n = min(longest, len(template) - pos)
-        segment[: max(n, 0)] = template[pos : pos + max(n, 0)]
-        fits = ((self._classes == _PAD) | (self._classes == segment[None, :])).all(axis=1)
-        return fits & (self._lengths <= len(template) - pos)
+        room = len(literal) - pos
+        longest = self._bytes.shape[1]
+        n = max(0, min(longest, room))
+        want = np.full(longest, _PAD - 1, dtype=np.int64)  # matches no byte
+        want[:n] = literal[pos : pos + n]
+        want_digit = np.zeros(longest, dtype=bool)
+        want_digit[:n] = digit[pos : pos + n]
+        # A literal byte that is itself a hex digit (the "0" of prefix "0x") must match exactly.
+        match = np.where(want_digit[None, :], self._is_hex, self._bytes == want[None, :])
+        return (match | (self._bytes == _PAD)).all(axis=1) & (self._lengths <= room)
 
     def _contexts(self, row: int) -> tuple[int, list[tuple[object, ...]]]:
         """Position within the value cycle, and the count models' contexts, from the text so far."""

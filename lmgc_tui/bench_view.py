@@ -130,7 +130,7 @@ def speed_markdown(file: str, results: list[SpeedResult]) -> str:
     return _markdown(file, SPEED_HEADERS, [_speed_row(r) for r in results])
 
 
-POSITION_HEADERS = ("byte position", "bytes", "LM bits/byte", "order-0 entropy bits/byte", "LM - order-0")
+POSITION_HEADERS = ("byte position", "bytes", "coded bits/byte", "order-0 entropy bits/byte", "coded - order-0")
 
 
 def _position_cells(r: PositionRow, group: int) -> list[str]:
@@ -147,7 +147,7 @@ def _position_rows(rows: list[PositionRow]) -> list[list[str]]:
 
 
 def positions_table(file: str, rows: list[PositionRow]) -> Table:
-    title = f"{file}: LM bits per byte position vs order-0 entropy"
+    title = f"{file}: bits the coder spends per byte position vs order-0 entropy"
     return _table(title, POSITION_HEADERS, _position_rows(rows), ("byte position",))
 
 

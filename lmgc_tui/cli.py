@@ -331,8 +331,8 @@ def inspect(archive: Path, as_json: bool, chunks: bool) -> None:
 @click.option(
     "--positions",
     is_flag=True,
-    help="Report instead the bits the LM spends per byte position within a value (sign/exponent byte first "
-    "with msb_first) beside each position's order-0 entropy.",
+    help="Report instead the bits the coder spends per byte position within a value (sign/exponent byte "
+    "first with msb_first), the LM mixed unless --no-mix, beside each position's order-0 entropy.",
 )
 @click.option("--engines", default="lmgc,transformers", show_default=True, metavar="LIST", help="Engines for --speed.")
 @click.option("--dtypes", default="float32,bfloat16", show_default=True, metavar="LIST", help="Dtypes for --speed.")
@@ -450,7 +450,8 @@ def _bench_positions(
     out: list[dict[str, Any]] = []
     for path in files:
         if not quiet:
-            err_console.print(f"[dim]{path.name}: LM bits per byte position …[/]", highlight=False)
+            mode = "LM mixed with the chunk's statistics" if mix else "LM alone"
+            err_console.print(f"[dim]{path.name}: bits per byte position ({mode}) …[/]", highlight=False)
         rows = position_report(
             path,
             model=model,
@@ -464,6 +465,7 @@ def _bench_positions(
         out.append(
             {
                 "file": str(path),
+                "mixing": mix,
                 "positions": [
                     {
                         "position": "separator" if r.position < 0 else r.position,

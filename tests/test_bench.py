@@ -6,6 +6,7 @@ import gzip
 import json
 import lzma
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
@@ -151,3 +152,16 @@ def test_positions_report_adds_up_to_the_lm_code_length(tiny_model: str, tmp_pat
     assert res.exit_code == 0, res.output
     (report,) = json.loads(res.output)
     assert [p["position"] for p in report["positions"]] == [0, 1, 2, 3, "separator"]
+    assert report["mixing"] is True
+    res = CliRunner().invoke(cli, ["bench", str(src), *args, "--no-mix"])
+    assert res.exit_code == 0, res.output
+    (alone,) = json.loads(res.output)
+    assert alone["mixing"] is False
+
+    def total(rep: dict[str, Any]) -> float:
+        return sum(p["lm_bits_per_byte"] * p["bytes"] for p in rep["positions"])
+
+    # The grammar mask alone makes separators all but free (every other token keeps frequency 1
+    # of 2**20); the mixed code is shorter in all.
+    assert alone["positions"][-1]["lm_bits_per_byte"] > 0.01 > 0.001 > report["positions"][-1]["lm_bits_per_byte"]
+    assert total(report) < total(alone)

@@ -58,6 +58,23 @@ def test_grammar_mask_follows_the_window_template() -> None:
     assert _allowed(mixer, 0) == digits  # the window's last digit: nothing longer, no separator
 
 
+def test_grammar_mask_matches_a_hex_digit_that_is_part_of_a_prefix() -> None:
+    texts = (*(bytes([c]) for c in b"0123456789abcdef"), b"x", b" ", b"0x", b"ab")
+    alphabet = Alphabet(tuple(range(len(texts))), texts)
+    mixer = TokenMixer(alphabet, get_scheme("0x"), [Window(0, 0, 4, 2)])  # "0xdddd 0xdddd"
+
+    def allowed() -> set[bytes]:
+        logp = mixer.mix([0], np.zeros((1, alphabet.size)))[0]
+        return {texts[a] for a in range(alphabet.size) if logp[a] > -1e299}
+
+    assert allowed() == {b"0", b"0x"}  # the prefix's "0" is a literal, not any digit
+    mixer.update([texts.index(b"0")])
+    assert allowed() == {b"x"}
+    mixer.mix([0], np.zeros((1, alphabet.size)))
+    mixer.update([texts.index(b"x")])
+    assert allowed() == {t for t in texts if t not in (b"x", b" ", b"0x")}
+
+
 def test_mixed_distribution_is_normalized_over_allowed_tokens() -> None:
     mixer = TokenMixer(ALPHABET, COMMA, [Window(0, 0, 8, 4), Window(0, 8, 12, 4)])
     rng = np.random.default_rng(0)

@@ -197,7 +197,8 @@ def run_lm(
         _rate(n, dec.seconds),
         rt.identical,
         f"whole archive {rt.archive_size:,} B; {enc.tokens:,} tokens, "
-        f"{enc.tokens / enc.seconds if enc.seconds else 0:,.0f} tok/s",
+        f"{enc.tokens / enc.seconds if enc.seconds else 0:,.0f} tok/s; chunks "
+        + ", ".join(f"{name} {count}" for name, count in sorted(enc.codecs.items())),
     )
 
 

@@ -31,7 +31,7 @@ def describe_archive(path: str | os.PathLike[str]) -> dict[str, Any]:
                 "coded_bits": round(bits, 1),
                 "bits_per_byte": _per_byte(bits, t.nbytes),
                 "percent": round(100 * bits / 8 / t.nbytes, 2) if t.nbytes else None,
-                # what the LM alone spent (ideal code length), whichever codec was kept
+                # what the LM coder spent (ideal code length), whichever codec was kept
                 "lm_bits_per_byte": _per_byte(lm_bits, t.nbytes) if lm_bits else None,
             }
             for t, bits, lm_bits in zip(r.layout.tensors, idx.tensor_bits, idx.tensor_model_bits, strict=True)

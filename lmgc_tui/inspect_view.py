@@ -51,11 +51,11 @@ def inspect_renderables(info: dict[str, Any], with_chunks: bool) -> list[Rendera
             f"{t['lm_tokens']:,} LM tokens, encoded in {t['encode_seconds']} s",
         ),
         (
-            "LM alone",
+            "LM coder",
             "not used"
             if t["lm_bits_per_byte"] is None
             else f"{t['lm_bits_per_byte']} bits/byte ({100 * t['lm_bits_per_byte'] / 8:.2f} %) on what it coded; "
-            "a chunk keeps zstd/raw where they are smaller",
+            "a chunk keeps zstd/shuffle/raw where they are smaller",
         ),
     ]
     for k, v in rows:

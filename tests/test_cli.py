@@ -60,7 +60,7 @@ def test_compress_decompress_verify_inspect(tmp_path: Path, tiny_model: str, sma
     assert info["source"]["size"] == small_file.stat().st_size
     assert sum(c["data_length"] for c in info["chunks"]) == info["source"]["data_bytes"]
     code, out = run("inspect", str(arc), "--chunks")
-    assert code == 0 and "layer." in out and "bits/byte" in out and "LM alone" in out
+    assert code == 0 and "layer." in out and "bits/byte" in out and "LM coder" in out
 
 
 def test_overwrite_refused_with_exit_8(tmp_path: Path, tiny_model: str, small_file: Path) -> None:

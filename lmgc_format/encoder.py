@@ -24,7 +24,7 @@ from .lmchunk import encode_windows
 from .mixing import MIXING
 from .models import DEFAULT_DTYPE, LoadedModel, get
 from .plan import PLAIN_CHUNK_BYTES, ChunkPlan, plan_chunks, value_size
-from .predictor import DEFAULT_ENGINE, TRANSFORMERS_PROCEDURE, make_predictor, procedure_for, split_procedure
+from .predictor import DEFAULT_ENGINE, TRANSFORMERS_PROCEDURE, make_predictor, procedure_for
 from .serialize import BYTE_ORDERS, DEFAULT_BYTE_ORDER, DEFAULT_SCHEME, get_scheme
 from .shuffle import bit_shuffle, byte_shuffle
 from .source import read_layout
@@ -121,6 +121,7 @@ def encode_file(
     plan = plan_chunks(layout, opts.window_bytes, opts.batch, opts.bytes_per_group, opts.plain_chunk_bytes)
     scheme = get_scheme(opts.scheme)
     needs_model = any(c.lm for c in plan)
+    mixing = opts.mixing and scheme.hex  # mixing.py works on hex text only
 
     import torch
 
@@ -136,7 +137,7 @@ def encode_file(
         alphabet = Alphabet.from_vocabulary(vocabulary_bytes(lm.tokenizer), scheme)
         procedure = procedure_for(opts.engine, lm, opts.restricted_head)
         predictor = make_predictor(lm, alphabet, procedure, opts.restricted_head)
-        if opts.mixing and scheme.hex:
+        if mixing:
             procedure += "+" + MIXING
         record = ModelRecord(**lm.info.__dict__)
     header = Header(
@@ -199,7 +200,7 @@ def encode_file(
                         opts.byte_order == "msb_first",
                         cancel,
                         step,
-                        mixing=split_procedure(procedure)[1] is not None,
+                        mixing=mixing,
                     )
                 codec, payload = _choose(raw, lm_payload, opts.fallback, value_size(chunk, layout))
                 entry = writer.add_chunk(codec, chunk.begin, chunk.nbytes, payload, round(sum(window_bits)))

@@ -116,8 +116,8 @@ class TokenMixer:
         text = self._texts[row]
         # As if a separator preceded the first value: every value then starts at a multiple of cycle.
         o = (len(text) + sep) % cycle
-        start = len(text) - (o - sep - pre)  # where this value's digits begin
         d = o - sep - pre  # digit offset within the value (negative on a separator or prefix)
+        start = len(text) - d  # where this value's digits begin
         current = bytes(text[start : len(text)]) if d > 0 else b""
         prev_start = start - cycle
         previous = bytes(text[prev_start + max(d, 0) : prev_start + max(d, 0) + 2]) if prev_start >= 0 else b""
@@ -142,7 +142,7 @@ class TokenMixer:
             positions.append(o)
             for m, ctx in enumerate(ctxs, start=1):
                 p = (self._counts.get(ctx, zero) + ALPHA) * masks[i]
-                logps[i, m] = np.where(masks[i], np.log(p / p.sum(), where=masks[i], out=np.zeros(size)), 0.0)
+                np.log(p / p.sum(), where=masks[i], out=logps[i, m])  # disallowed tokens stay 0
             weights[i] = self._weights.get(o, _INITIAL)
         mixed = (weights[:, :, None] * logps).sum(axis=1)  # no BLAS: same sums every run
         mixed = np.where(masks, mixed, -np.inf)

@@ -86,7 +86,9 @@ class LmSetting:
     mixing: bool = True
 
     def label(self) -> str:
-        notes = [n for n in (None if self.engine == "auto" else self.engine, None if self.mixing else "no mix") if n]
+        notes = [] if self.engine == "auto" else [self.engine]
+        if not self.mixing:
+            notes.append("no mix")
         return f"lmgc {self.scheme}" + (f" ({', '.join(notes)})" if notes else "")
 
 

@@ -103,7 +103,7 @@ class ChunkDecoder:
         self.scheme = scheme = get_scheme(header.scheme)
         self.msb_first = header.byte_order == "msb_first"
         check_procedure(header.layout.procedure)
-        self.mixing = split_procedure(header.layout.procedure)[1] is not None
+        self.mixing = split_procedure(header.layout.procedure)[1]
         self.predictor: Predictor | None = None
         self.alphabet: Alphabet | None = None
         if any(e.codec == Codec.LM for e in reader.index.chunks):

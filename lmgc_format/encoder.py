@@ -21,7 +21,7 @@ from .container.writer import ArchiveWriter
 from .errors import UnsupportedError
 from .events import ChunkDone, EventSink, Finished, Progress, Started, ignore
 from .lmchunk import encode_windows
-from .mixing import MIXING
+from .mixing import mixing_for
 from .models import DEFAULT_DTYPE, LoadedModel, get
 from .plan import PLAIN_CHUNK_BYTES, ChunkPlan, plan_chunks, value_size
 from .predictor import DEFAULT_ENGINE, TRANSFORMERS_PROCEDURE, make_predictor, procedure_for
@@ -50,6 +50,7 @@ class EncodeOptions:
     fallback: bool = True  # False: keep the LM payload even where zstd/raw is smaller (to measure the LM)
     engine: str = DEFAULT_ENGINE  # "auto" | "lmgc" | "transformers" (predictor.ENGINES)
     mixing: bool = True  # mix the LM with the chunk's statistics (mixing.py); hex schemes only
+    top_byte: bool = True  # with mixing: code every value's top byte apart (topbyte.py, cm-top-v1)
 
     def check(self) -> None:
         get_scheme(self.scheme)
@@ -121,7 +122,7 @@ def encode_file(
     plan = plan_chunks(layout, opts.window_bytes, opts.batch, opts.bytes_per_group, opts.plain_chunk_bytes)
     scheme = get_scheme(opts.scheme)
     needs_model = any(c.lm for c in plan)
-    mixing = opts.mixing and scheme.hex  # mixing.py works on hex text only
+    mixing = mixing_for(scheme, opts.mixing, opts.top_byte)  # mixing.py works on hex text only
 
     import torch
 
@@ -137,8 +138,8 @@ def encode_file(
         alphabet = Alphabet.from_vocabulary(vocabulary_bytes(lm.tokenizer), scheme)
         procedure = procedure_for(opts.engine, lm, opts.restricted_head)
         predictor = make_predictor(lm, alphabet, procedure, opts.restricted_head)
-        if mixing:
-            procedure += "+" + MIXING
+        if mixing is not None:
+            procedure += "+" + mixing
         record = ModelRecord(**lm.info.__dict__)
     header = Header(
         created_by=f"lmgc {__version__}",

@@ -10,13 +10,15 @@ import numpy as np
 from .alphabet import Alphabet
 from .coder import Decoder, Encoder, code_bits, quantize
 from .errors import CancelledError, CorruptChunkError
-from .mixing import TokenMixer
+from .mixing import MIXINGS, TOP_MIXING, TokenMixer
 from .plan import Window
 from .predictor import Predictor
 from .serialize import Scheme, reorder
+from .topbyte import decode_tops, encode_tops, split_tops
 
 StepCallback = Callable[[float, int], None]  # (fraction of the chunk done, tokens this step)
-TokenCallback = Callable[[int, int, float], None]  # (window, symbol, ideal bits it cost)
+TokenCallback = Callable[[int, int, float], None]  # (window, symbol, ideal bits it cost; 0 for known tokens)
+TopCallback = Callable[[int, float], None]  # (window, ideal bits its top bytes cost), cm-top-v1 only
 
 
 def _check(cancel: threading.Event | None) -> None:
@@ -40,6 +42,47 @@ def _step_limit(scheme: Scheme, windows: Sequence[Window]) -> int:
     return max(2 * w.nbytes + scheme.text_length(w.nbytes, w.group) for w in windows)
 
 
+def _mixer(
+    alphabet: Alphabet, scheme: Scheme, windows: Sequence[Window], mixing: str | None, msb_first: bool
+) -> TokenMixer | None:
+    if mixing is None:
+        return None
+    if mixing not in MIXINGS:
+        raise ValueError(f"unknown mixing {mixing!r}")
+    return TokenMixer(alphabet, scheme, windows, top_byte=mixing == TOP_MIXING, msb_first=msb_first)
+
+
+def _top_tokens(alphabet: Alphabet) -> list[list[int]]:
+    """The known tokens of each top byte's two digits: greedy over the alphabet, so the decoder
+    needs no tokenizer for them (the alphabet's digest is in the header)."""
+    return [alphabet.greedy(b"%02x" % b) for b in range(256)]
+
+
+def _tokens_with_tops(
+    alphabet: Alphabet, text: bytes, top_slots: np.ndarray, tokenizer: object | None, known: list[list[int]]
+) -> tuple[list[int], list[bool]]:
+    """Symbols for a window whose top-byte digits are known text, and which of them are known.
+
+    Top-byte digits become their own tokens (``known``); the text between them is
+    tokenized on its own, so no coded token reaches into a top byte.
+    """
+    syms: list[int] = []
+    is_known: list[bool] = []
+    pos = 0
+    edges = np.flatnonzero(np.diff(top_slots.astype(np.int8))) + 1
+    for end in [*edges.tolist(), len(text)]:
+        run = text[pos:end]
+        if run:
+            if top_slots[pos]:
+                part = known[int(run, 16)]
+            else:
+                part = alphabet.tokenize(run, tokenizer)
+            syms += part
+            is_known += [bool(top_slots[pos])] * len(part)
+        pos = end
+    return syms, is_known
+
+
 def encode_windows(
     predictor: Predictor,
     alphabet: Alphabet,
@@ -51,39 +94,66 @@ def encode_windows(
     cancel: threading.Event | None = None,
     on_step: StepCallback | None = None,
     on_token: TokenCallback | None = None,
-    mixing: bool = False,
+    mixing: str | None = None,
+    on_top: TopCallback | None = None,
 ) -> tuple[bytes, list[float], int]:
     """Range-code ``data`` (one bytes per window); returns payload, ideal bits per window, tokens.
 
-    ``mixing``: combine the LM with the chunk's own statistics (mixing.py, procedure ``+cm-mix-v1``).
+    ``mixing``: None (the LM alone) or a name of mixing.MIXINGS: ``cm-mix-v1`` combines
+    the LM with the chunk's own statistics; ``cm-top-v1`` also codes every value's top
+    byte apart first (topbyte.py) and feeds its digits to the LM as known tokens.
     """
-    syms = [
-        alphabet.tokenize(scheme.to_text(reorder(d, w.group) if msb_first else d, w.group), tokenizer)
-        for w, d in zip(windows, data, strict=True)
+    mixer = _mixer(alphabet, scheme, windows, mixing, msb_first)
+    texts = [
+        scheme.to_text(reorder(d, w.group) if msb_first else d, w.group) for w, d in zip(windows, data, strict=True)
     ]
+    enc = Encoder()
+    bits = [0.0] * len(windows)
+    known: list[list[bool]] | None = None
+    if mixer is not None and any(mixer.tops):
+        tops = [split_tops(d, w.group) if t else b"" for w, d, t in zip(windows, data, mixer.tops, strict=True)]
+        costs = encode_tops(enc, b"".join(tops))
+        at = 0
+        for i, window_tops in enumerate(tops):
+            bits[i] = sum(costs[at : at + len(window_tops)])
+            at += len(window_tops)
+            if on_top is not None and window_tops:
+                on_top(i, bits[i])
+        table = _top_tokens(alphabet)
+        pairs = [_tokens_with_tops(alphabet, x, mixer.top_slots(i), tokenizer, table) for i, x in enumerate(texts)]
+        syms = [p[0] for p in pairs]
+        known = [p[1] for p in pairs]
+    else:
+        syms = [alphabet.tokenize(x, tokenizer) for x in texts]
     lengths = [len(s) for s in syms]
     steps = max(lengths)
     bos = predictor.bos_id
     ids = alphabet.ids
     feed = [bos] * len(windows)
-    bits = [0.0] * len(windows)
-    enc = Encoder()
-    mixer = TokenMixer(alphabet, scheme, windows) if mixing else None
     predictor.reset(cache_capacity(scheme, windows))
     for t in range(steps):
         _check(cancel)
         logits = predictor.step(feed)
         active = [i for i, n in enumerate(lengths) if t < n]
-        freqs = quantize(logits[active] if mixer is None else mixer.mix(active, logits[active]))
-        symbols = np.array([syms[i][t] for i in active], dtype=np.int64)
-        enc.encode(symbols, freqs)
-        if mixer is not None:
-            mixer.update(symbols)
-        for row, i in enumerate(active):
-            cost = code_bits(freqs[row : row + 1], symbols[row : row + 1])
-            bits[i] += cost
-            if on_token is not None:
-                on_token(i, int(symbols[row]), cost)
+        coded = [i for i in active if known is None or not known[i][t]]
+        if coded:
+            freqs = quantize(logits[coded] if mixer is None else mixer.mix(coded, logits[coded]))
+            symbols = np.array([syms[i][t] for i in coded], dtype=np.int64)
+            enc.encode(symbols, freqs)
+            if mixer is not None:
+                mixer.update(symbols)
+            for row, i in enumerate(coded):
+                cost = code_bits(freqs[row : row + 1], symbols[row : row + 1])
+                bits[i] += cost
+                if on_token is not None:
+                    on_token(i, int(symbols[row]), cost)
+        if known is not None:
+            assert mixer is not None
+            for i in active:
+                if known[i][t]:
+                    mixer.feed(i, syms[i][t])
+                    if on_token is not None:
+                        on_token(i, syms[i][t], 0.0)
         feed = [ids[syms[i][t]] if t + 1 < n else bos for i, n in enumerate(lengths)]
         if on_step is not None:
             on_step((t + 1) / steps, len(active))
@@ -99,13 +169,25 @@ def decode_windows(
     msb_first: bool,
     cancel: threading.Event | None = None,
     on_step: StepCallback | None = None,
-    mixing: bool = False,
+    mixing: str | None = None,
 ) -> list[bytes]:
     """Inverse of :func:`encode_windows`: the data bytes of every window."""
     try:
         dec = Decoder(payload)
     except ValueError as exc:
         raise CorruptChunkError(str(exc)) from None
+    mixer = _mixer(alphabet, scheme, windows, mixing, msb_first)
+    tops: list[bytes] = []
+    table: list[list[int]] = []
+    queued: list[list[int]] = [[] for _ in windows]  # known tokens still to feed, per window
+    if mixer is not None and any(mixer.tops):
+        counts = [w.nbytes // w.group if t else 0 for w, t in zip(windows, mixer.tops, strict=True)]
+        everything = decode_tops(dec, sum(counts))
+        at = 0
+        for n in counts:
+            tops.append(everything[at : at + n])
+            at += n
+        table = _top_tokens(alphabet)
     texts = [bytearray() for _ in windows]
     done = [False] * len(windows)
     bos = predictor.bos_id
@@ -113,7 +195,6 @@ def decode_windows(
     limit = _step_limit(scheme, windows)
     expected = sum(scheme.text_length(w.nbytes, w.group) for w in windows)
     produced = 0
-    mixer = TokenMixer(alphabet, scheme, windows) if mixing else None
     predictor.reset(cache_capacity(scheme, windows))
     steps = 0
     while not all(done):
@@ -123,16 +204,30 @@ def decode_windows(
             raise CorruptChunkError("decoding ran past the window length")
         logits = predictor.step(feed)
         active = [i for i, d in enumerate(done) if not d]
-        symbols = dec.decode(quantize(logits[active] if mixer is None else mixer.mix(active, logits[active])))
-        if mixer is not None:
-            mixer.update(symbols)
-        for i, sym in zip(active, symbols, strict=True):
-            piece = alphabet.texts[int(sym)]
+        step_symbols: dict[int, int] = {}
+        if tops:
+            assert mixer is not None
+            for i in active:
+                if not queued[i] and mixer.at_top(i):
+                    queued[i] = list(table[tops[i][mixer.value_index(i)]])
+                if queued[i]:
+                    step_symbols[i] = queued[i].pop(0)
+        coded = [i for i in active if i not in step_symbols]
+        if coded:
+            symbols = dec.decode(quantize(logits[coded] if mixer is None else mixer.mix(coded, logits[coded])))
+            if mixer is not None:
+                mixer.update(symbols)
+            step_symbols.update(zip(coded, (int(s) for s in symbols), strict=True))
+        for i in active:
+            sym = step_symbols[i]
+            if mixer is not None and i not in coded:
+                mixer.feed(i, sym)
+            piece = alphabet.texts[sym]
             texts[i] += piece
             produced += len(piece)
             w = windows[i]
             done[i] = scheme.is_complete(texts[i], w.nbytes, w.group)
-            feed[i] = bos if done[i] else alphabet.ids[int(sym)]
+            feed[i] = bos if done[i] else alphabet.ids[sym]
         if on_step is not None:
             on_step(min(1.0, produced / expected), len(active))
     out = [scheme.from_text(bytes(t), w.nbytes, w.group) for t, w in zip(texts, windows, strict=True)]

@@ -20,6 +20,13 @@ the encoder and the decoder after every LM step:
    by gradient descent on code length (PAQ/cmix-style mixing, generalized
    from bits to the token alphabet).
 
+``cm-top-v1`` (lmgc 0.4, the default) is the same with every value's top byte
+coded apart by topbyte.py: its digits become known text the LM reads but no
+coded token may cover (the mask treats them so; :meth:`TokenMixer.feed`), and
+a fourth, fixed model joins the mix: each token's probability proportional to
+16 to the minus the number of hex digits it spells (what random digits cost).
+It keeps the mix from paying more than 8 bits for a near-random mantissa byte.
+
 State (counts, weights, texts) lives for one chunk: chunks stay independent.
 All rows of a step are predicted from the state before the step and the state
 is updated after it, in row order, so both sides see identical numbers. The
@@ -41,12 +48,16 @@ import numpy as np
 from .alphabet import Alphabet
 from .plan import Window
 from .serialize import Scheme
+from .topbyte import top_index
 
 MIXING = "cm-mix-v1"
+TOP_MIXING = "cm-top-v1"  # MIXING, with every value's top byte coded apart (topbyte.py)
+MIXINGS = (MIXING, TOP_MIXING)  # what a procedure may name after its engine, oldest first
 ALPHA = 0.4  # additive prior of every count (per allowed token)
 LEARNING_RATE = 0.1  # at the chunk's first token; decays as 1 / (1 + 0.1 sqrt(tokens so far))
 _HEX_DIGITS = b"0123456789abcdef"
 _PAD = -1
+_TOP = -3  # template slot of a top-byte digit: fed to the LM as known text, never covered by a coded token
 _MODELS = 3
 
 
@@ -60,32 +71,66 @@ def _token_bytes(alphabet: Alphabet) -> tuple[np.ndarray, np.ndarray, np.ndarray
     return raw, is_hex, np.array([len(t) for t in alphabet.texts], dtype=np.int64)
 
 
-def _template(scheme: Scheme, window: Window) -> tuple[np.ndarray, np.ndarray]:
-    """A window's text with its digits left open: literal bytes (separator, prefix) and where digits go."""
+def mixing_for(scheme: Scheme, mixing: bool = True, top_byte: bool = True) -> str | None:
+    """The mixing an encoder with these options records (None: the LM alone); hex schemes only."""
+    if not (mixing and scheme.hex):
+        return None
+    return TOP_MIXING if top_byte else MIXING
+
+
+def has_tops(window: Window) -> bool:
+    """Whether ``cm-top-v1`` codes this window's top bytes apart: whole values of two bytes or more."""
+    return window.group >= 2 and window.nbytes % window.group == 0
+
+
+def _template(scheme: Scheme, window: Window, top: int | None) -> tuple[np.ndarray, np.ndarray]:
+    """A window's text with its digits left open: literal bytes (separator, prefix) and where digits go.
+
+    ``top``: the byte (in text order) whose two digits are top-byte slots (_TOP), or None.
+    """
     literal: list[int] = []
     digit: list[bool] = []
     for gi, start in enumerate(range(0, window.nbytes, window.group)):
         fixed = (scheme.separator if gi else b"") + scheme.prefix
         literal += list(fixed)
         digit += [False] * len(fixed)
-        n = 2 * min(window.group, window.nbytes - start)
-        literal += [_PAD] * n
-        digit += [True] * n
+        n = min(window.group, window.nbytes - start)
+        for b in range(n):
+            is_top = b == top
+            literal += [_TOP if is_top else _PAD] * 2
+            digit += [not is_top] * 2
     return np.array(literal, dtype=np.int64), np.array(digit, dtype=bool)
 
 
 class TokenMixer:
     """Grammar mask + geometric mixing for one LM chunk (see the module docstring)."""
 
-    def __init__(self, alphabet: Alphabet, scheme: Scheme, windows: Sequence[Window]) -> None:
+    def __init__(
+        self,
+        alphabet: Alphabet,
+        scheme: Scheme,
+        windows: Sequence[Window],
+        top_byte: bool = False,
+        msb_first: bool = True,
+    ) -> None:
+        """``top_byte``: ``cm-top-v1``: the top byte's digits of every value are known text (:meth:`feed`)."""
         if not scheme.hex:
             raise ValueError("mixing needs a hex scheme")
         self._alphabet = alphabet
         self._scheme = scheme
         self._bytes, self._is_hex, self._lengths = _token_bytes(alphabet)
-        self._templates = [_template(scheme, w) for w in windows]
+        self.tops = [top_byte and has_tops(w) for w in windows]  # windows whose top bytes are coded apart
+        self._templates = [
+            _template(scheme, w, top_index(w.group, msb_first) if t else None)
+            for w, t in zip(windows, self.tops, strict=True)
+        ]
         self._groups = [w.group for w in windows]
         self._texts = [bytearray() for _ in windows]
+        # cm-top-v1 adds a fixed model: every hex digit a token spells costs 4 bits (the ideal code of
+        # random digits, which dense low mantissa bytes nearly are; BENCHMARKS "Top byte").
+        self._digit_logp = -np.log(16.0) * self._is_hex.sum(axis=1) if top_byte else None
+        self._models = _MODELS + (1 if top_byte else 0)
+        self._initial = np.array([1.0] + [0.0] * self._models)  # start as the LM alone
         self._counts: dict[tuple[object, ...], np.ndarray] = {}
         self._weights: dict[int, np.ndarray] = {}
         self._tokens = 0
@@ -106,6 +151,27 @@ class TokenMixer:
         # A literal byte that is itself a hex digit (the "0" of prefix "0x") must match exactly.
         match = np.where(want_digit[None, :], self._is_hex, self._bytes == want[None, :])
         return (match | (self._bytes == _PAD)).all(axis=1) & (self._lengths <= room)
+
+    def top_slots(self, row: int) -> np.ndarray:
+        """Which bytes of the row's text are top-byte digits (bool per text byte)."""
+        return self._templates[row][0] == _TOP
+
+    def at_top(self, row: int) -> bool:
+        """Whether the row's next text byte is a top-byte digit (its token is known, not coded)."""
+        literal = self._templates[row][0]
+        pos = len(self._texts[row])
+        return pos < len(literal) and bool(literal[pos] == _TOP)
+
+    def value_index(self, row: int) -> int:
+        """Index of the value the row's next text byte belongs to."""
+        scheme = self._scheme
+        sep = len(scheme.separator)
+        cycle = sep + len(scheme.prefix) + 2 * self._groups[row]
+        return (len(self._texts[row]) + sep) // cycle
+
+    def feed(self, row: int, symbol: int) -> None:
+        """Append a known (not coded) token to the row's text; nothing is learned from it."""
+        self._texts[row] += self._alphabet.texts[symbol]
 
     def _contexts(self, row: int) -> tuple[int, list[tuple[object, ...]]]:
         """Position within the value cycle, and the count models' contexts, from the text so far."""
@@ -130,9 +196,14 @@ class TokenMixer:
         lm = np.where(masks, np.asarray(lm_logits, dtype=np.float64), -np.inf)
         lm = lm - lm.max(axis=1, keepdims=True)
         lm = lm - np.log(np.exp(lm).sum(axis=1, keepdims=True))
-        logps = np.zeros((n, 1 + _MODELS, size))
+        logps = np.zeros((n, 1 + self._models, size))
         logps[:, 0] = np.where(masks, lm, 0.0)
-        weights = np.zeros((n, 1 + _MODELS))
+        if self._digit_logp is not None:
+            u = np.where(masks, self._digit_logp[None, :], -np.inf)
+            u = u - u.max(axis=1, keepdims=True)
+            u = u - np.log(np.exp(u).sum(axis=1, keepdims=True))
+            logps[:, -1] = np.where(masks, u, 0.0)
+        weights = np.zeros((n, 1 + self._models))
         contexts: list[list[tuple[object, ...]]] = []
         positions: list[int] = []
         zero = np.zeros(size)
@@ -143,7 +214,7 @@ class TokenMixer:
             for m, ctx in enumerate(ctxs, start=1):
                 p = (self._counts.get(ctx, zero) + ALPHA) * masks[i]
                 np.log(p / p.sum(), where=masks[i], out=logps[i, m])  # disallowed tokens stay 0
-            weights[i] = self._weights.get(o, _INITIAL)
+            weights[i] = self._weights.get(o, self._initial)
         mixed = (weights[:, :, None] * logps).sum(axis=1)  # no BLAS: same sums every run
         mixed = np.where(masks, mixed, -np.inf)
         mixed = mixed - mixed.max(axis=1, keepdims=True)
@@ -162,7 +233,7 @@ class TokenMixer:
             # d log p_mix(a) / d w_m = log p_m(a) - E_mix[log p_m]
             grad = logps[i, :, a] - (logps[i] * probs[i]).sum(axis=1)
             o = positions[i]
-            self._weights[o] = self._weights.get(o, _INITIAL) + rate * grad
+            self._weights[o] = self._weights.get(o, self._initial) + rate * grad
             for ctx in contexts[i]:
                 counts = self._counts.get(ctx)
                 if counts is None:
@@ -170,6 +241,3 @@ class TokenMixer:
                 counts[a] += 1.0
             self._texts[r] += self._alphabet.texts[a]
         self._tokens += len(rows)
-
-
-_INITIAL = np.array([1.0] + [0.0] * _MODELS)  # start as the LM alone

@@ -17,7 +17,7 @@ import numpy as np
 
 from .alphabet import Alphabet
 from .errors import UnsupportedError
-from .mixing import MIXING
+from .mixing import MIXINGS
 from .models import LoadedModel
 
 # Architectures whose output head is a plain bias-free linear map of the last
@@ -132,9 +132,8 @@ class LockstepPredictor:
 TRANSFORMERS_PROCEDURE = "lockstep-kv-v1"
 ENGINES = {"lmgc": "lmgc-llama-v1", "transformers": TRANSFORMERS_PROCEDURE}
 DEFAULT_ENGINE = "auto"  # the lmgc engine where the model fits it, else transformers
-# A procedure may name a modelling stage after the engine: "lmgc-llama-v1+cm-mix-v1"
-# (mixing.py). A reader that does not know the whole name refuses the archive.
-MIXINGS = (MIXING,)
+# A procedure may name a modelling stage after the engine: "lmgc-llama-v1+cm-top-v1"
+# (mixing.py, MIXINGS). A reader that does not know the whole name refuses the archive.
 
 
 def split_procedure(procedure: str) -> tuple[str, str | None]:

@@ -94,6 +94,13 @@ mix_option = click.option(
     help="Mix the LM's predictions with the chunk's own statistics and allow only tokens the scheme's "
     "text can hold there (hex schemes): smaller archives at the same speed. Recorded in the archive.",
 )
+top_byte_option = click.option(
+    "--top-byte/--no-top-byte",
+    default=True,
+    show_default=True,
+    help="With --mix: code every value's top byte (sign, exponent) with a small byte model instead of the "
+    "LM; the LM still reads it. Smaller archives at the same speed. Recorded in the archive.",
+)
 
 
 @cli.command()
@@ -142,6 +149,7 @@ mix_option = click.option(
 )
 @engine_option
 @mix_option
+@top_byte_option
 @click.option("--threads", type=click.IntRange(1, 1024), help="Torch threads (recorded; the decoder uses the same).")
 @click.option("--verify/--no-verify", default=False, show_default=True, help="Decode the archive again and compare.")
 @quiet_option
@@ -159,6 +167,7 @@ def compress(
     dtype: str,
     engine: str,
     mix: bool,
+    top_byte: bool,
     threads: int | None,
     verify: bool,
     quiet: bool,
@@ -179,6 +188,7 @@ def compress(
         threads=threads,
         engine=engine,
         mixing=mix,
+        top_byte=top_byte,
     )
     if not quiet:
         err_console.print(f"loading model {model or 'smollm2-135m'} …", style="dim")
@@ -322,6 +332,7 @@ def inspect(archive: Path, as_json: bool, chunks: bool) -> None:
 @click.option("--dtype", type=click.Choice(["float32", "bfloat16"]), default="float32", show_default=True)
 @engine_option
 @mix_option
+@top_byte_option
 @click.option(
     "--speed",
     is_flag=True,
@@ -353,6 +364,7 @@ def bench(
     dtype: str,
     engine: str,
     mix: bool,
+    top_byte: bool,
     speed: bool,
     positions: bool,
     engines: str,
@@ -373,10 +385,14 @@ def bench(
     from .bench_view import bench_markdown, bench_table
 
     if positions:
-        _bench_positions(files, model, schemes, window_bytes, batch, dtype, engine, mix, as_json, markdown, save, quiet)
+        _bench_positions(
+            files, model, schemes, window_bytes, batch, dtype, engine, (mix, top_byte), as_json, markdown, save, quiet
+        )
         return
     if speed:
-        _bench_speed(files, model, schemes, window_bytes, batch, engines, dtypes, mix, as_json, markdown, save, quiet)
+        _bench_speed(
+            files, model, schemes, window_bytes, batch, engines, dtypes, (mix, top_byte), as_json, markdown, save, quiet
+        )
         return
     picked = by_name([c.strip() for c in codecs.split(",") if c.strip()] if codecs else None)
     scheme_list = [] if no_lm else [s.strip() for s in schemes.split(",") if s.strip()]
@@ -396,6 +412,7 @@ def bench(
                 dtype=dtype,
                 engine=engine,
                 mixing=mix,
+                top_byte=top_byte,
             )
             for sc in scheme_list
         ],
@@ -436,7 +453,7 @@ def _bench_positions(
     batch: int,
     dtype: str,
     engine: str,
-    mix: bool,
+    mixing: tuple[bool, bool],
     as_json: bool,
     markdown: bool,
     save: Path | None,
@@ -447,10 +464,11 @@ def _bench_positions(
     from .bench_view import positions_markdown, positions_table
 
     scheme = _list_option(schemes, tuple(SCHEMES), "--schemes")[0]
+    mix, top_byte = mixing
     out: list[dict[str, Any]] = []
     for path in files:
         if not quiet:
-            mode = "LM mixed with the chunk's statistics" if mix else "LM alone"
+            mode = "LM alone" if not mix else "top byte apart, LM mixed" if top_byte else "LM mixed"
             err_console.print(f"[dim]{path.name}: bits per byte position ({mode}) …[/]", highlight=False)
         rows = position_report(
             path,
@@ -461,11 +479,13 @@ def _bench_positions(
             dtype=dtype,
             engine=engine,
             mixing=mix,
+            top_byte=top_byte,
         )
         out.append(
             {
                 "file": str(path),
                 "mixing": mix,
+                "top_byte": mix and top_byte,
                 "positions": [
                     {
                         "position": "separator" if r.position < 0 else r.position,
@@ -495,7 +515,7 @@ def _bench_speed(
     batch: int,
     engines: str,
     dtypes: str,
-    mix: bool,
+    mixing: tuple[bool, bool],
     as_json: bool,
     markdown: bool,
     save: Path | None,
@@ -524,7 +544,8 @@ def _bench_speed(
                         scheme=scheme,
                         window_bytes=window_bytes,
                         batch=batch,
-                        mixing=mix,
+                        mixing=mixing[0],
+                        top_byte=mixing[1],
                         on_event=bar,
                     )
                 results.append(r)

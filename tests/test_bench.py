@@ -112,8 +112,8 @@ def test_cli_bench_speed_runs_both_engines_side_by_side(tiny_model: str, small_f
     rows = json.loads(res.output)
     assert json.loads(saved.read_text()) == rows
     assert [(r["engine"], r["procedure"]) for r in rows] == [
-        ("lmgc", "lmgc-llama-v1+cm-mix-v1"),
-        ("transformers", "lockstep-kv-v1+cm-mix-v1"),
+        ("lmgc", "lmgc-llama-v1+cm-top-v1"),
+        ("transformers", "lockstep-kv-v1+cm-top-v1"),
     ]
     for r in rows:
         assert r["roundtrip"] and r["tokens"] > 100 and r["encode_s"] > 0 and r["decode_s"] > 0
@@ -152,11 +152,17 @@ def test_positions_report_adds_up_to_the_lm_code_length(tiny_model: str, tmp_pat
     assert res.exit_code == 0, res.output
     (report,) = json.loads(res.output)
     assert [p["position"] for p in report["positions"]] == [0, 1, 2, 3, "separator"]
-    assert report["mixing"] is True
+    assert report["mixing"] is True and report["top_byte"] is True
+    res = CliRunner().invoke(cli, ["bench", str(src), *args, "--no-top-byte"])
+    assert res.exit_code == 0, res.output
+    (mixed,) = json.loads(res.output)
+    assert mixed["mixing"] is True and mixed["top_byte"] is False
+    # The top byte's bits come from the byte model with it, from the LM's tokens without it.
+    assert mixed["positions"][0]["lm_bits_per_byte"] != report["positions"][0]["lm_bits_per_byte"]
     res = CliRunner().invoke(cli, ["bench", str(src), *args, "--no-mix"])
     assert res.exit_code == 0, res.output
     (alone,) = json.loads(res.output)
-    assert alone["mixing"] is False
+    assert alone["mixing"] is False and alone["top_byte"] is False
 
     def total(rep: dict[str, Any]) -> float:
         return sum(p["lm_bits_per_byte"] * p["bytes"] for p in rep["positions"])

@@ -11,15 +11,17 @@ import torch
 from safetensors.torch import save_file
 
 from lmgc_format.alphabet import Alphabet
+from lmgc_format.coder import Encoder
 from lmgc_format.container.reader import ArchiveReader
 from lmgc_format.decoder import DecodeOptions, decode_file
 from lmgc_format.encoder import EncodeOptions, encode_file
 from lmgc_format.errors import UnsupportedError
 from lmgc_format.lmchunk import decode_windows, encode_windows
-from lmgc_format.mixing import TokenMixer
+from lmgc_format.mixing import MIXINGS, TOP_MIXING, TokenMixer
 from lmgc_format.plan import Window
 from lmgc_format.predictor import check_procedure
-from lmgc_format.serialize import get_scheme
+from lmgc_format.serialize import get_scheme, reorder
+from lmgc_format.topbyte import encode_tops, split_tops
 
 from .conftest import gradient_like
 
@@ -123,24 +125,94 @@ class _Markov:
         return out
 
 
+@pytest.mark.parametrize("mixing", MIXINGS)
+@pytest.mark.parametrize("msb_first", [True, False])
 @pytest.mark.parametrize("scheme_name", ["comma", "none", "0x", "comma_space"])
-def test_mixed_chunk_round_trips_exactly(scheme_name: str) -> None:
+def test_mixed_chunk_round_trips_exactly(scheme_name: str, msb_first: bool, mixing: str) -> None:
     scheme = get_scheme(scheme_name)
-    texts = (*sorted({bytes([b]) for b in scheme.allowed_bytes()}), b"ab", b"bead")
+    texts = (*sorted({bytes([b]) for b in scheme.allowed_bytes()}), b"ab", b"bead", b"3f", b"00")
     alphabet = Alphabet(tuple(range(200, 200 + len(texts))), texts)
     rng = np.random.default_rng(3)
-    data = [(rng.normal(size=24) * 1e-3).astype(np.float32).tobytes(), rng.bytes(6), bytes(16)]
-    windows = [Window(0, 0, 96, 4), Window(1, 96, 102, 2), Window(2, 102, 118, 4)]
-    payload, bits, _ = encode_windows(_Markov(alphabet.size), alphabet, scheme, windows, data, None, True, mixing=True)
-    plain, plain_bits, _ = encode_windows(_Markov(alphabet.size), alphabet, scheme, windows, data, None, True)
+    data = [(rng.normal(size=24) * 1e-3).astype(np.float32).tobytes(), rng.bytes(6), bytes(16), rng.bytes(5)]
+    # fp32, bf16-like, all zeros, and single bytes (group 1: no top byte to code apart)
+    windows = [Window(0, 0, 96, 4), Window(1, 96, 102, 2), Window(2, 102, 118, 4), Window(3, 118, 123, 1)]
+    payload, bits, _ = encode_windows(
+        _Markov(alphabet.size), alphabet, scheme, windows, data, None, msb_first, mixing=mixing
+    )
+    plain, plain_bits, _ = encode_windows(_Markov(alphabet.size), alphabet, scheme, windows, data, None, msb_first)
     assert payload != plain
-    back = decode_windows(_Markov(alphabet.size), alphabet, scheme, windows, payload, True, mixing=True)
+    back = decode_windows(_Markov(alphabet.size), alphabet, scheme, windows, payload, msb_first, mixing=mixing)
     assert back == data
-    assert sum(bits) < sum(plain_bits)  # mask + mixing beat the (random) LM alone
+    assert sum(bits) < sum(plain_bits)  # mask + mixing (+ top bytes apart) beat the (random) LM alone
+
+
+def test_top_byte_mode_codes_tops_apart_and_lm_reads_them() -> None:
+    """cm-top-v1: the top digits are known text; no coded token may reach into them."""
+    mixer = TokenMixer(ALPHABET, COMMA, [Window(0, 0, 8, 4)], top_byte=True)  # "TTdddddd,TTdddddd"
+    assert mixer.tops == [True]
+    assert mixer.top_slots(0).tolist() == [True, True] + [False] * 7 + [True, True] + [False] * 6
+    assert mixer.at_top(0) and mixer.value_index(0) == 0
+    mixer.feed(0, _sym(b"ab"))  # the first value's top byte, known
+    assert not mixer.at_top(0)
+    for piece in (b"bead", b"0"):
+        mixer.mix([0], np.zeros((1, ALPHABET.size)))
+        mixer.update([_sym(piece)])
+    digits = {t for t in TEXTS if len(t) == 1 and t != b","}
+    assert _allowed(mixer, 0) == digits | {b"f,"}  # one digit left: no "ab"; a digit with its separator fits
+    mixer.mix([0], np.zeros((1, ALPHABET.size)))
+    mixer.update([_sym(b"1")])
+    assert _allowed(mixer, 0) == {b","}  # ",," would reach into the next value's top byte
+    mixer.mix([0], np.zeros((1, ALPHABET.size)))
+    mixer.update([_sym(b",")])
+    assert mixer.at_top(0) and mixer.value_index(0) == 1
+    # The same window stored least-significant byte first: the top byte's digits come last.
+    stored = TokenMixer(ALPHABET, COMMA, [Window(0, 0, 8, 4)], top_byte=True, msb_first=False)
+    assert stored.top_slots(0).tolist() == [False] * 6 + [True, True] + [False] * 7 + [True, True]
+    # Group 1 (one byte per value) has no top byte to code apart.
+    assert TokenMixer(ALPHABET, COMMA, [Window(0, 0, 8, 1)], top_byte=True).tops == [False]
+
+
+def test_top_byte_mode_accounts_top_bytes_apart_and_known_tokens_free() -> None:
+    """Window bits = the top-byte model's bits + the coded tokens' bits; known tokens cost nothing."""
+    rng = np.random.default_rng(5)
+    data = [
+        (rng.normal(size=64) * 1e-3).astype(np.float32).tobytes(),
+        (rng.normal(size=32)).astype(np.float32).tobytes(),
+    ]
+    windows = [Window(0, 0, 256, 4), Window(0, 256, 384, 4)]
+    texts = (*sorted({bytes([b]) for b in COMMA.allowed_bytes()}), b"3a", b"ba", b"80")
+    alphabet = Alphabet(tuple(range(200, 200 + len(texts))), texts)
+    tops: dict[int, float] = {}
+    coded = [0.0, 0.0]
+    known: list[bytes] = [b"", b""]
+
+    def on_token(window: int, sym: int, cost: float) -> None:
+        coded[window] += cost
+        if cost == 0.0:
+            known[window] += texts[sym]
+
+    _, bits, _ = encode_windows(
+        _Markov(alphabet.size),
+        alphabet,
+        COMMA,
+        windows,
+        data,
+        None,
+        True,
+        on_token=on_token,
+        mixing=TOP_MIXING,
+        on_top=lambda w, cost: tops.__setitem__(w, cost),
+    )
+    expected = encode_tops(Encoder(), split_tops(data[0], 4) + split_tops(data[1], 4))
+    assert tops[0] == pytest.approx(sum(expected[:64])) and tops[1] == pytest.approx(sum(expected[64:]))
+    for w in range(2):
+        assert bits[w] == pytest.approx(tops[w] + coded[w])
+        assert known[w] == reorder(data[w], 4)[::4].hex().encode()  # every top byte's digits, fed as known
 
 
 def test_unknown_mixing_is_refused() -> None:
     check_procedure("lmgc-llama-v1+cm-mix-v1")
+    check_procedure("lmgc-llama-v1+cm-top-v1")
     check_procedure("lockstep-kv-v1")
     with pytest.raises(UnsupportedError, match=r"cm-mix-v9"):
         check_procedure("lmgc-llama-v1+cm-mix-v9")
@@ -153,19 +225,30 @@ def _source(tmp_path: Path) -> Path:
 
 
 @pytest.mark.parametrize(
-    ("scheme", "mixing", "recorded"),
+    ("scheme", "mixing", "top_byte", "byte_order", "recorded"),
     [
-        ("comma", True, "lmgc-llama-v1+cm-mix-v1"),
-        ("comma", False, "lmgc-llama-v1"),
-        ("iso", True, "lmgc-llama-v1"),  # mixing needs hex text: iso archives are coded without it
+        ("comma", True, True, "msb_first", "lmgc-llama-v1+cm-top-v1"),  # the default
+        ("comma", True, True, "stored", "lmgc-llama-v1+cm-top-v1"),
+        ("comma", True, False, "msb_first", "lmgc-llama-v1+cm-mix-v1"),
+        ("comma", False, True, "msb_first", "lmgc-llama-v1"),
+        ("iso", True, True, "msb_first", "lmgc-llama-v1"),  # mixing needs hex text: iso archives are coded without it
     ],
 )
 def test_archive_records_mixing_and_decodes(
-    tmp_path: Path, tiny_model: str, scheme: str, mixing: bool, recorded: str
+    tmp_path: Path, tiny_model: str, scheme: str, mixing: bool, top_byte: bool, byte_order: str, recorded: str
 ) -> None:
     src = _source(tmp_path)
     arc = tmp_path / "g.lmgc"
-    opts = EncodeOptions(model=tiny_model, scheme=scheme, window_bytes=128, batch=4, fallback=False, mixing=mixing)
+    opts = EncodeOptions(
+        model=tiny_model,
+        scheme=scheme,
+        byte_order=byte_order,
+        window_bytes=128,
+        batch=4,
+        fallback=False,
+        mixing=mixing,
+        top_byte=top_byte,
+    )
     encode_file(src, arc, opts)
     with ArchiveReader(arc) as r:
         assert r.header.layout.procedure == recorded

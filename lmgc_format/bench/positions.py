@@ -26,11 +26,13 @@ import numpy as np
 from ..alphabet import Alphabet, vocabulary_bytes
 from ..errors import UnsupportedError
 from ..lmchunk import encode_windows
+from ..mixing import mixing_for
 from ..models import get
 from ..plan import plan_chunks
 from ..predictor import make_predictor, procedure_for
 from ..serialize import get_scheme, reorder
 from ..source import read_layout
+from ..topbyte import top_index
 
 SEPARATOR = -1
 
@@ -80,6 +82,7 @@ def position_report(
     dtype: str = "float32",
     engine: str = "auto",
     mixing: bool = True,
+    top_byte: bool = True,
     cancel: threading.Event | None = None,
     on_step: Callable[[int, int], None] | None = None,
 ) -> list[PositionRow]:
@@ -117,6 +120,11 @@ def position_report(
                 bits[int(pos)] = bits.get(int(pos), 0.0) + cost / width
             offsets[window] += width
 
+        def top(window: int, cost: float, chunk: Any = chunk) -> None:
+            # cm-top-v1: the window's top bytes, coded apart, belong to the top byte's position.
+            p = top_index(chunk.windows[window].group, msb_first)
+            bits[p] = bits.get(p, 0.0) + cost
+
         # The encoder's own coding loop: same procedure, tokens and quantized tables.
         encode_windows(
             predictor,
@@ -128,7 +136,8 @@ def position_report(
             msb_first,
             cancel,
             on_token=share,
-            mixing=mixing,
+            mixing=mixing_for(scheme, mixing, top_byte),
+            on_top=top,
         )
         assert offsets == [len(o) for o in owners]  # every text byte got its share
         if on_step is not None:

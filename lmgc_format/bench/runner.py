@@ -84,11 +84,14 @@ class LmSetting:
     fallback: bool = True
     engine: str = "auto"
     mixing: bool = True
+    top_byte: bool = True
 
     def label(self) -> str:
         notes = [] if self.engine == "auto" else [self.engine]
         if not self.mixing:
             notes.append("no mix")
+        elif not self.top_byte:
+            notes.append("no top byte")
         return f"lmgc {self.scheme}" + (f" ({', '.join(notes)})" if notes else "")
 
 
@@ -187,6 +190,7 @@ def run_lm(
         fallback=setting.fallback,
         engine=setting.engine,
         mixing=setting.mixing,
+        top_byte=setting.top_byte,
     )
     rt = round_trip(path, opts, on_event, cancel)
     enc, dec = rt.encoded, rt.decoded

@@ -80,6 +80,7 @@ def measure(
     window_bytes: int = 512,
     batch: int = 16,
     mixing: bool = True,
+    top_byte: bool = True,
     on_event: EventSink = ignore,
     cancel: threading.Event | None = None,
 ) -> SpeedResult:
@@ -97,6 +98,7 @@ def measure(
         engine=engine,
         fallback=False,
         mixing=mixing,
+        top_byte=top_byte,
     )
     rt = round_trip(path, opts, on_event, cancel)
     enc, dec = rt.encoded, rt.decoded

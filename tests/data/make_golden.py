@@ -1,6 +1,8 @@
 """Make the golden archives (only when the byte format changes on purpose: bump the version).
 
-python -m tests.data.make_golden          # writes golden_engine, golden_lockstep, golden_mix + golden_floats.json
+python -m tests.data.make_golden          # writes golden_engine, golden_lockstep, golden_mix, golden_top
+                                          # + golden_floats.json
+python -m tests.data.make_golden NAME...  # writes only those (this machine's logits must match the record)
 
 The 1.0 goldens (golden_ints, golden_tiny) and the first 1.1 golden (golden_shuffle) are frozen:
 ``make_v1_0`` and ``make_v1_1`` are kept for the record only (run today they would write files
@@ -66,11 +68,12 @@ def make_v1_1() -> None:
         encode_file(dense, HERE / "golden_shuffle.safetensors.lmgc", opts, overwrite=True)
 
 
-# golden file -> (engine, mixing) it pins
+# golden file -> (engine, mixing, top_byte) it pins
 LM_GOLDENS = {
-    "golden_engine.safetensors.lmgc": ("lmgc", False),
-    "golden_lockstep.safetensors.lmgc": ("transformers", False),
-    "golden_mix.safetensors.lmgc": ("lmgc", True),
+    "golden_engine.safetensors.lmgc": ("lmgc", False, False),
+    "golden_lockstep.safetensors.lmgc": ("transformers", False, False),
+    "golden_mix.safetensors.lmgc": ("lmgc", True, False),  # lmgc 0.3
+    "golden_top.safetensors.lmgc": ("lmgc", True, True),  # lmgc 0.4
 }
 FLOATS = HERE / "golden_floats.json"
 
@@ -95,21 +98,33 @@ def logits_fingerprint(model_dir: str, procedure: str) -> str:
     return digest.hexdigest()
 
 
-def make_lm_goldens() -> None:
-    """golden_tiny's source coded by each procedure, and the logits fingerprints of this machine."""
+def make_lm_goldens(names: list[str] | None = None) -> None:
+    """golden_tiny's source coded by each procedure (or those ``names``), and the logits fingerprints
+    of this machine (which must match the recorded ones when only some goldens are written)."""
     from lmgc_format.predictor import ENGINES
 
     with tempfile.TemporaryDirectory() as tmp:
         model = make_tiny_model(Path(tmp), seed=0)
-        for name, (engine, mixing) in LM_GOLDENS.items():
-            opts = EncodeOptions(model=str(model), engine=engine, mixing=mixing, **GOLDEN_TINY_OPTIONS)  # type: ignore[arg-type]
-            encode_file(HERE / "golden_tiny.safetensors", HERE / name, opts, overwrite=True)
         floats = {p: logits_fingerprint(str(model), p) for p in ENGINES.values()}
+        if names is not None and FLOATS.exists() and json.loads(FLOATS.read_text()) != floats:
+            raise SystemExit("this machine's logits differ from golden_floats.json: rewrite all goldens or none")
+        for name, (engine, mixing, top_byte) in LM_GOLDENS.items():
+            if names is None or name in names:
+                opts = EncodeOptions(
+                    model=str(model),
+                    engine=engine,
+                    mixing=mixing,
+                    top_byte=top_byte,
+                    **GOLDEN_TINY_OPTIONS,  # type: ignore[arg-type]
+                )
+                encode_file(HERE / "golden_tiny.safetensors", HERE / name, opts, overwrite=True)
     FLOATS.write_text(json.dumps(floats, indent=2, sort_keys=True) + "\n")
 
 
 def main() -> None:
-    make_lm_goldens()
+    import sys
+
+    make_lm_goldens(sys.argv[1:] or None)
     for p in sorted(HERE.glob("golden_*")):
         print(p.name, p.stat().st_size)
 

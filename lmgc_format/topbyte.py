@@ -1,0 +1,157 @@
+"""The top byte of every value, coded by a small binary context-mixing model (procedure ``+cm-top-v1``).
+
+The most significant byte of a float holds its sign and the high exponent
+bits: the most predictable byte of a gradient, and the one the LM codes
+worst (BENCHMARKS.md "Bits per byte position": with mixing it still spends
+0.6-1.5 bits more than that byte's order-0 entropy, because the hex text cuts
+it into two digits and the tokenizer merges those with their neighbours).
+So ``cm-top-v1`` takes it away from the LM: the top bytes of a chunk are
+coded first by this model, then the LM codes everything else while still
+*reading* the top byte's digits in its text (they are fed to it as known
+tokens; BENCHMARKS.md "Top byte" shows why: an LM that no longer sees them
+loses more on the mantissa than the byte model wins).
+
+The model is lpaq-style, over the chunk's top bytes in file order. Each byte
+is eight binary decisions, most significant bit first, down a binary tree
+(``node`` = 1, then ``2 * node + bit``). Four adaptive counts predict each
+decision, with contexts ``node``; ``node`` + the previous top byte's high
+nibble; ``node`` + the previous top byte; ``node`` + the previous two:
+
+    p_i = (n1 + ALPHA) / (n0 + n1 + 2 * ALPHA)
+    p   = squash(sum_i w_i * stretch(p_i))          (w: one vector per node)
+    w_i += RATE * (bit - p) * stretch(p_i)          (after the bit is known)
+
+``p`` is clipped to [2**-16, 1 - 2**-16] and turned into the integer table
+``f1 = floor(p * 2**QUANT_BITS)``, ``f0 = 2**QUANT_BITS - f1`` (:func:`bit_table`)
+for the chunk's range coder. Plain Python floats: deterministic on a given
+machine and software, like the rest of the LM path (docs/FORMAT.md).
+
+Chosen offline on the ten samples' top bytes (BENCHMARKS.md "Top byte"):
+3.02-3.15 bits per value on fp32 ConvNet / ViT vs 3.98 / 4.60 by the LM with
+mixing; one count model alone pays 3.37-3.48.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+from .coder import QUANT_BITS, Decoder, Encoder
+
+ALPHA = 0.4  # additive prior of each binary count
+RATE = 0.04  # mixer learning rate
+_W0 = 0.3  # initial weight of every model
+_MODELS = 4
+_CLIP = 2.0**-16
+_TOTAL = 1 << QUANT_BITS
+
+
+def top_index(group: int, msb_first: bool) -> int:
+    """Where a value's top byte sits in the window's text order (byte offset within the group)."""
+    return 0 if msb_first else group - 1
+
+
+def split_tops(data: bytes, group: int) -> bytes:
+    """The top (last stored, little-endian) byte of every group of ``data``."""
+    return bytes(data[group - 1 :: group])
+
+
+def bit_table(p: float) -> tuple[int, int]:
+    """Integer frequencies (f0, f1) summing to 2**QUANT_BITS for P(bit = 1) = ``p``."""
+    p = min(max(p, _CLIP), 1.0 - _CLIP)
+    f1 = int(p * _TOTAL)
+    return _TOTAL - f1, f1
+
+
+class TopByteModel:
+    """Predicts the next top byte bit by bit; learns after every bit (see the module docstring)."""
+
+    def __init__(self) -> None:
+        self._counts: dict[tuple[int, ...], list[int]] = {}
+        self._weights: dict[int, list[float]] = {}
+        self._prev = (-1, -1)  # the previous two top bytes (-1: none yet)
+        self._node = 1
+        self._pending: tuple[list[list[int]], list[float], float] | None = None
+
+    def _contexts(self) -> tuple[tuple[int, ...], ...]:
+        n, (p1, p2) = self._node, self._prev
+        # The model's index leads each context: no two models ever share a count.
+        return (0, n), (1, n, p1 >> 4), (2, n, p1), (3, n, p1, p2)
+
+    def predict(self) -> float:
+        """P(next bit = 1)."""
+        cells = []
+        for ctx in self._contexts():
+            cell = self._counts.get(ctx)
+            if cell is None:
+                cell = self._counts[ctx] = [0, 0]
+            cells.append(cell)
+        stretched = []
+        for n0, n1 in cells:
+            q = (n1 + ALPHA) / (n0 + n1 + 2 * ALPHA)
+            stretched.append(math.log(q / (1.0 - q)))
+        w = self._weights.get(self._node)
+        if w is None:
+            w = self._weights[self._node] = [_W0] * _MODELS
+        dot = 0.0
+        for wi, si in zip(w, stretched, strict=True):
+            dot += wi * si
+        p = 1.0 / (1.0 + math.exp(-dot)) if dot > -700 else 0.0
+        self._pending = (cells, stretched, p)
+        return p
+
+    def learn(self, bit: int) -> None:
+        """Update with the bit just coded (after :meth:`predict`)."""
+        assert self._pending is not None, "learn() follows predict()"
+        cells, stretched, p = self._pending
+        self._pending = None
+        w = self._weights[self._node]
+        err = RATE * (bit - p)
+        for i, si in enumerate(stretched):
+            w[i] += err * si
+        for cell in cells:
+            cell[bit] += 1
+        self._node = 2 * self._node + bit
+        if self._node >= 256:
+            self._prev = (self._node - 256, self._prev[0])
+            self._node = 1
+
+
+def encode_tops(enc: Encoder, tops: bytes) -> list[float]:
+    """Code ``tops`` into ``enc``; returns the ideal bits each byte cost."""
+    model = TopByteModel()
+    freqs = np.empty((8 * len(tops), 2), dtype=np.int64)
+    bits = np.empty(8 * len(tops), dtype=np.int64)
+    costs = []
+    k = 0
+    for byte in tops:
+        cost = 0.0
+        for shift in range(7, -1, -1):
+            bit = (byte >> shift) & 1
+            f = bit_table(model.predict())
+            model.learn(bit)
+            freqs[k] = f
+            bits[k] = bit
+            cost += QUANT_BITS - math.log2(f[bit])
+            k += 1
+        costs.append(cost)
+    if k:
+        enc.encode(bits, freqs)
+    return costs
+
+
+def decode_tops(dec: Decoder, n: int) -> bytes:
+    """Inverse of :func:`encode_tops`: ``n`` top bytes."""
+    model = TopByteModel()
+    out = bytearray()
+    table = np.empty((1, 2), dtype=np.int64)
+    for _ in range(n):
+        byte = 0
+        for _ in range(8):
+            table[0] = bit_table(model.predict())
+            bit = int(dec.decode(table)[0])
+            model.learn(bit)
+            byte = 2 * byte + bit
+        out.append(byte)
+    return bytes(out)

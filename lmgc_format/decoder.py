@@ -12,8 +12,10 @@ import struct
 import threading
 import time
 from collections.abc import Callable
+from concurrent.futures import Future
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import zstandard
 
@@ -26,6 +28,7 @@ from .errors import CorruptChunkError, IntegrityError, ModelError, ModelMismatch
 from .events import EventSink, Finished, Notice, Progress, Started, ignore
 from .lmchunk import decode_windows
 from .models import PACKAGED, LoadedModel, get
+from .parallel import WorkerPool, WorkerSetup, result
 from .plan import value_size
 from .predictor import Predictor, check_procedure, make_predictor, split_procedure
 from .serialize import get_scheme
@@ -38,6 +41,7 @@ class DecodeOptions:
     force: bool = False  # decode even if the model fingerprint differs (the SHA-256 still guards)
     threads: int | None = None  # None: the thread count recorded in the archive
     device: str | None = None
+    workers: int = 1  # >1: LM chunks decoded in that many processes (parallel.py)
 
 
 @dataclass(frozen=True)
@@ -106,6 +110,8 @@ class ChunkDecoder:
         self.mixing = split_procedure(header.layout.procedure)[1]
         self.predictor: Predictor | None = None
         self.alphabet: Alphabet | None = None
+        self.pool: WorkerPool | None = None
+        self._pending: dict[int, Future[Any]] = {}
         if any(e.codec == Codec.LM for e in reader.index.chunks):
             import torch
 
@@ -137,6 +143,21 @@ class ChunkDecoder:
                     )
                 )
             self.predictor, self.alphabet = predictor, alphabet
+            if opts.workers > 1:
+                restricted = header.layout.head == "restricted"
+                setup = WorkerSetup.of(lm, scheme.name, header.layout.procedure, restricted)
+                self.pool = WorkerPool(setup, opts.workers)
+
+    def submit(self, i: int) -> None:
+        """With workers: start decoding LM chunk ``i`` in a worker (:meth:`decode` takes the result)."""
+        if self.pool is None or i in self._pending or self.reader.index.chunks[i].codec != Codec.LM:
+            return
+        _, payload = self.reader.read_chunk(i)
+        self._pending[i] = self.pool.decode(self.reader.plan[i].windows, payload, self.msb_first)
+
+    def close(self) -> None:
+        if self.pool is not None:
+            self.pool.close()
 
     def decode(self, i: int, step: Callable[[float, int], None] | None = None) -> bytes:
         """The original bytes of chunk ``i``; CorruptChunkError names the chunk when they cannot be had."""
@@ -146,17 +167,22 @@ class ChunkDecoder:
         if entry.codec == Codec.LM:
             assert self.predictor is not None and self.alphabet is not None
             try:
-                parts = decode_windows(
-                    self.predictor,
-                    self.alphabet,
-                    self.scheme,
-                    plan.windows,
-                    payload,
-                    self.msb_first,
-                    self.cancel,
-                    step,
-                    mixing=self.mixing,
-                )
+                if i in self._pending:
+                    parts = result(self._pending.pop(i), self.cancel)
+                    if step is not None:
+                        step(1.0, 0)
+                else:
+                    parts = decode_windows(
+                        self.predictor,
+                        self.alphabet,
+                        self.scheme,
+                        plan.windows,
+                        payload,
+                        self.msb_first,
+                        self.cancel,
+                        step,
+                        mixing=self.mixing,
+                    )
             except CorruptChunkError as exc:
                 raise CorruptChunkError(
                     f"{reader.describe_chunk(i)} could not be decoded ({exc}); "
@@ -214,7 +240,10 @@ def decode_file(
                 out.write(prefix)
             tokens = 0
             done_bytes = 0
+            workers = chunks.pool.workers if chunks.pool is not None else 0
             for plan in reader.plan:
+                for ahead in reader.plan[plan.index : plan.index + 2 * workers]:
+                    chunks.submit(ahead.index)  # keep the workers busy a few chunks ahead
                 base = done_bytes
 
                 def step(fraction: float, n: int, base: int = base, size: int = plan.nbytes) -> None:
@@ -236,6 +265,7 @@ def decode_file(
             if out:
                 out.commit()
         finally:
+            chunks.close()
             if out:
                 out.abort()
         seconds = time.monotonic() - start

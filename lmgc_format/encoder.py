@@ -6,8 +6,10 @@ import hashlib
 import os
 import threading
 import time
+from concurrent.futures import Future
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any, BinaryIO
 
 import zstandard
 
@@ -23,6 +25,7 @@ from .events import ChunkDone, EventSink, Finished, Progress, Started, ignore
 from .lmchunk import encode_windows
 from .mixing import mixing_for
 from .models import DEFAULT_DTYPE, LoadedModel, get
+from .parallel import WorkerPool, WorkerSetup, result
 from .plan import PLAIN_CHUNK_BYTES, ChunkPlan, plan_chunks, value_size
 from .predictor import DEFAULT_ENGINE, TRANSFORMERS_PROCEDURE, make_predictor, procedure_for
 from .serialize import BYTE_ORDERS, DEFAULT_BYTE_ORDER, DEFAULT_SCHEME, get_scheme
@@ -51,6 +54,7 @@ class EncodeOptions:
     engine: str = DEFAULT_ENGINE  # "auto" | "lmgc" | "transformers" (predictor.ENGINES)
     mixing: bool = True  # mix the LM with the chunk's statistics (mixing.py); hex schemes only
     top_byte: bool = True  # with mixing: code every value's top byte apart (topbyte.py, cm-top-v1)
+    workers: int = 1  # >1: LM chunks coded in that many processes (parallel.py), same bytes out
 
     def check(self) -> None:
         get_scheme(self.scheme)
@@ -64,6 +68,8 @@ class EncodeOptions:
             raise UnsupportedError("bytes per group must be between 0 (dtype size) and 64")
         if self.engine not in ("auto", "lmgc", "transformers"):
             raise UnsupportedError("engine must be one of auto, lmgc, transformers")
+        if not 1 <= self.workers <= 256:
+            raise UnsupportedError("workers must be between 1 and 256")
 
 
 @dataclass(frozen=True)
@@ -126,8 +132,10 @@ def encode_file(
 
     import torch
 
-    if opts.threads:
-        torch.set_num_threads(opts.threads)
+    # With workers, each process runs this many threads (1 unless told): the archive records it.
+    threads = opts.threads or (1 if opts.workers > 1 else None)
+    if threads:
+        torch.set_num_threads(threads)
     predictor = None
     alphabet = None
     record = None
@@ -161,7 +169,26 @@ def encode_file(
         coder={"name": CODER_NAME, "quant_bits": QUANT_BITS, "quantization": "softmax-f64-floor-plus-one"},
     )
     on_event(Started("encode", str(source), layout.data_size))
+    msb_first = opts.byte_order == "msb_first"
+    pool = None
+    if opts.workers > 1 and lm is not None:
+        pool = WorkerPool(WorkerSetup.of(lm, scheme.name, procedure, opts.restricted_head), opts.workers)
     writer = ArchiveWriter(target, header, overwrite)
+    # With workers: LM chunks submitted ahead (chunk index -> (future, the bytes it was given)).
+    pending: dict[int, tuple[Future[Any], bytes]] = {}
+    upcoming = iter([c for c in plan if c.lm])
+
+    def submit_ahead(ahead: BinaryIO) -> None:
+        assert pool is not None
+        while len(pending) < 2 * pool.workers:
+            nxt = next(upcoming, None)
+            if nxt is None:
+                return
+            ahead.seek(layout.data_offset + nxt.begin)
+            raw = ahead.read(nxt.nbytes)
+            parts = [raw[w.begin - nxt.begin : w.end - nxt.begin] for w in nxt.windows]
+            pending[nxt.index] = (pool.encode(nxt.windows, parts, msb_first), raw)
+
     try:
         sha = hashlib.sha256()
         tensor_bits = [0.0] * len(layout.tensors)
@@ -170,7 +197,7 @@ def encode_file(
         tokens = 0
         codecs: dict[str, int] = {}
         done_bytes = 0
-        with open(source, "rb") as f:
+        with open(source, "rb") as f, open(source, "rb") as ahead:
             sha.update(f.read(layout.data_offset))
             for chunk in plan:
                 f.seek(layout.data_offset + chunk.begin)
@@ -190,19 +217,27 @@ def encode_file(
                         tokens += n
                         on_event(Progress("encode", base + int(size * fraction), layout.data_size, tokens))
 
-                    data = [raw[w.begin - chunk.begin : w.end - chunk.begin] for w in chunk.windows]
-                    lm_payload, window_bits, _ = encode_windows(
-                        predictor,
-                        alphabet,
-                        scheme,
-                        chunk.windows,
-                        data,
-                        lm.tokenizer,
-                        opts.byte_order == "msb_first",
-                        cancel,
-                        step,
-                        mixing=mixing,
-                    )
+                    if pool is not None:
+                        submit_ahead(ahead)
+                        future, given = pending.pop(chunk.index)
+                        if given != raw:
+                            raise UnsupportedError(f"{source} changed while being read")
+                        lm_payload, window_bits, n = result(future, cancel)
+                        step(1.0, n)
+                    else:
+                        data = [raw[w.begin - chunk.begin : w.end - chunk.begin] for w in chunk.windows]
+                        lm_payload, window_bits, _ = encode_windows(
+                            predictor,
+                            alphabet,
+                            scheme,
+                            chunk.windows,
+                            data,
+                            lm.tokenizer,
+                            msb_first,
+                            cancel,
+                            step,
+                            mixing=mixing,
+                        )
                 codec, payload = _choose(raw, lm_payload, opts.fallback, value_size(chunk, layout))
                 entry = writer.add_chunk(codec, chunk.begin, chunk.nbytes, payload, round(sum(window_bits)))
                 for w, b in zip(chunk.windows, window_bits, strict=False):
@@ -238,6 +273,9 @@ def encode_file(
     except BaseException:
         writer.abort()
         raise
+    finally:
+        if pool is not None:
+            pool.close()
     on_event(Finished("encode", layout.file_size, size, digest.hex(), seconds, tokens))
     coded = sum(e.payload_length for e in writer.entries)
     return EncodeResult(layout.file_size, size, digest.hex(), seconds, tokens, codecs, layout.data_size, coded)

@@ -94,6 +94,15 @@ mix_option = click.option(
     help="Mix the LM's predictions with the chunk's own statistics and allow only tokens the scheme's "
     "text can hold there (hex schemes): smaller archives at the same speed. Recorded in the archive.",
 )
+workers_option = click.option(
+    "--workers",
+    type=click.IntRange(1, 256),
+    default=1,
+    show_default=True,
+    help="Code LM chunks in this many processes at once (each loads the model, ~10-20 s, and runs "
+    "--threads threads, 1 by default with workers; recorded). Same bytes as one process with those threads; "
+    "pays off on files of several chunks (batch x window bytes each).",
+)
 top_byte_option = click.option(
     "--top-byte/--no-top-byte",
     default=True,
@@ -151,6 +160,7 @@ top_byte_option = click.option(
 @mix_option
 @top_byte_option
 @click.option("--threads", type=click.IntRange(1, 1024), help="Torch threads (recorded; the decoder uses the same).")
+@workers_option
 @click.option("--verify/--no-verify", default=False, show_default=True, help="Decode the archive again and compare.")
 @quiet_option
 def compress(
@@ -169,6 +179,7 @@ def compress(
     mix: bool,
     top_byte: bool,
     threads: int | None,
+    workers: int,
     verify: bool,
     quiet: bool,
 ) -> None:
@@ -189,6 +200,7 @@ def compress(
         engine=engine,
         mixing=mix,
         top_byte=top_byte,
+        workers=workers,
     )
     if not quiet:
         err_console.print(f"loading model {model or 'smollm2-135m'} …", style="dim")
@@ -206,7 +218,7 @@ def compress(
             soft_wrap=True,
         )
     if verify:
-        _verify(target, None, False, quiet)
+        _verify(target, None, False, quiet, workers)
 
 
 @cli.command()
@@ -223,9 +235,17 @@ def compress(
     help="For a damaged archive: write the tensors that are intact to a new safetensors file "
     "[NAME.salvaged.safetensors] and list those lost (exit 5 if any).",
 )
+@workers_option
 @quiet_option
 def decompress(
-    archive: Path, output: Path | None, overwrite: bool, model: str | None, force: bool, salvage: bool, quiet: bool
+    archive: Path,
+    output: Path | None,
+    overwrite: bool,
+    model: str | None,
+    force: bool,
+    salvage: bool,
+    workers: int,
+    quiet: bool,
 ) -> None:
     """Decompress a .lmgc archive back to the original file, byte for byte."""
     from lmgc_format.decoder import DecodeOptions, decode_file
@@ -239,7 +259,11 @@ def decompress(
         output = archive.with_suffix("")
     with EventProgress(err_console, quiet) as bar:
         result = decode_file(
-            archive, output, DecodeOptions(model=model, force=force), overwrite=overwrite, on_event=bar
+            archive,
+            output,
+            DecodeOptions(model=model, force=force, workers=workers),
+            overwrite=overwrite,
+            on_event=bar,
         )
     if not quiet:
         rate = (result.source_size / result.seconds) if result.seconds else 0.0
@@ -270,11 +294,11 @@ def _salvage(archive: Path, output: Path | None, overwrite: bool, opts: Any, qui
         raise SystemExit(5)
 
 
-def _verify(archive: Path, model: str | None, force: bool, quiet: bool) -> None:
+def _verify(archive: Path, model: str | None, force: bool, quiet: bool, workers: int = 1) -> None:
     from lmgc_format.decoder import DecodeOptions, decode_file
 
     with EventProgress(err_console, quiet) as bar:
-        result = decode_file(archive, None, DecodeOptions(model=model, force=force), on_event=bar)
+        result = decode_file(archive, None, DecodeOptions(model=model, force=force, workers=workers), on_event=bar)
     if not quiet:
         out_console.print(
             f"[bold green]verified[/]: {archive} decodes to {result.source_size:,} bytes identical to the original "
@@ -288,10 +312,11 @@ def _verify(archive: Path, model: str | None, force: bool, quiet: bool) -> None:
 @click.argument("archive", type=click.Path(dir_okay=False, path_type=Path))
 @model_option
 @click.option("--force", is_flag=True, help="Try even if the model fingerprint differs.")
+@workers_option
 @quiet_option
-def verify(archive: Path, model: str | None, force: bool, quiet: bool) -> None:
+def verify(archive: Path, model: str | None, force: bool, workers: int, quiet: bool) -> None:
     """Decode in memory and check every CRC and the SHA-256 (exit 0 = intact)."""
-    _verify(archive, model, force, quiet)
+    _verify(archive, model, force, quiet, workers)
 
 
 @cli.command()

@@ -1,0 +1,75 @@
+"""Worker processes (lmgc_format/parallel.py): the same chunk bytes as one process, decoded in parallel too."""
+
+from __future__ import annotations
+
+import threading
+from pathlib import Path
+
+import pytest
+import torch
+from click.testing import CliRunner
+from safetensors.torch import save_file
+
+from lmgc_format.container.reader import ArchiveReader
+from lmgc_format.decoder import DecodeOptions, decode_file
+from lmgc_format.encoder import EncodeOptions, encode_file
+from lmgc_format.errors import CancelledError, UnsupportedError
+from lmgc_tui.cli import cli
+
+from .conftest import gradient_like
+
+
+def _source(tmp_path: Path) -> Path:
+    src = tmp_path / "g.safetensors"
+    tensors = {"w": gradient_like((16, 12), 31), "b": gradient_like((48,), 32, torch.bfloat16), "n": torch.arange(5)}
+    save_file(tensors, str(src))
+    return src
+
+
+def _chunks(path: Path) -> list[tuple[int, bytes]]:
+    with ArchiveReader(path) as r:
+        return [(e.codec, r.read_chunk(i)[1]) for i, e in enumerate(r.index.chunks)]
+
+
+def test_workers_write_the_same_chunks_and_decode_back(tmp_path: Path, tiny_model: str) -> None:
+    src = _source(tmp_path)
+    # 64-byte windows, 2 per chunk: six LM chunks (768 + 96 bytes of floats), one plain chunk.
+    common = {"model": tiny_model, "window_bytes": 64, "batch": 2, "fallback": False, "threads": 1}
+    one, two = tmp_path / "one.lmgc", tmp_path / "two.lmgc"
+    encode_file(src, one, EncodeOptions(**common))  # type: ignore[arg-type]
+    encode_file(src, two, EncodeOptions(workers=2, **common))  # type: ignore[arg-type]
+    chunks = _chunks(one)
+    assert sum(codec == 2 for codec, _ in chunks) >= 6  # LM chunks to share out
+    assert _chunks(two) == chunks
+    with ArchiveReader(one) as a, ArchiveReader(two) as b:
+        assert a.header.runtime["threads"] == b.header.runtime["threads"] == 1
+        assert a.header.layout == b.header.layout
+    for arc in (one, two):
+        out = tmp_path / f"{arc.stem}.safetensors"
+        decode_file(arc, out, DecodeOptions(model=tiny_model, workers=2))
+        assert out.read_bytes() == src.read_bytes()
+
+
+def test_cli_workers_option_round_trips(tmp_path: Path, tiny_model: str) -> None:
+    src = _source(tmp_path)
+    arc = tmp_path / "g.lmgc"
+    args = ["--model", tiny_model, "--window-bytes", "128", "--batch", "2", "--workers", "2", "-q"]
+    res = CliRunner().invoke(cli, ["compress", str(src), "-o", str(arc), *args, "--verify"])
+    assert res.exit_code == 0, res.output
+    res = CliRunner().invoke(cli, ["decompress", str(arc), "-o", str(tmp_path / "out.safetensors"), "--workers", "2"])
+    assert res.exit_code == 0, res.output
+    assert (tmp_path / "out.safetensors").read_bytes() == src.read_bytes()
+    res = CliRunner().invoke(cli, ["compress", str(src), "-o", str(arc), "-f", "--workers", "0"])
+    assert res.exit_code == 2 and "--workers" in res.output
+
+
+def test_workers_are_checked_and_cancel_stops(tmp_path: Path, tiny_model: str) -> None:
+    with pytest.raises(UnsupportedError, match="workers"):
+        EncodeOptions(workers=0).check()
+    src = _source(tmp_path)
+    cancel = threading.Event()
+    cancel.set()
+    opts = EncodeOptions(model=tiny_model, window_bytes=64, batch=2, workers=2)
+    with pytest.raises(CancelledError):
+        encode_file(src, tmp_path / "c.lmgc", opts, cancel=cancel)
+    assert not (tmp_path / "c.lmgc").exists()

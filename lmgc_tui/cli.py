@@ -103,6 +103,14 @@ workers_option = click.option(
     "--threads threads, 1 by default with workers; recorded). Same bytes as one process with those threads; "
     "pays off on files of several chunks (batch x window bytes each).",
 )
+decode_workers_option = click.option(
+    "--workers",
+    type=click.IntRange(1, 256),
+    default=1,
+    show_default=True,
+    help="Decode LM chunks in this many processes at once (each loads the model, ~10-20 s, and runs the "
+    "thread count the archive records). Pays off on archives of several chunks.",
+)
 top_byte_option = click.option(
     "--top-byte/--no-top-byte",
     default=True,
@@ -235,7 +243,7 @@ def compress(
     help="For a damaged archive: write the tensors that are intact to a new safetensors file "
     "[NAME.salvaged.safetensors] and list those lost (exit 5 if any).",
 )
-@workers_option
+@decode_workers_option
 @quiet_option
 def decompress(
     archive: Path,
@@ -312,7 +320,7 @@ def _verify(archive: Path, model: str | None, force: bool, quiet: bool, workers:
 @click.argument("archive", type=click.Path(dir_okay=False, path_type=Path))
 @model_option
 @click.option("--force", is_flag=True, help="Try even if the model fingerprint differs.")
-@workers_option
+@decode_workers_option
 @quiet_option
 def verify(archive: Path, model: str | None, force: bool, workers: int, quiet: bool) -> None:
     """Decode in memory and check every CRC and the SHA-256 (exit 0 = intact)."""

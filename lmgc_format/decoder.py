@@ -163,7 +163,10 @@ class ChunkDecoder:
         """The original bytes of chunk ``i``; CorruptChunkError names the chunk when they cannot be had."""
         reader = self.reader
         plan = reader.plan[i]
-        entry, payload = reader.read_chunk(i)
+        if i in self._pending:  # read, and its CRC checked, when it was submitted to a worker
+            entry, payload = reader.index.chunks[i], b""
+        else:
+            entry, payload = reader.read_chunk(i)
         if entry.codec == Codec.LM:
             assert self.predictor is not None and self.alphabet is not None
             try:

@@ -212,7 +212,8 @@ def decode_windows(
                     queued[i] = list(table[tops[i][mixer.value_index(i)]])
                 if queued[i]:
                     step_symbols[i] = queued[i].pop(0)
-        coded = [i for i in active if i not in step_symbols]
+        known = set(step_symbols)
+        coded = [i for i in active if i not in known]
         if coded:
             symbols = dec.decode(quantize(logits[coded] if mixer is None else mixer.mix(coded, logits[coded])))
             if mixer is not None:
@@ -220,7 +221,8 @@ def decode_windows(
             step_symbols.update(zip(coded, (int(s) for s in symbols), strict=True))
         for i in active:
             sym = step_symbols[i]
-            if mixer is not None and i not in coded:
+            if i in known:
+                assert mixer is not None
                 mixer.feed(i, sym)
             piece = alphabet.texts[sym]
             texts[i] += piece

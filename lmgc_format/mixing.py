@@ -23,7 +23,7 @@ the encoder and the decoder after every LM step:
 ``cm-top-v1`` (lmgc 0.4, the default) is the same with every value's top byte
 coded apart by topbyte.py: its digits become known text the LM reads but no
 coded token may cover (the mask treats them so; :meth:`TokenMixer.feed`), and
-a fourth, fixed model joins the mix: each token's probability proportional to
+a fifth, fixed model (after the LM and the three counts) joins the mix: each token's probability proportional to
 16 to the minus the number of hex digits it spells (what random digits cost).
 It keeps the mix from paying more than 8 bits for a near-random mantissa byte.
 

@@ -9,6 +9,7 @@ found or not loadable; 7 archive made with another model (see --force);
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -94,22 +95,20 @@ mix_option = click.option(
     help="Mix the LM's predictions with the chunk's own statistics and allow only tokens the scheme's "
     "text can hold there (hex schemes): smaller archives at the same speed. Recorded in the archive.",
 )
-workers_option = click.option(
-    "--workers",
-    type=click.IntRange(1, 256),
-    default=1,
-    show_default=True,
-    help="Code LM chunks in this many processes at once (each loads the model, ~10-20 s, and runs "
+
+
+def _workers_option(help: str) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
+    return click.option("--workers", type=click.IntRange(1, 256), default=1, show_default=True, help=help)
+
+
+workers_option = _workers_option(
+    "Code LM chunks in this many processes at once (each loads the model, ~10-20 s, and runs "
     "--threads threads, 1 by default with workers; recorded). Same bytes as one process with those threads; "
-    "pays off on files of several chunks (batch x window bytes each).",
+    "pays off on files of several chunks (batch x window bytes each)."
 )
-decode_workers_option = click.option(
-    "--workers",
-    type=click.IntRange(1, 256),
-    default=1,
-    show_default=True,
-    help="Decode LM chunks in this many processes at once (each loads the model, ~10-20 s, and runs the "
-    "thread count the archive records). Pays off on archives of several chunks.",
+decode_workers_option = _workers_option(
+    "Decode LM chunks in this many processes at once (each loads the model, ~10-20 s, and runs the "
+    "thread count the archive records). Pays off on archives of several chunks."
 )
 top_byte_option = click.option(
     "--top-byte/--no-top-byte",

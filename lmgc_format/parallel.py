@@ -11,7 +11,8 @@ The main process keeps the order: it submits the next few chunks ahead, takes
 their results in chunk order, and writes them as a single process would. A
 worker reports a chunk when it is done, so progress moves chunk by chunk.
 Processes are started with ``spawn`` (no fork of a process holding torch
-threads); starting one costs an interpreter, torch and the model (~10-20 s).
+threads); starting one costs an interpreter, torch and the model (26-28 s for
+the default model on the 2-core development machine, BENCHMARKS.md "Speed").
 """
 
 from __future__ import annotations

@@ -102,12 +102,12 @@ def _workers_option(help: str) -> Callable[[Callable[..., Any]], Callable[..., A
 
 
 workers_option = _workers_option(
-    "Code LM chunks in this many processes at once (each loads the model, ~10-20 s, and runs "
+    "Code LM chunks in this many processes at once (each loads the model, ~30 s, and runs "
     "--threads threads, 1 by default with workers; recorded). Same bytes as one process with those threads; "
     "pays off on files of several chunks (batch x window bytes each)."
 )
 decode_workers_option = _workers_option(
-    "Decode LM chunks in this many processes at once (each loads the model, ~10-20 s, and runs the "
+    "Decode LM chunks in this many processes at once (each loads the model, ~30 s, and runs the "
     "thread count the archive records). Pays off on archives of several chunks."
 )
 top_byte_option = click.option(

@@ -28,7 +28,7 @@ from .errors import CorruptChunkError, IntegrityError, ModelError, ModelMismatch
 from .events import EventSink, Finished, Notice, Progress, Started, ignore
 from .lmchunk import decode_windows
 from .models import PACKAGED, LoadedModel, get
-from .parallel import WorkerPool, WorkerSetup, result
+from .parallel import Pool, WorkerSetup, check_workers, result, start_pool
 from .plan import value_size
 from .predictor import Predictor, check_procedure, make_predictor, split_procedure
 from .serialize import get_scheme
@@ -42,6 +42,7 @@ class DecodeOptions:
     threads: int | None = None  # None: the thread count recorded in the archive
     device: str | None = None
     workers: int = 1  # >1: LM chunks decoded in that many processes (parallel.py)
+    ray: str | None = None  # a Ray address, "auto" or "local": workers are Ray actors (0 workers: one per CPU)
 
 
 @dataclass(frozen=True)
@@ -110,7 +111,7 @@ class ChunkDecoder:
         self.mixing = split_procedure(header.layout.procedure)[1]
         self.predictor: Predictor | None = None
         self.alphabet: Alphabet | None = None
-        self.pool: WorkerPool | None = None
+        self.pool: Pool | None = None
         self._pending: dict[int, Future[Any]] = {}
         if any(e.codec == Codec.LM for e in reader.index.chunks):
             import torch
@@ -143,10 +144,10 @@ class ChunkDecoder:
                     )
                 )
             self.predictor, self.alphabet = predictor, alphabet
-            if opts.workers > 1:
+            if opts.workers != 1 or opts.ray is not None:
                 restricted = header.layout.head == "restricted"
                 setup = WorkerSetup.of(lm, scheme.name, header.layout.procedure, restricted)
-                self.pool = WorkerPool(setup, opts.workers)
+                self.pool = start_pool(setup, opts.workers, opts.ray)
 
     def submit(self, i: int) -> None:
         """With workers: start decoding LM chunk ``i`` in a worker (:meth:`decode` takes the result)."""
@@ -226,6 +227,7 @@ def decode_file(
 ) -> DecodeResult:
     """Decode ``archive`` to ``target`` (None: verify only). Raises unless every byte checks out."""
     opts = options or DecodeOptions()
+    check_workers(opts.workers, opts.ray)
     operation = "decode" if target is not None else "verify"
     start = time.monotonic()
     with ArchiveReader(archive) as reader:

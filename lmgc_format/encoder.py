@@ -25,7 +25,7 @@ from .events import ChunkDone, EventSink, Finished, Progress, Started, ignore
 from .lmchunk import encode_windows
 from .mixing import mixing_for
 from .models import DEFAULT_DTYPE, LoadedModel, get
-from .parallel import WorkerPool, WorkerSetup, result
+from .parallel import Pool, WorkerSetup, check_workers, result, start_pool
 from .plan import PLAIN_CHUNK_BYTES, ChunkPlan, plan_chunks, value_size
 from .predictor import DEFAULT_ENGINE, TRANSFORMERS_PROCEDURE, make_predictor, procedure_for
 from .serialize import BYTE_ORDERS, DEFAULT_BYTE_ORDER, DEFAULT_SCHEME, get_scheme
@@ -55,6 +55,7 @@ class EncodeOptions:
     mixing: bool = True  # mix the LM with the chunk's statistics (mixing.py); hex schemes only
     top_byte: bool = True  # with mixing: code every value's top byte apart (topbyte.py, cm-top-v1)
     workers: int = 1  # >1: LM chunks coded in that many processes (parallel.py), same bytes out
+    ray: str | None = None  # a Ray address, "auto" or "local": workers are Ray actors (0 workers: one per CPU)
 
     def check(self) -> None:
         get_scheme(self.scheme)
@@ -68,8 +69,7 @@ class EncodeOptions:
             raise UnsupportedError("bytes per group must be between 0 (dtype size) and 64")
         if self.engine not in ("auto", "lmgc", "transformers"):
             raise UnsupportedError("engine must be one of auto, lmgc, transformers")
-        if not 1 <= self.workers <= 256:
-            raise UnsupportedError("workers must be between 1 and 256")
+        check_workers(self.workers, self.ray)
 
 
 @dataclass(frozen=True)
@@ -133,7 +133,8 @@ def encode_file(
     import torch
 
     # With workers, each process runs this many threads (1 unless told): the archive records it.
-    threads = opts.threads or (1 if opts.workers > 1 else None)
+    parallel = opts.workers != 1 or opts.ray is not None
+    threads = opts.threads or (1 if parallel else None)
     if threads:
         torch.set_num_threads(threads)
     predictor = None
@@ -170,9 +171,9 @@ def encode_file(
     )
     on_event(Started("encode", str(source), layout.data_size))
     msb_first = opts.byte_order == "msb_first"
-    pool = None
-    if opts.workers > 1 and lm is not None:
-        pool = WorkerPool(WorkerSetup.of(lm, scheme.name, procedure, opts.restricted_head), opts.workers)
+    pool: Pool | None = None
+    if parallel and lm is not None:
+        pool = start_pool(WorkerSetup.of(lm, scheme.name, procedure, opts.restricted_head), opts.workers, opts.ray)
     writer = ArchiveWriter(target, header, overwrite)
     # With workers: LM chunks submitted ahead (chunk index -> (future, the bytes it was given)).
     pending: dict[int, tuple[Future[Any], bytes]] = {}

@@ -1,4 +1,4 @@
-"""LM chunks coded in worker processes (``--workers N``), with the same bytes as one process.
+"""LM chunks coded in worker processes (``--workers N``) or Ray actors (``--ray``), with the same bytes as one process.
 
 Chunks are independent given the model: each has its own range coder, mixer
 state and KV cache (lmchunk.py). So N processes can code N chunks at once.
@@ -13,17 +13,27 @@ worker reports a chunk when it is done, so progress moves chunk by chunk.
 Processes are started with ``spawn`` (no fork of a process holding torch
 threads); starting one costs an interpreter, torch and the model (26-28 s for
 the default model on the 2-core development machine, BENCHMARKS.md "Speed").
+
+With Ray (:class:`RayPool`) the workers are actors anywhere in a cluster, one
+CPU per thread. Every node must have lmgc installed and the model at the same
+place (the packaged default is; a path must exist there too). Bytes depend on
+the machine's floating point (docs/FORMAT.md "Reproducibility"), so a worker
+also computes the runtime fingerprint and refuses to work when it differs
+from the main process's: an archive is never written with chunks that only
+another kind of node could decode.
 """
 
 from __future__ import annotations
 
+import logging
+import os
 import threading
 from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
 from dataclasses import dataclass
 from multiprocessing import get_context
-from typing import Any
+from typing import Any, Protocol
 
-from .errors import CancelledError, ModelMismatchError
+from .errors import CancelledError, LmgcError, ModelMismatchError, UnsupportedError
 from .plan import Window
 
 
@@ -39,11 +49,14 @@ class WorkerSetup:
     procedure: str  # engine + mixing, as recorded
     restricted_head: bool
     threads: int
+    runtime: dict[str, Any]  # runtime.describe() of the main process: a worker that computes otherwise refuses
 
     @classmethod
     def of(cls, lm: Any, scheme: str, procedure: str, restricted_head: bool) -> WorkerSetup:
         """For the loaded model ``lm`` (models.LoadedModel), with this process's torch thread count."""
         import torch
+
+        from .runtime import describe
 
         src = lm.source
         if src.kind == "packaged":
@@ -51,8 +64,9 @@ class WorkerSetup:
         else:
             where = str(src.directory / src.gguf_file) if src.gguf_file else str(src.directory)
         info = lm.info
+        threads = torch.get_num_threads()
         return cls(
-            where, info.sha256, info.dtype, lm.device, scheme, procedure, restricted_head, torch.get_num_threads()
+            where, info.sha256, info.dtype, lm.device, scheme, procedure, restricted_head, threads, describe(lm.device)
         )
 
 
@@ -65,12 +79,19 @@ def _start(setup: WorkerSetup) -> None:
     from .alphabet import Alphabet, vocabulary_bytes
     from .models import get
     from .predictor import make_predictor, split_procedure
+    from .runtime import describe, differences
     from .serialize import get_scheme
 
     torch.set_num_threads(setup.threads)
     lm = get(setup.model, setup.dtype, setup.device)
     if lm.info.sha256 != setup.sha256:
         raise ModelMismatchError(f"worker loaded {setup.model!r} with other weights than the main process")
+    diffs = differences(setup.runtime, describe(lm.device))
+    if diffs:
+        raise ModelMismatchError(
+            f"a worker on {os.uname().nodename} computes differently from the main process ({', '.join(diffs)}): "
+            "its chunks would decode only on such a machine"
+        )
     scheme = get_scheme(setup.scheme)
     alphabet = Alphabet.from_vocabulary(vocabulary_bytes(lm.tokenizer), scheme)
     _state.update(
@@ -96,6 +117,34 @@ def _decode(windows: tuple[Window, ...], payload: bytes, msb_first: bool) -> lis
 
     s = _state
     return decode_windows(s["predictor"], s["alphabet"], s["scheme"], windows, payload, msb_first, mixing=s["mixing"])
+
+
+class Pool(Protocol):
+    """Where LM chunks are coded: local processes (:class:`WorkerPool`) or Ray actors (:class:`RayPool`)."""
+
+    workers: int
+
+    def encode(self, windows: tuple[Window, ...], data: list[bytes], msb_first: bool) -> Future[Any]: ...
+
+    def decode(self, windows: tuple[Window, ...], payload: bytes, msb_first: bool) -> Future[Any]: ...
+
+    def close(self) -> None: ...
+
+
+def check_workers(workers: int, ray: str | None) -> None:
+    """Options check: 1-256 workers, or 0 (one per CPU of the cluster) with Ray."""
+    if not (0 if ray is not None else 1) <= workers <= 256:
+        raise UnsupportedError("workers must be between 1 and 256 (0 with Ray: one per CPU of the cluster)")
+    if ray is not None and not ray.strip():
+        raise UnsupportedError("a Ray address must not be empty (auto, local or host:port)")
+
+
+def start_pool(setup: WorkerSetup, workers: int, ray: str | None) -> Pool:
+    """``workers`` local processes, or with ``ray`` (an address, ``auto`` or ``local``) that many actors
+    (0: as many as the cluster has CPUs for at ``setup.threads`` each)."""
+    if ray is not None:
+        return RayPool(setup, workers, ray)
+    return WorkerPool(setup, workers)
 
 
 class WorkerPool:
@@ -125,11 +174,112 @@ class WorkerPool:
             proc.join(timeout=10)
 
 
+class _RayWorker:
+    """One Ray actor: the model loaded once, then chunks coded one at a time."""
+
+    def __init__(self, setup: WorkerSetup) -> None:
+        self._failed: Exception | None = None
+        try:
+            _start(setup)
+        except Exception as e:  # raised again by the first chunk, where the main process waits for it
+            self._failed = e
+
+    def encode(self, windows: tuple[Window, ...], data: list[bytes], msb_first: bool) -> tuple[bytes, list[float], int]:
+        if self._failed is not None:
+            raise self._failed
+        return _encode(windows, data, msb_first)
+
+    def decode(self, windows: tuple[Window, ...], payload: bytes, msb_first: bool) -> list[bytes]:
+        if self._failed is not None:
+            raise self._failed
+        return _decode(windows, payload, msb_first)
+
+
+def _import_ray() -> Any:
+    try:
+        import ray
+    except ImportError:
+        raise UnsupportedError("--ray needs Ray: pip install 'lmgc[ray]'") from None
+    return ray
+
+
+class RayPool:
+    """N Ray actors that code LM chunks; each chunk goes to the actor with the fewest chunks queued."""
+
+    def __init__(self, setup: WorkerSetup, workers: int, address: str) -> None:
+        ray = self._ray = _import_ray()
+        self._started = False
+        if not ray.is_initialized():
+            kwargs: dict[str, Any] = {"logging_level": logging.ERROR, "log_to_driver": False}
+            try:
+                if address == "local":  # a private instance on this machine, ended with the pool
+                    ray.init(num_cpus=os.cpu_count() or 1, include_dashboard=False, **kwargs)
+                else:
+                    ray.init(address=address, **kwargs)
+            except (ConnectionError, ValueError, RuntimeError) as e:
+                raise UnsupportedError(f"cannot reach a Ray cluster at {address!r}: {e}") from None
+            self._started = True
+        try:
+            cpus = int(ray.cluster_resources().get("CPU", 0))
+            if workers == 0:
+                workers = max(1, cpus // setup.threads)
+            if workers * setup.threads > cpus:
+                raise UnsupportedError(
+                    f"the Ray cluster has {cpus} CPU(s); {workers} worker(s) of {setup.threads} thread(s) "
+                    "would wait forever for theirs"
+                )
+            actor = ray.remote(num_cpus=setup.threads)(_RayWorker)
+            self._actors = [actor.remote(setup) for _ in range(workers)]
+        except BaseException:
+            self._shutdown()
+            raise
+        self.workers = workers
+        self._queued = [0] * workers
+        self._lock = threading.Lock()
+
+    def _call(self, method: str, *args: Any) -> Future[Any]:
+        with self._lock:
+            k = min(range(self.workers), key=self._queued.__getitem__)
+            self._queued[k] += 1
+        future: Future[Any] = getattr(self._actors[k], method).remote(*args).future()
+
+        def finished(_: Future[Any], k: int = k) -> None:
+            with self._lock:
+                self._queued[k] -= 1
+
+        future.add_done_callback(finished)
+        return future
+
+    def encode(self, windows: tuple[Window, ...], data: list[bytes], msb_first: bool) -> Future[Any]:
+        return self._call("encode", windows, data, msb_first)
+
+    def decode(self, windows: tuple[Window, ...], payload: bytes, msb_first: bool) -> Future[Any]:
+        return self._call("decode", windows, payload, msb_first)
+
+    def close(self) -> None:
+        """End the actors now (mid-chunk too, as :meth:`WorkerPool.close`), and a Ray instance this pool started."""
+        for a in getattr(self, "_actors", []):
+            self._ray.kill(a)
+        self._shutdown()
+
+    def _shutdown(self) -> None:
+        if self._started:
+            self._ray.shutdown()
+            self._started = False
+
+
 def result(future: Future[Any], cancel: threading.Event | None) -> Any:
     """The future's result, checking ``cancel`` a few times a second while it runs."""
     while True:
         done, _ = wait([future], timeout=0.25, return_when=FIRST_COMPLETED)
         if done:
-            return future.result()
+            try:
+                return future.result()
+            except Exception as e:
+                # Ray wraps a worker's exception (RayTaskError); ours are raised as themselves.
+                cause = getattr(e, "cause", None)
+                if isinstance(cause, LmgcError):
+                    raise cause from None
+                raise
         if cancel is not None and cancel.is_set():
             raise CancelledError("cancelled")

@@ -98,18 +98,34 @@ mix_option = click.option(
 
 
 def _workers_option(help: str) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
-    return click.option("--workers", type=click.IntRange(1, 256), default=1, show_default=True, help=help)
+    return click.option("--workers", type=click.IntRange(1, 256), default=None, help=help)
 
 
 workers_option = _workers_option(
-    "Code LM chunks in this many processes at once (each loads the model, ~30 s, and runs "
-    "--threads threads, 1 by default with workers; recorded). Same bytes as one process with those threads; "
-    "pays off on files of several chunks (batch x window bytes each)."
+    "Code LM chunks in this many processes at once [1; with --ray: one per CPU of the cluster] (each "
+    "loads the model, ~30 s, and runs --threads threads, 1 by default with workers; recorded). Same bytes as "
+    "one process with those threads; pays off on files of several chunks (batch x window bytes each)."
 )
 decode_workers_option = _workers_option(
-    "Decode LM chunks in this many processes at once (each loads the model, ~30 s, and runs the "
-    "thread count the archive records). Pays off on archives of several chunks."
+    "Decode LM chunks in this many processes at once [1; with --ray: one per CPU of the cluster] (each "
+    "loads the model, ~30 s, and runs the thread count the archive records). Pays off on archives of several chunks."
 )
+ray_option = click.option(
+    "--ray",
+    metavar="ADDRESS",
+    help="Run the workers as Ray actors: 'auto' (the cluster this machine belongs to, or RAY_ADDRESS), "
+    "host:port, ray://host:10001, or 'local' (a private Ray instance on this machine). Needs "
+    "pip install 'lmgc[ray]', and lmgc plus the model on every node; same bytes as one process.",
+)
+
+
+def _workers(workers: int | None, ray: str | None) -> int:
+    """--workers as the options take it: unset is 1 process, or with Ray one actor per CPU (0)."""
+    if workers is not None:
+        return workers
+    return 0 if ray is not None else 1
+
+
 top_byte_option = click.option(
     "--top-byte/--no-top-byte",
     default=True,
@@ -168,6 +184,7 @@ top_byte_option = click.option(
 @top_byte_option
 @click.option("--threads", type=click.IntRange(1, 1024), help="Torch threads (recorded; the decoder uses the same).")
 @workers_option
+@ray_option
 @click.option("--verify/--no-verify", default=False, show_default=True, help="Decode the archive again and compare.")
 @quiet_option
 def compress(
@@ -186,7 +203,8 @@ def compress(
     mix: bool,
     top_byte: bool,
     threads: int | None,
-    workers: int,
+    workers: int | None,
+    ray: str | None,
     verify: bool,
     quiet: bool,
 ) -> None:
@@ -207,7 +225,8 @@ def compress(
         engine=engine,
         mixing=mix,
         top_byte=top_byte,
-        workers=workers,
+        workers=_workers(workers, ray),
+        ray=ray,
     )
     if not quiet:
         err_console.print(f"loading model {model or 'smollm2-135m'} …", style="dim")
@@ -225,7 +244,7 @@ def compress(
             soft_wrap=True,
         )
     if verify:
-        _verify(target, None, False, quiet, workers)
+        _verify(target, None, False, quiet, workers, ray)
 
 
 @cli.command()
@@ -243,6 +262,7 @@ def compress(
     "[NAME.salvaged.safetensors] and list those lost (exit 5 if any).",
 )
 @decode_workers_option
+@ray_option
 @quiet_option
 def decompress(
     archive: Path,
@@ -251,7 +271,8 @@ def decompress(
     model: str | None,
     force: bool,
     salvage: bool,
-    workers: int,
+    workers: int | None,
+    ray: str | None,
     quiet: bool,
 ) -> None:
     """Decompress a .lmgc archive back to the original file, byte for byte."""
@@ -268,7 +289,7 @@ def decompress(
         result = decode_file(
             archive,
             output,
-            DecodeOptions(model=model, force=force, workers=workers),
+            DecodeOptions(model=model, force=force, workers=_workers(workers, ray), ray=ray),
             overwrite=overwrite,
             on_event=bar,
         )
@@ -301,11 +322,14 @@ def _salvage(archive: Path, output: Path | None, overwrite: bool, opts: Any, qui
         raise SystemExit(5)
 
 
-def _verify(archive: Path, model: str | None, force: bool, quiet: bool, workers: int = 1) -> None:
+def _verify(
+    archive: Path, model: str | None, force: bool, quiet: bool, workers: int | None = None, ray: str | None = None
+) -> None:
     from lmgc_format.decoder import DecodeOptions, decode_file
 
+    opts = DecodeOptions(model=model, force=force, workers=_workers(workers, ray), ray=ray)
     with EventProgress(err_console, quiet) as bar:
-        result = decode_file(archive, None, DecodeOptions(model=model, force=force, workers=workers), on_event=bar)
+        result = decode_file(archive, None, opts, on_event=bar)
     if not quiet:
         out_console.print(
             f"[bold green]verified[/]: {archive} decodes to {result.source_size:,} bytes identical to the original "
@@ -320,10 +344,11 @@ def _verify(archive: Path, model: str | None, force: bool, quiet: bool, workers:
 @model_option
 @click.option("--force", is_flag=True, help="Try even if the model fingerprint differs.")
 @decode_workers_option
+@ray_option
 @quiet_option
-def verify(archive: Path, model: str | None, force: bool, workers: int, quiet: bool) -> None:
+def verify(archive: Path, model: str | None, force: bool, workers: int | None, ray: str | None, quiet: bool) -> None:
     """Decode in memory and check every CRC and the SHA-256 (exit 0 = intact)."""
-    _verify(archive, model, force, quiet, workers)
+    _verify(archive, model, force, quiet, workers, ray)
 
 
 @cli.command()

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import dataclasses
+import os
 import threading
 from pathlib import Path
 
@@ -13,7 +15,10 @@ from safetensors.torch import save_file
 from lmgc_format.container.reader import ArchiveReader
 from lmgc_format.decoder import DecodeOptions, decode_file
 from lmgc_format.encoder import EncodeOptions, encode_file
-from lmgc_format.errors import CancelledError, UnsupportedError
+from lmgc_format.errors import CancelledError, ModelMismatchError, UnsupportedError
+from lmgc_format.models import get
+from lmgc_format.parallel import RayPool, WorkerSetup, _start, result
+from lmgc_format.plan import Window
 from lmgc_tui.cli import cli
 
 from .conftest import gradient_like
@@ -70,6 +75,77 @@ def test_workers_are_checked_and_cancel_stops(tmp_path: Path, tiny_model: str) -
     cancel = threading.Event()
     cancel.set()
     opts = EncodeOptions(model=tiny_model, window_bytes=64, batch=2, workers=2)
+    with pytest.raises(CancelledError):
+        encode_file(src, tmp_path / "c.lmgc", opts, cancel=cancel)
+    assert not (tmp_path / "c.lmgc").exists()
+
+
+def _setup(tiny_model: str, **changes: object) -> WorkerSetup:
+    setup = WorkerSetup.of(get(tiny_model, "float32", None), "comma", "lmgc-llama-v1+cm-top-v1", True)
+    return dataclasses.replace(setup, **changes)  # type: ignore[arg-type]
+
+
+def test_a_worker_that_computes_otherwise_refuses(tiny_model: str) -> None:
+    setup = _setup(tiny_model)
+    _start(setup)  # the main process's own runtime: accepted
+    other = dict(setup.runtime, float_probe="0123456789abcdef")
+    with pytest.raises(ModelMismatchError, match="computes differently"):
+        _start(dataclasses.replace(setup, runtime=other))
+
+
+def _ray() -> None:
+    # CI installs Ray (the test extra); elsewhere it is optional.
+    if os.environ.get("CI") != "true":
+        pytest.importorskip("ray")
+
+
+@pytest.mark.timeout(300)
+def test_ray_actors_write_the_same_chunks_and_decode_back(tmp_path: Path, tiny_model: str) -> None:
+    _ray()
+    src = _source(tmp_path)
+    common = {"model": tiny_model, "window_bytes": 64, "batch": 2, "fallback": False, "threads": 1}
+    one, ray = tmp_path / "one.lmgc", tmp_path / "ray.lmgc"
+    encode_file(src, one, EncodeOptions(**common))  # type: ignore[arg-type]
+    encode_file(src, ray, EncodeOptions(workers=2, ray="local", **common))  # type: ignore[arg-type]
+    assert _chunks(ray) == _chunks(one)
+    out = tmp_path / "out.safetensors"
+    decode_file(ray, out, DecodeOptions(model=tiny_model, workers=0, ray="local"))  # one actor per CPU
+    assert out.read_bytes() == src.read_bytes()
+
+
+@pytest.mark.timeout(300)
+def test_ray_pool_reports_a_worker_error_and_checks_cpus(tiny_model: str) -> None:
+    _ray()
+    setup = _setup(tiny_model, threads=1)
+    with pytest.raises(UnsupportedError, match="wait forever"):
+        RayPool(setup, (os.cpu_count() or 1) + 1, "local")
+    bad = dataclasses.replace(setup, runtime=dict(setup.runtime, float_probe="0123456789abcdef"))
+    pool = RayPool(bad, 1, "local")  # the worker's error comes back as itself, not wrapped by Ray
+    try:
+        window = Window(0, 0, 8, 4)
+        with pytest.raises(ModelMismatchError, match="computes differently"):
+            result(pool.encode((window,), [bytes(8)], True), None)
+    finally:
+        pool.close()
+
+
+@pytest.mark.timeout(300)
+def test_cli_ray_option_round_trips(tmp_path: Path, tiny_model: str) -> None:
+    _ray()
+    src = _source(tmp_path)
+    arc = tmp_path / "g.lmgc"
+    args = ["--model", tiny_model, "--window-bytes", "128", "--batch", "2", "--ray", "local", "-q"]
+    res = CliRunner().invoke(cli, ["compress", str(src), "-o", str(arc), *args, "--workers", "2", "--verify"])
+    assert res.exit_code == 0, res.output
+    res = CliRunner().invoke(cli, ["verify", str(arc), "--ray", "local", "-q"])
+    assert res.exit_code == 0, res.output
+    res = CliRunner().invoke(cli, ["verify", str(arc), "--ray", " "])
+    assert res.exit_code == 9 and "Ray address" in res.output
+    res = CliRunner().invoke(cli, ["verify", str(arc), "--ray", "auto"])  # no cluster running here
+    assert res.exit_code == 9 and "cannot reach a Ray cluster at 'auto'" in res.output
+    cancel = threading.Event()
+    cancel.set()
+    opts = EncodeOptions(model=tiny_model, window_bytes=64, batch=2, ray="local")
     with pytest.raises(CancelledError):
         encode_file(src, tmp_path / "c.lmgc", opts, cancel=cancel)
     assert not (tmp_path / "c.lmgc").exists()

@@ -10,7 +10,7 @@ import numpy as np
 from .alphabet import Alphabet
 from .coder import Decoder, Encoder, code_bits, quantize
 from .errors import CancelledError, CorruptChunkError
-from .mixing import MIXINGS, TOP_MIXING, TokenMixer
+from .mixing import MIXINGS, TokenMixer
 from .plan import Window
 from .predictor import Predictor
 from .serialize import Scheme, reorder
@@ -18,7 +18,7 @@ from .topbyte import decode_tops, encode_tops, split_tops
 
 StepCallback = Callable[[float, int], None]  # (fraction of the chunk done, tokens this step)
 TokenCallback = Callable[[int, int, float], None]  # (window, symbol, ideal bits it cost; 0 for known tokens)
-TopCallback = Callable[[int, float], None]  # (window, ideal bits its top bytes cost), cm-top-v1 only
+TopCallback = Callable[[int, float], None]  # (window, ideal bits its top bytes cost), cm-top-v* only
 
 
 def _check(cancel: threading.Event | None) -> None:
@@ -49,7 +49,7 @@ def _mixer(
         return None
     if mixing not in MIXINGS:
         raise ValueError(f"unknown mixing {mixing!r}")
-    return TokenMixer(alphabet, scheme, windows, top_byte=mixing == TOP_MIXING, msb_first=msb_first)
+    return TokenMixer(alphabet, scheme, windows, mixing, msb_first)
 
 
 def _top_tokens(alphabet: Alphabet) -> list[list[int]]:
@@ -100,8 +100,8 @@ def encode_windows(
     """Range-code ``data`` (one bytes per window); returns payload, ideal bits per window, tokens.
 
     ``mixing``: None (the LM alone) or a name of mixing.MIXINGS: ``cm-mix-v1`` combines
-    the LM with the chunk's own statistics; ``cm-top-v1`` also codes every value's top
-    byte apart first (topbyte.py) and feeds its digits to the LM as known tokens.
+    the LM with the chunk's own statistics; ``cm-top-v1`` and ``cm-top-v2`` also code every
+    value's top byte apart first (topbyte.py) and feed its digits to the LM as known tokens.
     """
     mixer = _mixer(alphabet, scheme, windows, mixing, msb_first)
     texts = [

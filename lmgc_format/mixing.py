@@ -20,12 +20,21 @@ the encoder and the decoder after every LM step:
    by gradient descent on code length (PAQ/cmix-style mixing, generalized
    from bits to the token alphabet).
 
-``cm-top-v1`` (lmgc 0.4, the default) is the same with every value's top byte
+``cm-top-v1`` (lmgc 0.4) is the same with every value's top byte
 coded apart by topbyte.py: its digits become known text the LM reads but no
 coded token may cover (the mask treats them so; :meth:`TokenMixer.feed`), and
 a fifth, fixed model (after the LM and the three counts) joins the mix: each token's probability proportional to
 16 to the minus the number of hex digits it spells (what random digits cost).
 It keeps the mix from paying more than 8 bits for a near-random mantissa byte.
+
+``cm-top-v2`` (lmgc 0.5, the default) is ``cm-top-v1`` with another start and
+pace for the mixer (:data:`MIXINGS`): weights start at 0.4 on the LM and 0.6 on
+the digit model instead of all on the LM, and learn at 0.03 instead of 0.1.
+On dense gradients ``cm-top-v1`` still paid more than 8 bits for mantissa
+bytes: its weights had too few values in a chunk to leave the LM, and a fast
+rate kept them noisy. Chosen by replaying the same LM runs offline on six
+samples (BENCHMARKS.md "Mixer start and rate"): ViT bf16 72.97 -> 70.46 %,
+ViT fp32 86.96 -> 85.62 %, ConvNet fp32 73.59 -> 73.15 %.
 
 State (counts, weights, texts) lives for one chunk: chunks stay independent.
 All rows of a step are predicted from the state before the step and the state
@@ -42,6 +51,7 @@ fp32 78.7 % -> 76.9 % (mask) -> 73.9 % (mask + mixing) of tensor data, ViT fp32
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass
 
 import numpy as np
 
@@ -50,11 +60,30 @@ from .plan import Window
 from .serialize import Scheme
 from .topbyte import top_index
 
-MIXING = "cm-mix-v1"
-TOP_MIXING = "cm-top-v1"  # MIXING, with every value's top byte coded apart (topbyte.py)
-MIXINGS = (MIXING, TOP_MIXING)  # what a procedure may name after its engine, oldest first
+
+@dataclass(frozen=True)
+class Mixing:
+    """One named mixing procedure: what it codes apart and how its mixer starts and learns."""
+
+    name: str
+    top_byte: bool  # every value's top byte coded apart (topbyte.py), with the digit model in the mix
+    initial: tuple[float, ...]  # starting weights: LM, three count models[, digit model]
+    learning_rate: float  # at the chunk's first token; decays as 1 / (1 + 0.1 sqrt(tokens so far))
+
+
+# What a procedure may name after its engine, oldest first. Never change one: archives name them.
+MIXINGS = {
+    m.name: m
+    for m in (
+        Mixing("cm-mix-v1", False, (1.0, 0.0, 0.0, 0.0), 0.1),
+        Mixing("cm-top-v1", True, (1.0, 0.0, 0.0, 0.0, 0.0), 0.1),
+        # Starting half-way to the digit model and learning 3x slower (BENCHMARKS "Mixer start and rate").
+        Mixing("cm-top-v2", True, (0.4, 0.0, 0.0, 0.0, 0.6), 0.03),
+    )
+}
+MIXING = "cm-mix-v1"  # the LM and the count models, no top byte apart
+TOP_MIXING = "cm-top-v2"  # the default: with the top byte apart
 ALPHA = 0.4  # additive prior of every count (per allowed token)
-LEARNING_RATE = 0.1  # at the chunk's first token; decays as 1 / (1 + 0.1 sqrt(tokens so far))
 _HEX_DIGITS = b"0123456789abcdef"
 _PAD = -1
 _TOP = -3  # template slot of a top-byte digit: fed to the LM as known text, never covered by a coded token
@@ -79,7 +108,7 @@ def mixing_for(scheme: Scheme, mixing: bool = True, top_byte: bool = True) -> st
 
 
 def has_tops(window: Window) -> bool:
-    """Whether ``cm-top-v1`` codes this window's top bytes apart: whole values of two bytes or more."""
+    """Whether ``cm-top-v*`` codes this window's top bytes apart: whole values of two bytes or more."""
     return window.group >= 2 and window.nbytes % window.group == 0
 
 
@@ -110,12 +139,14 @@ class TokenMixer:
         alphabet: Alphabet,
         scheme: Scheme,
         windows: Sequence[Window],
-        top_byte: bool = False,
+        mixing: str = MIXING,
         msb_first: bool = True,
     ) -> None:
-        """``top_byte``: ``cm-top-v1``: the top byte's digits of every value are known text (:meth:`feed`)."""
+        """``mixing``: a name of MIXINGS; with a top byte apart its digits are known text (:meth:`feed`)."""
         if not scheme.hex:
             raise ValueError("mixing needs a hex scheme")
+        spec = MIXINGS[mixing]
+        top_byte = spec.top_byte
         self._alphabet = alphabet
         self._scheme = scheme
         self._bytes, self._is_hex, self._lengths = _token_bytes(alphabet)
@@ -126,11 +157,13 @@ class TokenMixer:
         ]
         self._groups = [w.group for w in windows]
         self._texts = [bytearray() for _ in windows]
-        # cm-top-v1 adds a fixed model: every hex digit a token spells costs 4 bits (the ideal code of
-        # random digits, which dense low mantissa bytes nearly are; BENCHMARKS "Top byte").
+        # With the top byte apart a fixed model joins: every hex digit a token spells costs 4 bits (the
+        # ideal code of random digits, which dense low mantissa bytes nearly are; BENCHMARKS "Top byte").
         self._digit_logp = -np.log(16.0) * self._is_hex.sum(axis=1) if top_byte else None
         self._models = _MODELS + (1 if top_byte else 0)
-        self._initial = np.array([1.0] + [0.0] * self._models)  # start as the LM alone
+        self._initial = np.array(spec.initial, dtype=np.float64)
+        assert len(self._initial) == 1 + self._models
+        self._learning_rate = spec.learning_rate
         self._counts: dict[tuple[object, ...], np.ndarray] = {}
         self._weights: dict[int, np.ndarray] = {}
         self._tokens = 0
@@ -227,7 +260,7 @@ class TokenMixer:
         assert self._last is not None, "update() follows mix()"
         rows, logps, probs, positions, contexts = self._last
         self._last = None
-        rate = LEARNING_RATE / (1.0 + 0.1 * np.sqrt(self._tokens))
+        rate = self._learning_rate / (1.0 + 0.1 * np.sqrt(self._tokens))
         for i, (r, a) in enumerate(zip(rows, symbols, strict=True)):
             a = int(a)
             # d log p_mix(a) / d w_m = log p_m(a) - E_mix[log p_m]

@@ -1,4 +1,4 @@
-"""The top byte of every value, coded by a small binary context-mixing model (procedure ``+cm-top-v1``).
+"""Every value's top byte, coded by a small binary context-mixing model (``+cm-top-v1``, ``+cm-top-v2``).
 
 The most significant byte of a float holds its sign and the high exponent
 bits: the most predictable byte of a gradient, and the one the LM codes

@@ -59,6 +59,7 @@ def test_golden_v1_1_shuffle_archive_decodes(tmp_path: Path) -> None:
         ("golden_lockstep.safetensors.lmgc", "lockstep-kv-v1"),
         ("golden_mix.safetensors.lmgc", "lmgc-llama-v1+cm-mix-v1"),
         ("golden_top.safetensors.lmgc", "lmgc-llama-v1+cm-top-v1"),
+        ("golden_top2.safetensors.lmgc", "lmgc-llama-v1+cm-top-v2"),
     ],
 )
 def test_golden_lm_archive_decodes(tmp_path: Path, tiny_model: str, name: str, procedure: str) -> None:

@@ -148,7 +148,7 @@ def test_mixed_chunk_round_trips_exactly(scheme_name: str, msb_first: bool, mixi
 
 def test_top_byte_mode_codes_tops_apart_and_lm_reads_them() -> None:
     """cm-top-v1: the top digits are known text; no coded token may reach into them."""
-    mixer = TokenMixer(ALPHABET, COMMA, [Window(0, 0, 8, 4)], top_byte=True)  # "TTdddddd,TTdddddd"
+    mixer = TokenMixer(ALPHABET, COMMA, [Window(0, 0, 8, 4)], TOP_MIXING)  # "TTdddddd,TTdddddd"
     assert mixer.tops == [True]
     assert mixer.top_slots(0).tolist() == [True, True] + [False] * 7 + [True, True] + [False] * 6
     assert mixer.at_top(0) and mixer.value_index(0) == 0
@@ -166,10 +166,10 @@ def test_top_byte_mode_codes_tops_apart_and_lm_reads_them() -> None:
     mixer.update([_sym(b",")])
     assert mixer.at_top(0) and mixer.value_index(0) == 1
     # The same window stored least-significant byte first: the top byte's digits come last.
-    stored = TokenMixer(ALPHABET, COMMA, [Window(0, 0, 8, 4)], top_byte=True, msb_first=False)
+    stored = TokenMixer(ALPHABET, COMMA, [Window(0, 0, 8, 4)], TOP_MIXING, msb_first=False)
     assert stored.top_slots(0).tolist() == [False] * 6 + [True, True] + [False] * 7 + [True, True]
     # Group 1 (one byte per value) has no top byte to code apart.
-    assert TokenMixer(ALPHABET, COMMA, [Window(0, 0, 8, 1)], top_byte=True).tops == [False]
+    assert TokenMixer(ALPHABET, COMMA, [Window(0, 0, 8, 1)], TOP_MIXING).tops == [False]
 
 
 def test_top_byte_mode_accounts_top_bytes_apart_and_known_tokens_free() -> None:
@@ -213,6 +213,7 @@ def test_top_byte_mode_accounts_top_bytes_apart_and_known_tokens_free() -> None:
 def test_unknown_mixing_is_refused() -> None:
     check_procedure("lmgc-llama-v1+cm-mix-v1")
     check_procedure("lmgc-llama-v1+cm-top-v1")
+    check_procedure("lmgc-llama-v1+cm-top-v2")
     check_procedure("lockstep-kv-v1")
     with pytest.raises(UnsupportedError, match=r"cm-mix-v9"):
         check_procedure("lmgc-llama-v1+cm-mix-v9")
@@ -227,8 +228,8 @@ def _source(tmp_path: Path) -> Path:
 @pytest.mark.parametrize(
     ("scheme", "mixing", "top_byte", "byte_order", "recorded"),
     [
-        ("comma", True, True, "msb_first", "lmgc-llama-v1+cm-top-v1"),  # the default
-        ("comma", True, True, "stored", "lmgc-llama-v1+cm-top-v1"),
+        ("comma", True, True, "msb_first", "lmgc-llama-v1+cm-top-v2"),  # the default
+        ("comma", True, True, "stored", "lmgc-llama-v1+cm-top-v2"),
         ("comma", True, False, "msb_first", "lmgc-llama-v1+cm-mix-v1"),
         ("comma", False, True, "msb_first", "lmgc-llama-v1"),
         ("iso", True, True, "msb_first", "lmgc-llama-v1"),  # mixing needs hex text: iso archives are coded without it

@@ -81,7 +81,7 @@ def test_workers_are_checked_and_cancel_stops(tmp_path: Path, tiny_model: str) -
 
 
 def _setup(tiny_model: str, **changes: object) -> WorkerSetup:
-    setup = WorkerSetup.of(get(tiny_model, "float32", None), "comma", "lmgc-llama-v1+cm-top-v1", True)
+    setup = WorkerSetup.of(get(tiny_model, "float32", None), "comma", "lmgc-llama-v1+cm-top-v2", True)
     return dataclasses.replace(setup, **changes)  # type: ignore[arg-type]
 
 

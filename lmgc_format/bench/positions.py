@@ -121,7 +121,7 @@ def position_report(
             offsets[window] += width
 
         def top(window: int, cost: float, chunk: Any = chunk) -> None:
-            # cm-top-v1: the window's top bytes, coded apart, belong to the top byte's position.
+            # cm-top-v*: the window's top bytes, coded apart, belong to the top byte's position.
             p = top_index(chunk.windows[window].group, msb_first)
             bits[p] = bits.get(p, 0.0) + cost
 

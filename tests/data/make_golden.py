@@ -1,7 +1,7 @@
 """Make the golden archives (only when the byte format changes on purpose: bump the version).
 
-python -m tests.data.make_golden          # writes golden_engine, golden_lockstep, golden_mix, golden_top
-                                          # + golden_floats.json
+python -m tests.data.make_golden          # writes golden_engine, golden_lockstep, golden_mix, golden_top,
+                                          # golden_top2                                          # + golden_floats.json
 python -m tests.data.make_golden NAME...  # writes only those (this machine's logits must match the record)
 
 The 1.0 goldens (golden_ints, golden_tiny) and the first 1.1 golden (golden_shuffle) are frozen:
@@ -68,12 +68,13 @@ def make_v1_1() -> None:
         encode_file(dense, HERE / "golden_shuffle.safetensors.lmgc", opts, overwrite=True)
 
 
-# golden file -> (engine, mixing, top_byte) it pins
+# golden file -> (engine, mixing) it pins
 LM_GOLDENS = {
-    "golden_engine.safetensors.lmgc": ("lmgc", False, False),
-    "golden_lockstep.safetensors.lmgc": ("transformers", False, False),
-    "golden_mix.safetensors.lmgc": ("lmgc", True, False),  # lmgc 0.3
-    "golden_top.safetensors.lmgc": ("lmgc", True, True),  # lmgc 0.4
+    "golden_engine.safetensors.lmgc": ("lmgc", None),
+    "golden_lockstep.safetensors.lmgc": ("transformers", None),
+    "golden_mix.safetensors.lmgc": ("lmgc", "cm-mix-v1"),  # lmgc 0.3
+    "golden_top.safetensors.lmgc": ("lmgc", "cm-top-v1"),  # lmgc 0.4
+    "golden_top2.safetensors.lmgc": ("lmgc", "cm-top-v2"),  # lmgc 0.5
 }
 FLOATS = HERE / "golden_floats.json"
 
@@ -101,6 +102,7 @@ def logits_fingerprint(model_dir: str, procedure: str) -> str:
 def make_lm_goldens(names: list[str] | None = None) -> None:
     """golden_tiny's source coded by each procedure (or those ``names``), and the logits fingerprints
     of this machine (which must match the recorded ones when only some goldens are written)."""
+    import lmgc_format.mixing as mixing_module
     from lmgc_format.predictor import ENGINES
 
     with tempfile.TemporaryDirectory() as tmp:
@@ -108,16 +110,23 @@ def make_lm_goldens(names: list[str] | None = None) -> None:
         floats = {p: logits_fingerprint(str(model), p) for p in ENGINES.values()}
         if names is not None and FLOATS.exists() and json.loads(FLOATS.read_text()) != floats:
             raise SystemExit("this machine's logits differ from golden_floats.json: rewrite all goldens or none")
-        for name, (engine, mixing, top_byte) in LM_GOLDENS.items():
+        for name, (engine, mixing) in LM_GOLDENS.items():
             if names is None or name in names:
+                top_byte = mixing is not None and mixing_module.MIXINGS[mixing].top_byte
                 opts = EncodeOptions(
                     model=str(model),
                     engine=engine,
-                    mixing=mixing,
+                    mixing=mixing is not None,
                     top_byte=top_byte,
                     **GOLDEN_TINY_OPTIONS,  # type: ignore[arg-type]
                 )
-                encode_file(HERE / "golden_tiny.safetensors", HERE / name, opts, overwrite=True)
+                default = mixing_module.TOP_MIXING
+                if top_byte:  # an older top-byte mixing than the default: the encoder writes only the newest
+                    mixing_module.TOP_MIXING = mixing
+                try:
+                    encode_file(HERE / "golden_tiny.safetensors", HERE / name, opts, overwrite=True)
+                finally:
+                    mixing_module.TOP_MIXING = default
     FLOATS.write_text(json.dumps(floats, indent=2, sort_keys=True) + "\n")
 
 

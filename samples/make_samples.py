@@ -9,7 +9,8 @@ to bf16). Each net has about 800-1000 parameters so that the default model
 codes a file in a couple of minutes on 2 CPU cores.
 
     pip install scikit-learn
-    python samples/make_samples.py            # writes samples/*.safetensors
+    python samples/make_samples.py            # writes samples/*.safetensors, speed/, unseen/
+    python samples/make_samples.py NAME...    # only those (e.g. gru_zen convae_photos)
 """
 
 from __future__ import annotations
@@ -131,8 +132,16 @@ def _digits() -> tuple[torch.Tensor, torch.Tensor]:
     return x, torch.tensor(digits.target, dtype=torch.long)
 
 
+def _cross_entropy(out: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+    return nn.functional.cross_entropy(out.reshape(-1, out.shape[-1]), y.reshape(-1))
+
+
 def _train_then_gradient(
-    net: nn.Module, batches: Callable[[torch.Generator], tuple[torch.Tensor, torch.Tensor]], steps: int, seed: int
+    net: nn.Module,
+    batches: Callable[[torch.Generator], tuple[torch.Tensor, torch.Tensor]],
+    steps: int,
+    seed: int,
+    loss_fn: Callable[[torch.Tensor, torch.Tensor], torch.Tensor] = _cross_entropy,
 ) -> dict[str, torch.Tensor]:
     """``steps`` SGD steps, then one more forward + backward: that gradient is the sample."""
     opt = torch.optim.SGD(net.parameters(), lr=0.1, momentum=0.9)
@@ -140,8 +149,7 @@ def _train_then_gradient(
     for step in range(steps + 1):
         x, y = batches(gen)
         opt.zero_grad()
-        out = net(x)
-        loss = nn.functional.cross_entropy(out.reshape(-1, out.shape[-1]), y.reshape(-1))
+        loss = loss_fn(net(x), y)
         loss.backward()
         if step < steps:
             opt.step()
@@ -193,6 +201,88 @@ def charlm_gradient(steps: int = 30, batch: int = 32, context: int = 16, seed: i
     return _train_then_gradient(net, batches, steps, seed)
 
 
+class CharGRU(nn.Module):
+    """A character-level GRU LM in miniature (an architecture no shipped sample has)."""
+
+    def __init__(self, vocab: int, dim: int = 6, hidden: int = 10) -> None:
+        super().__init__()
+        self.embed = nn.Embedding(vocab, dim)
+        self.gru = nn.GRU(dim, hidden, batch_first=True)
+        self.head = nn.Linear(hidden, vocab)
+
+    def forward(self, idx: torch.Tensor) -> torch.Tensor:
+        return self.head(self.gru(self.embed(idx))[0])
+
+
+class PatchAutoencoder(nn.Module):
+    """A convolutional autoencoder for 8x8 grey patches: strided convs down, transposed convs up."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.down1 = nn.Conv2d(1, 4, 3, stride=2, padding=1)
+        self.down2 = nn.Conv2d(4, 8, 3, stride=2, padding=1)
+        self.up1 = nn.ConvTranspose2d(8, 4, 4, stride=2, padding=1)
+        self.up2 = nn.ConvTranspose2d(4, 1, 4, stride=2, padding=1)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        h = torch.tanh(self.down2(torch.tanh(self.down1(x))))
+        return self.up2(torch.tanh(self.up1(h)))
+
+
+def zen_text() -> str:
+    """Offline text the shipped samples never saw: the Zen of Python and argparse's and email's docstrings."""
+    import argparse
+    import codecs
+    import contextlib
+    import email
+    import io
+
+    with contextlib.redirect_stdout(io.StringIO()):
+        import this
+    return "\n".join([codecs.decode(this.s, "rot13"), argparse.__doc__ or "", email.__doc__ or ""])
+
+
+def gru_gradient(steps: int = 30, batch: int = 32, context: int = 16, seed: int = 0) -> dict[str, torch.Tensor]:
+    torch.manual_seed(seed)
+    text = zen_text()
+    chars = sorted(set(text))[:40]
+    lookup = {c: i for i, c in enumerate(chars)}
+    ids = torch.tensor([lookup.get(c, len(chars) - 1) for c in text], dtype=torch.long)
+    net = CharGRU(len(chars))
+
+    def batches(gen: torch.Generator) -> tuple[torch.Tensor, torch.Tensor]:
+        starts = torch.randint(0, len(ids) - context - 1, (batch,), generator=gen)
+        x = torch.stack([ids[s : s + context] for s in starts])
+        y = torch.stack([ids[s + 1 : s + context + 1] for s in starts])
+        return x, y
+
+    return _train_then_gradient(net, batches, steps, seed)
+
+
+def _image_patches() -> torch.Tensor:
+    """Every 8x8 patch (stride 8) of scikit-learn's two bundled photos, grey, in [0, 1]."""
+    from sklearn.datasets import load_sample_images
+
+    out = []
+    for image in load_sample_images().images:
+        grey = torch.tensor(image, dtype=torch.float32).mean(dim=2) / 255.0
+        h, w = (grey.shape[0] // 8) * 8, (grey.shape[1] // 8) * 8
+        out.append(grey[:h, :w].reshape(h // 8, 8, w // 8, 8).permute(0, 2, 1, 3).reshape(-1, 1, 8, 8))
+    return torch.cat(out)
+
+
+def autoencoder_gradient(steps: int = 20, batch: int = 64, seed: int = 0) -> dict[str, torch.Tensor]:
+    torch.manual_seed(seed)
+    patches = _image_patches()
+    net = PatchAutoencoder()
+
+    def batches(gen: torch.Generator) -> tuple[torch.Tensor, torch.Tensor]:
+        idx = torch.randperm(len(patches), generator=gen)[:batch]
+        return patches[idx], patches[idx]
+
+    return _train_then_gradient(net, batches, steps, seed, nn.functional.mse_loss)
+
+
 SAMPLES: dict[str, Callable[[], dict[str, torch.Tensor]]] = {
     "convnet_digits": convnet_gradient,
     "mlp_digits": lambda: digits_gradient(DigitsMLP),
@@ -209,18 +299,32 @@ SPEED_SAMPLES: dict[str, Callable[[], dict[str, torch.Tensor]]] = {
 }
 
 
+# Held out (samples/unseen/): architectures and data no shipped sample has, made after lmgc 0.5's
+# defaults were chosen and never used to choose anything (issue 8's "gradients never seen").
+UNSEEN_SAMPLES: dict[str, Callable[[], dict[str, torch.Tensor]]] = {
+    "gru_zen": gru_gradient,
+    "convae_photos": autoencoder_gradient,
+}
+
+
 def main() -> None:
+    import sys
+
+    only = set(sys.argv[1:])  # sample names to write (default: all)
     torch.set_num_threads(1)
     torch.use_deterministic_algorithms(True)
     meta = {"source": "samples/make_samples.py"}
-    (HERE / "speed").mkdir(exist_ok=True)
-    for folder, table in ((HERE, SAMPLES), (HERE / "speed", SPEED_SAMPLES)):
+    tables = ((HERE, SAMPLES), (HERE / "speed", SPEED_SAMPLES), (HERE / "unseen", UNSEEN_SAMPLES))
+    for folder, table in tables:
+        folder.mkdir(exist_ok=True)
         for name, make in table.items():
+            if only and name not in only:
+                continue
             grads = make()
             save_file(grads, str(folder / f"{name}_fp32.safetensors"), metadata=meta)
             bf16 = {k: v.to(torch.bfloat16) for k, v in grads.items()}
             save_file(bf16, str(folder / f"{name}_bf16.safetensors"), metadata=meta)
-    for p in sorted([*HERE.glob("*.safetensors"), *HERE.glob("speed/*.safetensors")]):
+    for p in sorted([*HERE.glob("*.safetensors"), *HERE.glob("*/*.safetensors")]):
         n_params = sum(t.numel() for t in load_file(str(p)).values())
         print(f"{p.name}: {p.stat().st_size} bytes, {n_params} values")
 

@@ -21,7 +21,7 @@ from .container.constants import Codec
 from .container.header import AlphabetRecord, Header, Index, ModelRecord, WindowLayout
 from .container.writer import ArchiveWriter
 from .errors import UnsupportedError
-from .events import ChunkDone, EventSink, Finished, Progress, Started, ignore
+from .events import ChunkDone, EventSink, Finished, Notice, Progress, Started, ignore
 from .lmchunk import encode_windows
 from .mixing import mixing_for
 from .models import DEFAULT_DTYPE, LoadedModel, get
@@ -150,6 +150,14 @@ def encode_file(
         if mixing is not None:
             procedure += "+" + mixing
         record = ModelRecord(**lm.info.__dict__)
+        if procedure.startswith(TRANSFORMERS_PROCEDURE) and lm.device.startswith("cuda") and opts.dtype == "bfloat16":
+            # Seen on an H100 (BENCHMARKS.md "CUDA"): that archive did not decode, even in the same process.
+            on_event(
+                Notice(
+                    "transformers in bfloat16 on CUDA did not reproduce its own predictions in lmgc's test: "
+                    "check this archive with --verify, or use --engine lmgc"
+                )
+            )
     header = Header(
         created_by=f"lmgc {__version__}",
         source_header=layout.header_bytes,

@@ -25,6 +25,7 @@ another kind of node could decode.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import threading
@@ -259,7 +260,8 @@ class RayPool:
     def close(self) -> None:
         """End the actors now (mid-chunk too, as :meth:`WorkerPool.close`), and a Ray instance this pool started."""
         for a in getattr(self, "_actors", []):
-            self._ray.kill(a)
+            with contextlib.suppress(Exception):  # a lost cluster must not hide the error that brought us here
+                self._ray.kill(a)
         self._shutdown()
 
     def _shutdown(self) -> None:

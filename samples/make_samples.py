@@ -184,13 +184,18 @@ def stdlib_text() -> str:
     return "\n".join((m.__doc__ or "") for m in (json, collections, functools, textwrap))
 
 
-def charlm_gradient(steps: int = 30, batch: int = 32, context: int = 16, seed: int = 0) -> dict[str, torch.Tensor]:
-    torch.manual_seed(seed)
-    text = stdlib_text()
-    chars = sorted(set(text))[:40]  # the 40 most basic characters; the rest map to the last one
+def _char_ids(text: str) -> tuple[torch.Tensor, int]:
+    """The text as character ids, and the vocabulary size: the 40 most basic characters; the rest map
+    to the last one."""
+    chars = sorted(set(text))[:40]
     lookup = {c: i for i, c in enumerate(chars)}
-    ids = torch.tensor([lookup.get(c, len(chars) - 1) for c in text], dtype=torch.long)
-    net = CharTransformer(len(chars), context=context)
+    return torch.tensor([lookup.get(c, len(chars) - 1) for c in text], dtype=torch.long), len(chars)
+
+
+def _next_char_batches(
+    ids: torch.Tensor, batch: int, context: int
+) -> Callable[[torch.Generator], tuple[torch.Tensor, torch.Tensor]]:
+    """Random windows of ``context`` characters, each with the window one character on as its target."""
 
     def batches(gen: torch.Generator) -> tuple[torch.Tensor, torch.Tensor]:
         starts = torch.randint(0, len(ids) - context - 1, (batch,), generator=gen)
@@ -198,7 +203,14 @@ def charlm_gradient(steps: int = 30, batch: int = 32, context: int = 16, seed: i
         y = torch.stack([ids[s + 1 : s + context + 1] for s in starts])
         return x, y
 
-    return _train_then_gradient(net, batches, steps, seed)
+    return batches
+
+
+def charlm_gradient(steps: int = 30, batch: int = 32, context: int = 16, seed: int = 0) -> dict[str, torch.Tensor]:
+    torch.manual_seed(seed)
+    ids, vocab = _char_ids(stdlib_text())
+    net = CharTransformer(vocab, context=context)
+    return _train_then_gradient(net, _next_char_batches(ids, batch, context), steps, seed)
 
 
 class CharGRU(nn.Module):
@@ -244,19 +256,9 @@ def zen_text() -> str:
 
 def gru_gradient(steps: int = 30, batch: int = 32, context: int = 16, seed: int = 0) -> dict[str, torch.Tensor]:
     torch.manual_seed(seed)
-    text = zen_text()
-    chars = sorted(set(text))[:40]
-    lookup = {c: i for i, c in enumerate(chars)}
-    ids = torch.tensor([lookup.get(c, len(chars) - 1) for c in text], dtype=torch.long)
-    net = CharGRU(len(chars))
-
-    def batches(gen: torch.Generator) -> tuple[torch.Tensor, torch.Tensor]:
-        starts = torch.randint(0, len(ids) - context - 1, (batch,), generator=gen)
-        x = torch.stack([ids[s : s + context] for s in starts])
-        y = torch.stack([ids[s + 1 : s + context + 1] for s in starts])
-        return x, y
-
-    return _train_then_gradient(net, batches, steps, seed)
+    ids, vocab = _char_ids(zen_text())
+    net = CharGRU(vocab)
+    return _train_then_gradient(net, _next_char_batches(ids, batch, context), steps, seed)
 
 
 def _image_patches() -> torch.Tensor:

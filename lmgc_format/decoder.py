@@ -134,7 +134,8 @@ class ChunkDecoder:
                     f"archive computed logits with the {header.layout.head!r} head; "
                     f"this model allows only {predictor.head_mode!r}"
                 )
-            diffs = runtime.differences(header.runtime, runtime.describe(lm.device))
+            here = runtime.describe(lm.device)
+            diffs = runtime.differences(header.runtime, here)
             if diffs:
                 on_event(
                     Notice(
@@ -146,7 +147,7 @@ class ChunkDecoder:
             self.predictor, self.alphabet = predictor, alphabet
             if opts.workers != 1 or opts.ray is not None:
                 restricted = header.layout.head == "restricted"
-                setup = WorkerSetup.of(lm, scheme.name, header.layout.procedure, restricted)
+                setup = WorkerSetup.of(lm, scheme.name, header.layout.procedure, restricted, here)
                 self.pool = start_pool(setup, opts.workers, opts.ray)
 
     def submit(self, i: int) -> None:

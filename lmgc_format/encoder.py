@@ -181,7 +181,8 @@ def encode_file(
     msb_first = opts.byte_order == "msb_first"
     pool: Pool | None = None
     if parallel and lm is not None:
-        pool = start_pool(WorkerSetup.of(lm, scheme.name, procedure, opts.restricted_head), opts.workers, opts.ray)
+        setup = WorkerSetup.of(lm, scheme.name, procedure, opts.restricted_head, header.runtime)
+        pool = start_pool(setup, opts.workers, opts.ray)
     writer = ArchiveWriter(target, header, overwrite)
     # With workers: LM chunks submitted ahead (chunk index -> (future, the bytes it was given)).
     pending: dict[int, tuple[Future[Any], bytes]] = {}

@@ -49,26 +49,23 @@ class WorkerSetup:
     scheme: str
     procedure: str  # engine + mixing, as recorded
     restricted_head: bool
-    threads: int
     runtime: dict[str, Any]  # runtime.describe() of the main process: a worker that computes otherwise refuses
 
+    @property
+    def threads(self) -> int:
+        """Torch threads per worker: the main process's count, which the archive records."""
+        return int(self.runtime["threads"])
+
     @classmethod
-    def of(cls, lm: Any, scheme: str, procedure: str, restricted_head: bool) -> WorkerSetup:
-        """For the loaded model ``lm`` (models.LoadedModel), with this process's torch thread count."""
-        import torch
-
-        from .runtime import describe
-
+    def of(cls, lm: Any, scheme: str, procedure: str, restricted_head: bool, runtime: dict[str, Any]) -> WorkerSetup:
+        """For the loaded model ``lm`` (models.LoadedModel) and the main process's ``runtime.describe()``."""
         src = lm.source
         if src.kind == "packaged":
             where = str(src.id)
         else:
             where = str(src.directory / src.gguf_file) if src.gguf_file else str(src.directory)
         info = lm.info
-        threads = torch.get_num_threads()
-        return cls(
-            where, info.sha256, info.dtype, lm.device, scheme, procedure, restricted_head, threads, describe(lm.device)
-        )
+        return cls(where, info.sha256, info.dtype, lm.device, scheme, procedure, restricted_head, runtime)
 
 
 _state: dict[str, Any] = {}

@@ -19,6 +19,7 @@ from lmgc_format.errors import CancelledError, ModelMismatchError, UnsupportedEr
 from lmgc_format.models import get
 from lmgc_format.parallel import RayPool, WorkerSetup, _start, result
 from lmgc_format.plan import Window
+from lmgc_format.runtime import describe
 from lmgc_tui.cli import cli
 
 from .conftest import gradient_like
@@ -80,9 +81,11 @@ def test_workers_are_checked_and_cancel_stops(tmp_path: Path, tiny_model: str) -
     assert not (tmp_path / "c.lmgc").exists()
 
 
-def _setup(tiny_model: str, **changes: object) -> WorkerSetup:
-    setup = WorkerSetup.of(get(tiny_model, "float32", None), "comma", "lmgc-llama-v1+cm-top-v2", True)
-    return dataclasses.replace(setup, **changes)  # type: ignore[arg-type]
+def _setup(tiny_model: str, **runtime: object) -> WorkerSetup:
+    """A worker setup for the tiny model with this process's runtime, ``runtime`` fields replaced."""
+    lm = get(tiny_model, "float32", None)
+    here = describe(lm.device)
+    return WorkerSetup.of(lm, "comma", "lmgc-llama-v1+cm-top-v2", True, dict(here, **runtime))
 
 
 def test_a_worker_that_computes_otherwise_refuses(tiny_model: str) -> None:
@@ -116,7 +119,7 @@ def test_ray_actors_write_the_same_chunks_and_decode_back(tmp_path: Path, tiny_m
 @pytest.mark.timeout(300)
 def test_ray_pool_reports_a_worker_error_and_checks_cpus(tiny_model: str) -> None:
     _ray()
-    setup = _setup(tiny_model, threads=1)
+    setup = _setup(tiny_model, threads=1)  # also the worker's torch threads
     with pytest.raises(UnsupportedError, match="wait forever"):
         RayPool(setup, (os.cpu_count() or 1) + 1, "local")
     bad = dataclasses.replace(setup, runtime=dict(setup.runtime, float_probe="0123456789abcdef"))

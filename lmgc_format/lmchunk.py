@@ -14,7 +14,7 @@ from .mixing import MIXINGS, TokenMixer
 from .plan import Window
 from .predictor import Predictor
 from .serialize import Scheme, reorder
-from .topbyte import decode_tops, encode_tops, split_tops
+from .topbyte import Place, decode_tops, encode_tops, places, split_tops
 
 StepCallback = Callable[[float, int], None]  # (fraction of the chunk done, tokens this step)
 TokenCallback = Callable[[int, int, float], None]  # (window, symbol, ideal bits it cost; 0 for known tokens)
@@ -52,6 +52,13 @@ def _mixer(
     return TokenMixer(alphabet, scheme, windows, mixing, msb_first)
 
 
+def _places(windows: Sequence[Window], mixer: TokenMixer) -> list[Place] | None:
+    """Where each coded top byte sits in its tensor, for a mixing whose top-byte model uses the grid."""
+    if not mixer.grid:
+        return None
+    return places([w for w, t in zip(windows, mixer.tops, strict=True) if t])
+
+
 def _top_tokens(alphabet: Alphabet) -> list[list[int]]:
     """The known tokens of each top byte's two digits: greedy over the alphabet, so the decoder
     needs no tokenizer for them (the alphabet's digest is in the header)."""
@@ -59,26 +66,38 @@ def _top_tokens(alphabet: Alphabet) -> list[list[int]]:
 
 
 def _tokens_with_tops(
-    alphabet: Alphabet, text: bytes, top_slots: np.ndarray, tokenizer: object | None, known: list[list[int]]
+    alphabet: Alphabet,
+    text: bytes,
+    top_slots: np.ndarray,
+    tokenizer: object | None,
+    known: list[list[int]],
+    digit_slots: np.ndarray | None = None,
 ) -> tuple[list[int], list[bool]]:
     """Symbols for a window whose top-byte digits are known text, and which of them are known.
 
     Top-byte digits become their own tokens (``known``); the text between them is
-    tokenized on its own, so no coded token reaches into a top byte.
+    tokenized on its own, so no coded token reaches into a top byte. With ``digit_slots``
+    (``cm-top-v3``) every coded digit is a token of its own too, and only the literal text
+    between digits (separators, prefixes) goes through the tokenizer.
     """
+    kind = top_slots.astype(np.int8) * 2
+    if digit_slots is not None:
+        kind = kind + digit_slots.astype(np.int8)  # 0 literal, 1 coded digit, 2 top-byte digit
     syms: list[int] = []
     is_known: list[bool] = []
     pos = 0
-    edges = np.flatnonzero(np.diff(top_slots.astype(np.int8))) + 1
+    edges = np.flatnonzero(np.diff(kind)) + 1
     for end in [*edges.tolist(), len(text)]:
         run = text[pos:end]
         if run:
-            if top_slots[pos]:
+            if kind[pos] == 2:
                 part = known[int(run, 16)]
+            elif kind[pos] == 1 and digit_slots is not None:
+                part = [symbol for byte in run for symbol in alphabet.greedy(bytes([byte]))]
             else:
                 part = alphabet.tokenize(run, tokenizer)
             syms += part
-            is_known += [bool(top_slots[pos])] * len(part)
+            is_known += [bool(kind[pos] == 2)] * len(part)
         pos = end
     return syms, is_known
 
@@ -100,7 +119,7 @@ def encode_windows(
     """Range-code ``data`` (one bytes per window); returns payload, ideal bits per window, tokens.
 
     ``mixing``: None (the LM alone) or a name of mixing.MIXINGS: ``cm-mix-v1`` combines
-    the LM with the chunk's own statistics; ``cm-top-v1`` and ``cm-top-v2`` also code every
+    the LM with the chunk's own statistics; ``cm-top-v1`` .. ``cm-top-v3`` also code every
     value's top byte apart first (topbyte.py) and feed its digits to the LM as known tokens.
     """
     mixer = _mixer(alphabet, scheme, windows, mixing, msb_first)
@@ -110,17 +129,23 @@ def encode_windows(
     enc = Encoder()
     bits = [0.0] * len(windows)
     known: list[list[bool]] | None = None
-    if mixer is not None and any(mixer.tops):
-        tops = [split_tops(d, w.group) if t else b"" for w, d, t in zip(windows, data, mixer.tops, strict=True)]
-        costs = encode_tops(enc, b"".join(tops))
-        at = 0
-        for i, window_tops in enumerate(tops):
-            bits[i] = sum(costs[at : at + len(window_tops)])
-            at += len(window_tops)
-            if on_top is not None and window_tops:
-                on_top(i, bits[i])
+    if mixer is not None and (any(mixer.tops) or mixer.single_digits):
+        if any(mixer.tops):
+            tops = [split_tops(d, w.group) if t else b"" for w, d, t in zip(windows, data, mixer.tops, strict=True)]
+            costs = encode_tops(enc, b"".join(tops), _places(windows, mixer))
+            at = 0
+            for i, window_tops in enumerate(tops):
+                bits[i] = sum(costs[at : at + len(window_tops)])
+                at += len(window_tops)
+                if on_top is not None and window_tops:
+                    on_top(i, bits[i])
         table = _top_tokens(alphabet)
-        pairs = [_tokens_with_tops(alphabet, x, mixer.top_slots(i), tokenizer, table) for i, x in enumerate(texts)]
+        pairs = [
+            _tokens_with_tops(
+                alphabet, x, mixer.top_slots(i), tokenizer, table, mixer.digit_slots(i) if mixer.single_digits else None
+            )
+            for i, x in enumerate(texts)
+        ]
         syms = [p[0] for p in pairs]
         known = [p[1] for p in pairs]
     else:
@@ -182,7 +207,7 @@ def decode_windows(
     queued: list[list[int]] = [[] for _ in windows]  # known tokens still to feed, per window
     if mixer is not None and any(mixer.tops):
         counts = [w.nbytes // w.group if t else 0 for w, t in zip(windows, mixer.tops, strict=True)]
-        everything = decode_tops(dec, sum(counts))
+        everything = decode_tops(dec, sum(counts), _places(windows, mixer))
         at = 0
         for n in counts:
             tops.append(everything[at : at + n])

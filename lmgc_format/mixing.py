@@ -36,6 +36,15 @@ rate kept them noisy. Chosen by replaying the same LM runs offline on six
 samples (BENCHMARKS.md "Mixer start and rate"): ViT bf16 72.97 -> 70.46 %,
 ViT fp32 86.96 -> 85.62 %, ConvNet fp32 73.59 -> 73.15 %.
 
+``cm-top-v3`` (lmgc 0.6, the default) is ``cm-top-v2`` plus two things that
+use what is known before the LM codes a value's mantissa: the top-byte model
+also looks one row up the tensor (topbyte.py "Grid contexts"), and the mixer
+keeps separate weights for values whose top byte says zero or subnormal
+(``top & 0x7f == 0``). Sparse gradients mix two populations: exact zeros,
+where the counts and the LM are nearly certain, and everything else, where
+the digit model is right; one weight vector per position had to compromise
+between them. Chosen by replay (BENCHMARKS.md "cm-top-v3").
+
 State (counts, weights, texts) lives for one chunk: chunks stay independent.
 All rows of a step are predicted from the state before the step and the state
 is updated after it, in row order, so both sides see identical numbers. The
@@ -69,6 +78,10 @@ class Mixing:
     top_byte: bool  # every value's top byte coded apart (topbyte.py), with the digit model in the mix
     initial: tuple[float, ...]  # starting weights: LM, three count models[, digit model]
     learning_rate: float  # at the chunk's first token; decays as 1 / (1 + 0.1 sqrt(tokens so far))
+    grid: bool = False  # the top-byte model also looks around the value's tensor (topbyte.py "Grid contexts")
+    # Values whose known top byte says zero / subnormal get weight sets of their own, starting here.
+    zero_initial: tuple[float, ...] | None = None
+    single_digits: bool = False  # every mantissa digit is a token of its own (the digit model is then exact)
 
 
 # What a procedure may name after its engine, oldest first. Never change one: archives name them.
@@ -79,10 +92,20 @@ MIXINGS = {
         Mixing("cm-top-v1", True, (1.0, 0.0, 0.0, 0.0, 0.0), 0.1),
         # Starting half-way to the digit model and learning 3x slower (BENCHMARKS "Mixer start and rate").
         Mixing("cm-top-v2", True, (0.4, 0.0, 0.0, 0.0, 0.6), 0.03),
+        # Grid contexts for the top byte, one digit per token, weights apart for zero values (BENCHMARKS "cm-top-v3").
+        Mixing(
+            "cm-top-v3",
+            True,
+            (0.1, 0.0, 0.0, 0.0, 0.9),
+            0.01,
+            grid=True,
+            zero_initial=(1.5, 0.0, 0.5, 0.0, 0.0),
+            single_digits=True,
+        ),
     )
 }
 MIXING = "cm-mix-v1"  # the LM and the count models, no top byte apart
-TOP_MIXING = "cm-top-v2"  # the default: with the top byte apart
+TOP_MIXING = "cm-top-v3"  # the default: with the top byte apart
 ALPHA = 0.4  # additive prior of every count (per allowed token)
 _HEX_DIGITS = b"0123456789abcdef"
 _PAD = -1
@@ -164,11 +187,20 @@ class TokenMixer:
         self._initial = np.array(spec.initial, dtype=np.float64)
         assert len(self._initial) == 1 + self._models
         self._learning_rate = spec.learning_rate
+        self._zero_initial = None if spec.zero_initial is None else np.array(spec.zero_initial, dtype=np.float64)
+        self.single_digits = spec.single_digits
+        self.grid = spec.grid
         self._counts: dict[tuple[object, ...], np.ndarray] = {}
-        self._weights: dict[int, np.ndarray] = {}
+        self._weights: dict[tuple[int, int], np.ndarray] = {}  # per (position o, zero class)
         self._tokens = 0
-        # What update() needs of the last mix(): rows, their log-probs and mixed probabilities, positions, contexts.
-        self._last: tuple[list[int], np.ndarray, np.ndarray, list[int], list[list[tuple[object, ...]]]] | None = None
+        # What update() needs of the last mix(): rows, their log-probs and mixed probabilities, weight keys, contexts.
+        self._last: (
+            tuple[list[int], np.ndarray, np.ndarray, list[tuple[int, int]], list[list[tuple[object, ...]]]] | None
+        ) = None
+
+    def _start(self, key: tuple[int, int]) -> np.ndarray:
+        """The weights a key starts with: the zero class has its own start where the mixing says so."""
+        return self._zero_initial if key[1] == 1 and self._zero_initial is not None else self._initial
 
     def _mask(self, row: int) -> np.ndarray:
         """Tokens that fit the row's template at its current text position."""
@@ -183,7 +215,15 @@ class TokenMixer:
         want_digit[:n] = digit[pos : pos + n]
         # A literal byte that is itself a hex digit (the "0" of prefix "0x") must match exactly.
         match = np.where(want_digit[None, :], self._is_hex, self._bytes == want[None, :])
-        return (match | (self._bytes == _PAD)).all(axis=1) & (self._lengths <= room)
+        allowed = (match | (self._bytes == _PAD)).all(axis=1) & (self._lengths <= room)
+        if self.single_digits:  # a token that covers a mantissa digit is that digit alone
+            covers_digit = (want_digit[None, :] & (self._bytes != _PAD)).any(axis=1)
+            allowed &= ~covers_digit | (self._lengths == 1)
+        return allowed
+
+    def digit_slots(self, row: int) -> np.ndarray:
+        """Which bytes of the row's text are coded digits (not top-byte digits, separators or prefixes)."""
+        return self._templates[row][1]
 
     def top_slots(self, row: int) -> np.ndarray:
         """Which bytes of the row's text are top-byte digits (bool per text byte)."""
@@ -206,8 +246,9 @@ class TokenMixer:
         """Append a known (not coded) token to the row's text; nothing is learned from it."""
         self._texts[row] += self._alphabet.texts[symbol]
 
-    def _contexts(self, row: int) -> tuple[int, list[tuple[object, ...]]]:
-        """Position within the value cycle, and the count models' contexts, from the text so far."""
+    def _contexts(self, row: int) -> tuple[tuple[int, int], list[tuple[object, ...]]]:
+        """The mixer's weight key (position within the value cycle, zero class), and the count models'
+        contexts, from the text so far."""
         scheme = self._scheme
         sep, pre = len(scheme.separator), len(scheme.prefix)
         digits = 2 * self._groups[row]
@@ -220,7 +261,13 @@ class TokenMixer:
         current = bytes(text[start : len(text)]) if d > 0 else b""
         prev_start = start - cycle
         previous = bytes(text[prev_start + max(d, 0) : prev_start + max(d, 0) + 2]) if prev_start >= 0 else b""
-        return o, [(0, o), (1, o, current[:4]), (2, o, previous)]
+        # cm-top-v3: a value whose top byte (already known: coded apart, msb-first) says zero or subnormal
+        # is all zeros in practice; its own weights let the mix trust the counts there and stay near the
+        # digit model on every other value (BENCHMARKS "cm-top-v3"). -1: no class (older mixings, or unknown).
+        zero = -1
+        if self._zero_initial is not None and d >= 2 and self._templates[row][0][start] == _TOP:
+            zero = int(int(text[start : start + 2], 16) & 0x7F == 0)
+        return (o, zero), [(0, o), (1, o, current[:4]), (2, o, previous)]
 
     def mix(self, rows: Sequence[int], lm_logits: np.ndarray) -> np.ndarray:
         """Mixed log-probabilities (n, A) for the next token of ``rows`` (masked tokens: -1e300)."""
@@ -238,16 +285,16 @@ class TokenMixer:
             logps[:, -1] = np.where(masks, u, 0.0)
         weights = np.zeros((n, 1 + self._models))
         contexts: list[list[tuple[object, ...]]] = []
-        positions: list[int] = []
+        positions: list[tuple[int, int]] = []
         zero = np.zeros(size)
         for i, r in enumerate(rows):
-            o, ctxs = self._contexts(r)
+            key, ctxs = self._contexts(r)
             contexts.append(ctxs)
-            positions.append(o)
+            positions.append(key)
             for m, ctx in enumerate(ctxs, start=1):
                 p = (self._counts.get(ctx, zero) + ALPHA) * masks[i]
                 np.log(p / p.sum(), where=masks[i], out=logps[i, m])  # disallowed tokens stay 0
-            weights[i] = self._weights.get(o, self._initial)
+            weights[i] = self._weights.get(key, self._start(key))
         mixed = (weights[:, :, None] * logps).sum(axis=1)  # no BLAS: same sums every run
         mixed = np.where(masks, mixed, -np.inf)
         mixed = mixed - mixed.max(axis=1, keepdims=True)
@@ -265,8 +312,8 @@ class TokenMixer:
             a = int(a)
             # d log p_mix(a) / d w_m = log p_m(a) - E_mix[log p_m]
             grad = logps[i, :, a] - (logps[i] * probs[i]).sum(axis=1)
-            o = positions[i]
-            self._weights[o] = self._weights.get(o, self._initial) + rate * grad
+            key = positions[i]
+            self._weights[key] = self._weights.get(key, self._start(key)) + rate * grad
             for ctx in contexts[i]:
                 counts = self._counts.get(ctx)
                 if counts is None:

@@ -15,6 +15,7 @@ encoder and the decoder derive the same plan. Rules:
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 from .serialize import group_size
@@ -29,10 +30,22 @@ class Window:
     begin: int  # offsets inside the data section
     end: int
     group: int  # bytes per hex group in this window
+    # Where the window sits in its tensor, for models that look one row up (topbyte.py, ``cm-top-v3``):
+    first: int = 0  # index of the window's first group within its tensor
+    row: int = 0  # groups per step along the tensor's first axis; 0 when there is no such grid
+    ref: int = -1  # a vector with one value per row (a bias, most often) earlier in the file; -1: none
 
     @property
     def nbytes(self) -> int:
         return self.end - self.begin
+
+
+def _row_groups(shape: tuple[int, ...], item_size: int, group: int) -> int:
+    """Groups from one index of the first axis to the next; 0 for tensors of fewer than two axes."""
+    if len(shape) < 2:
+        return 0
+    row_bytes = item_size * math.prod(shape[1:])
+    return row_bytes // group if row_bytes % group == 0 else 0
 
 
 @dataclass(frozen=True)
@@ -82,6 +95,7 @@ def plan_chunks(
             chunks.append(ChunkPlan(len(chunks), False, start, min(end, start + plain_chunk_bytes), (), tensor))
 
     pos = 0
+    vectors: dict[int, int] = {}  # length -> the latest 1-D tensor of that length with one value per group
     for ti, t in enumerate(layout.tensors):
         if t.begin > pos:
             plain(pos, t.begin, -1)
@@ -90,10 +104,14 @@ def plan_chunks(
         elif t.dtype in LM_DTYPES:
             group = group_size(bytes_per_group, t.item_size)
             step = max(group, window_bytes // group * group)
+            row = _row_groups(t.shape, t.item_size, group)
+            ref = vectors.get(t.shape[0], -1) if row else -1
             for start in range(t.begin, t.end, step):
-                pending.append(Window(ti, start, min(t.end, start + step), group))
+                pending.append(Window(ti, start, min(t.end, start + step), group, (start - t.begin) // group, row, ref))
                 if len(pending) == batch:
                     flush()
+            if len(t.shape) == 1 and group == t.item_size:
+                vectors[t.shape[0]] = ti
         else:
             plain(t.begin, t.end, ti)
         pos = max(pos, t.end)

@@ -1,4 +1,4 @@
-"""Every value's top byte, coded by a small binary context-mixing model (``+cm-top-v1``, ``+cm-top-v2``).
+"""Every value's top byte, coded by a small binary context-mixing model (``+cm-top-v1`` .. ``+cm-top-v3``).
 
 The most significant byte of a float holds its sign and the high exponent
 bits: the most predictable byte of a gradient, and the one the LM codes
@@ -29,15 +29,32 @@ machine and software, like the rest of the LM path (docs/FORMAT.md).
 Chosen offline on the ten samples' top bytes (BENCHMARKS.md "Top byte"):
 3.02-3.15 bits per value on fp32 ConvNet / ViT vs 3.98 / 4.60 by the LM with
 mixing; one count model alone pays 3.37-3.48.
+
+**Grid contexts** (``cm-top-v3``). A weight gradient's magnitude is close to
+a product, ``|dW[i, j]| ~ |delta_i| * |x_j|`` summed over the batch, so its
+exponent is close to a sum of a row term and a column term, a dead unit
+zeroes a whole row or column, and the bias gradient of row ``i`` is
+``sum delta_i``: it carries the row term. Four more counts see that, using
+where each value sits in its tensor (:class:`~lmgc_format.plan.Window`
+``first`` / ``row`` / ``ref``), each with ``node``: the top byte one step up
+the tensor's first axis (``up``); the exponent that row and column terms
+predict, ``left + up - upleft`` (7-bit exponent fields); ``up`` with the one
+two steps up; and the top byte of this row's entry in the row vector (the
+latest 1-D tensor before this one, in the file, with one value per row:
+a bias). Each is -1 where that neighbour is not in this chunk. Chosen offline
+(BENCHMARKS.md "cm-top-v3"): ConvNet fp32 3.02 -> 2.55 bits per value, MLP
+2.56 -> 2.16, ViT 3.21 -> 3.01.
 """
 
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 
 import numpy as np
 
 from .coder import QUANT_BITS, Decoder, Encoder
+from .plan import Window
 
 ALPHA = 0.4  # additive prior of each binary count
 RATE = 0.04  # mixer learning rate
@@ -64,20 +81,58 @@ def bit_table(p: float) -> tuple[int, int]:
     return _TOTAL - f1, f1
 
 
-class TopByteModel:
-    """Predicts the next top byte bit by bit; learns after every bit (see the module docstring)."""
+# A top byte's tensor, its group's index in the tensor, groups per row (0: none) and the row vector (-1: none).
+Place = tuple[int, int, int, int]
 
-    def __init__(self) -> None:
+
+def places(windows: Sequence[Window]) -> list[Place]:
+    """Where every top byte of ``windows`` sits in its tensor, in coding order."""
+    return [(w.tensor, w.first + k, w.row, w.ref) for w in windows for k in range(w.nbytes // w.group)]
+
+
+class TopByteModel:
+    """Predicts the next top byte bit by bit; learns after every bit (see the module docstring).
+
+    ``grid``: the four grid contexts of ``cm-top-v3``; :meth:`place` must then precede every byte.
+    """
+
+    def __init__(self, grid: bool = False) -> None:
+        self._grid = grid
+        self._models = _MODELS + (4 if grid else 0)
         self._counts: dict[tuple[int, ...], list[int]] = {}
         self._weights: dict[int, list[float]] = {}
         self._prev = (-1, -1)  # the previous two top bytes (-1: none yet)
         self._node = 1
         self._pending: tuple[list[list[int]], list[float], float] | None = None
+        self._seen: dict[tuple[int, int], int] = {}  # (tensor, index) -> top byte, this chunk's so far
+        self._here: tuple[int, int] | None = None
+        self._up = self._up2 = self._guess = self._bias = -1
+
+    def place(self, tensor: int, index: int, row: int, ref: int) -> None:
+        """Where the next byte sits: its tensor, its group's index there, groups per row (0: none), and
+        the tensor of the row vector (-1: none)."""
+        self._here = (tensor, index)
+        up = up2 = left = upleft = bias = -1
+        if row:
+            seen = self._seen
+            up = seen.get((tensor, index - row), -1)
+            up2 = seen.get((tensor, index - 2 * row), -1)
+            if index % row:
+                left = seen.get((tensor, index - 1), -1)
+                upleft = seen.get((tensor, index - row - 1), -1)
+            if ref >= 0:
+                bias = seen.get((ref, index // row), -1)
+        self._up, self._up2, self._bias = up, up2, bias
+        # The exponent a row term plus a column term predicts (7-bit fields; sign bits dropped).
+        self._guess = (left & 0x7F) + (up & 0x7F) - (upleft & 0x7F) if min(left, up, upleft) >= 0 else -1
 
     def _contexts(self) -> tuple[tuple[int, ...], ...]:
         n, (p1, p2) = self._node, self._prev
         # The model's index leads each context: no two models ever share a count.
-        return (0, n), (1, n, p1 >> 4), (2, n, p1), (3, n, p1, p2)
+        base = (0, n), (1, n, p1 >> 4), (2, n, p1), (3, n, p1, p2)
+        if not self._grid:
+            return base
+        return (*base, (4, n, self._up), (5, n, self._guess), (6, n, self._up, self._up2), (7, n, self._bias))
 
     def predict(self) -> float:
         """P(next bit = 1)."""
@@ -93,7 +148,7 @@ class TopByteModel:
             stretched.append(math.log(q / (1.0 - q)))
         w = self._weights.get(self._node)
         if w is None:
-            w = self._weights[self._node] = [_W0] * _MODELS
+            w = self._weights[self._node] = [_W0] * self._models
         dot = 0.0
         for wi, si in zip(w, stretched, strict=True):
             dot += wi * si
@@ -114,18 +169,27 @@ class TopByteModel:
             cell[bit] += 1
         self._node = 2 * self._node + bit
         if self._node >= 256:
-            self._prev = (self._node - 256, self._prev[0])
+            byte = self._node - 256
+            self._prev = (byte, self._prev[0])
             self._node = 1
+            if self._here is not None:
+                self._seen[self._here] = byte
+                self._here = None
 
 
-def encode_tops(enc: Encoder, tops: bytes) -> list[float]:
-    """Code ``tops`` into ``enc``; returns the ideal bits each byte cost."""
-    model = TopByteModel()
+def encode_tops(enc: Encoder, tops: bytes, where: Sequence[Place] | None = None) -> list[float]:
+    """Code ``tops`` into ``enc``; returns the ideal bits each byte cost.
+
+    ``where``: each byte's place (:func:`places`) for the grid model of ``cm-top-v3``; None: no grid.
+    """
+    model = TopByteModel(grid=where is not None)
     freqs = np.empty((8 * len(tops), 2), dtype=np.int64)
     bits = np.empty(8 * len(tops), dtype=np.int64)
     costs = []
     k = 0
-    for byte in tops:
+    for i, byte in enumerate(tops):
+        if where is not None:
+            model.place(*where[i])
         cost = 0.0
         for shift in range(7, -1, -1):
             bit = (byte >> shift) & 1
@@ -141,12 +205,14 @@ def encode_tops(enc: Encoder, tops: bytes) -> list[float]:
     return costs
 
 
-def decode_tops(dec: Decoder, n: int) -> bytes:
+def decode_tops(dec: Decoder, n: int, where: Sequence[Place] | None = None) -> bytes:
     """Inverse of :func:`encode_tops`: ``n`` top bytes."""
-    model = TopByteModel()
+    model = TopByteModel(grid=where is not None)
     out = bytearray()
     table = np.empty((1, 2), dtype=np.int64)
-    for _ in range(n):
+    for i in range(n):
+        if where is not None:
+            model.place(*where[i])
         byte = 0
         for _ in range(8):
             table[0] = bit_table(model.predict())

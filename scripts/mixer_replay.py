@@ -1,15 +1,21 @@
 """Choose a mixer's start and pace offline: one LM run per sample, many mixers replayed on its logits.
 
     .venv/bin/python scripts/mixer_replay.py dump DIR samples/vit_digits_bf16.safetensors ...
-    .venv/bin/python scripts/mixer_replay.py replay DIR "w1=1,0,0,0,0@0.1 v2=.4,0,0,0,.6@0.03" NAME ...
+    .venv/bin/python scripts/mixer_replay.py replay DIR "cm-top-v3 w1=1,0,0,0,0@0.1 g=.1,0,0,0,.9@0.03+grid" NAME ...
 
 ``dump`` runs the default model (float32, comma, 512-byte windows, batch 16) over every LM chunk of
 each sample in the top-byte token layout and pickles the restricted logits of every coded token
 (a few minutes per sample on 2 cores). ``replay`` scores mixers on those logits: the ideal code
 length of the coded tokens after quantization, plus the top-byte model's bits, as % of the tensor
-data. A mixer is NAME=starting weights (LM, three count models, digit model)@learning rate. This is
-how ``cm-top-v2`` was chosen (BENCHMARKS.md "Mixer start and rate"); real archives add the range
-coder's few bytes per chunk.
+data. A mixer is a name of ``mixing.MIXINGS`` or NAME=starting weights (LM, three count models,
+digit model)@learning rate, optionally followed by ``+grid`` (the top-byte model's grid contexts),
+``+zero`` (weights apart for zero values, starting as ``cm-top-v3``'s; ``+zero=W,W,W,W,W`` starts them
+at W) and ``+single`` (one token per digit: only for dumps made
+with that layout, i.e. by ``cm-top-v3`` and later). This is how ``cm-top-v2`` and ``cm-top-v3`` were chosen
+(BENCHMARKS.md "Mixer start and rate", "cm-top-v3"); real archives add the range coder's few bytes
+per chunk. The top-byte bits are reported per mixer (a grid mixer's differ). Windows are planned
+again from ``samples/NAME.safetensors`` (or ``samples/unseen/``), so dumps made before windows knew
+their place in the tensor still replay.
 """
 
 from __future__ import annotations
@@ -27,11 +33,11 @@ from lmgc_format.alphabet import Alphabet, vocabulary_bytes
 from lmgc_format.coder import Encoder, code_bits, quantize
 from lmgc_format.lmchunk import _tokens_with_tops, _top_tokens, cache_capacity
 from lmgc_format.models import get
-from lmgc_format.plan import plan_chunks
+from lmgc_format.plan import Window, plan_chunks
 from lmgc_format.predictor import make_predictor, procedure_for
 from lmgc_format.serialize import get_scheme, reorder
 from lmgc_format.source import read_layout
-from lmgc_format.topbyte import encode_tops, split_tops
+from lmgc_format.topbyte import encode_tops, places, split_tops
 
 SCHEME = get_scheme("comma")
 
@@ -58,7 +64,14 @@ def dump(folder: Path, sources: list[str]) -> None:
             layout_mixer = mixing.TokenMixer(alphabet, SCHEME, windows, mixing.TOP_MIXING)
             texts = [SCHEME.to_text(reorder(d, w.group), w.group) for w, d in zip(windows, parts, strict=True)]
             pairs = [
-                _tokens_with_tops(alphabet, text, layout_mixer.top_slots(i), lm.tokenizer, table)
+                _tokens_with_tops(
+                    alphabet,
+                    text,
+                    layout_mixer.top_slots(i),
+                    lm.tokenizer,
+                    table,
+                    layout_mixer.digit_slots(i) if layout_mixer.single_digits else None,
+                )
                 for i, text in enumerate(texts)
             ]
             symbols = [p[0] for p in pairs]
@@ -80,10 +93,31 @@ def dump(folder: Path, sources: list[str]) -> None:
 
 
 def _spec(text: str) -> tuple[str, mixing.Mixing]:
+    if text in mixing.MIXINGS:
+        return text, mixing.MIXINGS[text]
     name, _, rest = text.partition("=")
+    rest, *flags = rest.split("+")
     weights, _, rate = rest.partition("@")
     initial = tuple(float(w) for w in weights.split(","))
-    return name, mixing.Mixing(name, True, initial, float(rate))
+    zero = (1.5, 0.0, 0.5, 0.0, 0.0) if "zero" in flags else None  # cm-top-v3's start for zero values
+    for flag in flags:
+        if flag.startswith("zero="):  # another start for them
+            zero = tuple(float(w) for w in flag.removeprefix("zero=").split(","))
+    spec = mixing.Mixing(
+        name, True, initial, float(rate), grid="grid" in flags, zero_initial=zero, single_digits="single" in flags
+    )
+    return name, spec
+
+
+def _planned(name: str, count: int) -> list[tuple[Window, ...]]:
+    """The LM chunks' windows of sample ``name`` as the plan gives them now."""
+    for folder in ("samples", "samples/unseen"):
+        path = Path(folder) / f"{name}.safetensors"
+        if path.exists():
+            chunks = [c.windows for c in plan_chunks(read_layout(str(path)), 512, 16, 0) if c.lm]
+            assert len(chunks) == count, f"{path} plans {len(chunks)} LM chunks, the dump has {count}"
+            return chunks
+    raise SystemExit(f"no samples/{name}.safetensors to plan its windows from")
 
 
 def replay(folder: Path, variants: str, names: list[str]) -> None:
@@ -94,12 +128,14 @@ def replay(folder: Path, variants: str, names: list[str]) -> None:
         with open(folder / f"{name}.pkl", "rb") as f:
             chunks = pickle.load(f)
         totals = dict.fromkeys(specs, 0.0)
-        nbytes, top_bits = 0, 0.0
-        for windows, parts, symbols, known, steps in chunks:
+        top_bits = dict.fromkeys(specs, 0.0)
+        nbytes = 0
+        for windows, (_, parts, symbols, known, steps) in zip(_planned(name, len(chunks)), chunks, strict=True):
             nbytes += sum(map(len, parts))
             tops = b"".join(split_tops(d, w.group) for w, d in zip(windows, parts, strict=True))
-            top_bits += sum(encode_tops(Encoder(), tops))
             mixers = {k: mixing.TokenMixer(alphabet, SCHEME, windows, k) for k in specs}
+            for k, spec in specs.items():
+                top_bits[k] += sum(encode_tops(Encoder(), tops, places(windows) if spec.grid else None))
             lengths = [len(s) for s in symbols]
             for t, logits in enumerate(steps):
                 active = [i for i, n in enumerate(lengths) if t < n]
@@ -113,7 +149,9 @@ def replay(folder: Path, variants: str, names: list[str]) -> None:
                         if known[i][t]:
                             mixer.feed(i, symbols[i][t])
         bits = 8 * nbytes
-        cells = " ".join(f"{k} {100 * (v + top_bits) / bits:.2f}" for k, v in totals.items())
+        cells = " ".join(
+            f"{k} {100 * (v + top_bits[k]) / bits:.2f} (top {100 * top_bits[k] / bits:.2f})" for k, v in totals.items()
+        )
         print(f"{name}: {cells} (% of tensor data)", flush=True)
 
 

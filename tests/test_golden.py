@@ -11,7 +11,7 @@ from lmgc_format.container.constants import MAGIC
 from lmgc_format.container.reader import ArchiveReader
 from lmgc_format.decoder import DecodeOptions, decode_file
 from lmgc_format.models import fingerprint, resolve
-from tests.data.make_golden import logits_fingerprint
+from tests.data.make_golden import GOLDEN_SOURCES, logits_fingerprint
 
 DATA = Path(__file__).resolve().parent / "data"
 
@@ -60,6 +60,7 @@ def test_golden_v1_1_shuffle_archive_decodes(tmp_path: Path) -> None:
         ("golden_mix.safetensors.lmgc", "lmgc-llama-v1+cm-mix-v1"),
         ("golden_top.safetensors.lmgc", "lmgc-llama-v1+cm-top-v1"),
         ("golden_top2.safetensors.lmgc", "lmgc-llama-v1+cm-top-v2"),
+        ("golden_top3.safetensors.lmgc", "lmgc-llama-v1+cm-top-v3"),
     ],
 )
 def test_golden_lm_archive_decodes(tmp_path: Path, tiny_model: str, name: str, procedure: str) -> None:
@@ -78,4 +79,4 @@ def test_golden_lm_archive_decodes(tmp_path: Path, tiny_model: str, name: str, p
         )
     out = tmp_path / "out.safetensors"
     decode_file(arc, out, DecodeOptions(model=tiny_model))
-    assert out.read_bytes() == (DATA / "golden_tiny.safetensors").read_bytes()
+    assert out.read_bytes() == (DATA / GOLDEN_SOURCES.get(name, "golden_tiny.safetensors")).read_bytes()

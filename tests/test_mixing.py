@@ -16,12 +16,12 @@ from lmgc_format.container.reader import ArchiveReader
 from lmgc_format.decoder import DecodeOptions, decode_file
 from lmgc_format.encoder import EncodeOptions, encode_file
 from lmgc_format.errors import UnsupportedError
-from lmgc_format.lmchunk import decode_windows, encode_windows
+from lmgc_format.lmchunk import _tokens_with_tops, _top_tokens, decode_windows, encode_windows
 from lmgc_format.mixing import MIXINGS, TOP_MIXING, TokenMixer
 from lmgc_format.plan import Window
 from lmgc_format.predictor import check_procedure
 from lmgc_format.serialize import get_scheme, reorder
-from lmgc_format.topbyte import encode_tops, split_tops
+from lmgc_format.topbyte import encode_tops, places, split_tops
 
 from .conftest import gradient_like
 
@@ -147,8 +147,8 @@ def test_mixed_chunk_round_trips_exactly(scheme_name: str, msb_first: bool, mixi
 
 
 def test_top_byte_mode_codes_tops_apart_and_lm_reads_them() -> None:
-    """cm-top-v1: the top digits are known text; no coded token may reach into them."""
-    mixer = TokenMixer(ALPHABET, COMMA, [Window(0, 0, 8, 4)], TOP_MIXING)  # "TTdddddd,TTdddddd"
+    """cm-top-v2: the top digits are known text; no coded token may reach into them."""
+    mixer = TokenMixer(ALPHABET, COMMA, [Window(0, 0, 8, 4)], "cm-top-v2")  # "TTdddddd,TTdddddd"
     assert mixer.tops == [True]
     assert mixer.top_slots(0).tolist() == [True, True] + [False] * 7 + [True, True] + [False] * 6
     assert mixer.at_top(0) and mixer.value_index(0) == 0
@@ -166,10 +166,48 @@ def test_top_byte_mode_codes_tops_apart_and_lm_reads_them() -> None:
     mixer.update([_sym(b",")])
     assert mixer.at_top(0) and mixer.value_index(0) == 1
     # The same window stored least-significant byte first: the top byte's digits come last.
-    stored = TokenMixer(ALPHABET, COMMA, [Window(0, 0, 8, 4)], TOP_MIXING, msb_first=False)
+    stored = TokenMixer(ALPHABET, COMMA, [Window(0, 0, 8, 4)], "cm-top-v2", msb_first=False)
     assert stored.top_slots(0).tolist() == [False] * 6 + [True, True] + [False] * 7 + [True, True]
     # Group 1 (one byte per value) has no top byte to code apart.
     assert TokenMixer(ALPHABET, COMMA, [Window(0, 0, 8, 1)], TOP_MIXING).tops == [False]
+
+
+def test_single_digit_mode_codes_one_digit_per_token() -> None:
+    """cm-top-v3: a coded digit is a token of its own (no "bead", no "f,"); separators stay free."""
+    mixer = TokenMixer(ALPHABET, COMMA, [Window(0, 0, 8, 4)], "cm-top-v3")  # "TTdddddd,TTdddddd"
+    assert mixer.single_digits
+    assert mixer.digit_slots(0).tolist() == [False, False] + [True] * 6 + [False] * 3 + [True] * 6
+    mixer.feed(0, _sym(b"ab"))  # the top byte, known: it may still be a merged token
+    digits = {t for t in TEXTS if len(t) == 1 and t != b","}
+    for _ in range(6):
+        assert _allowed(mixer, 0) == digits
+        mixer.mix([0], np.zeros((1, ALPHABET.size)))
+        mixer.update([_sym(b"e")])
+    assert _allowed(mixer, 0) == {b","}
+    # The encoder's symbols agree: one token per coded digit, the top byte's known tokens as before.
+    text = b"abeeeeee,00000000"
+    syms, known = _tokens_with_tops(
+        ALPHABET, text, mixer.top_slots(0), None, _top_tokens(ALPHABET), mixer.digit_slots(0)
+    )
+    assert [TEXTS[s] for s in syms] == [b"ab", *[b"e"] * 6, b",", b"0", b"0", *[b"0"] * 6]
+    assert known == [True, *[False] * 7, True, True, *[False] * 6]
+
+
+def test_zero_values_get_weights_of_their_own() -> None:
+    """cm-top-v3: a value whose known top byte is 0x00 / 0x80 learns apart from the others."""
+    window = Window(0, 0, 8, 4)
+    mixer = TokenMixer(ALPHABET, COMMA, [window], "cm-top-v3")
+    mixer.feed(0, _sym(b"0"))
+    mixer.feed(0, _sym(b"0"))  # top byte 0x00: a zero
+    key, _ = mixer._contexts(0)
+    assert key[1] == 1
+    mixer.mix([0], np.zeros((1, ALPHABET.size)))
+    mixer.update([_sym(b"0")])
+    assert set(mixer._weights) == {(key[0], 1)}  # only the zero class's weights moved
+    older = TokenMixer(ALPHABET, COMMA, [window], "cm-top-v2")
+    older.feed(0, _sym(b"0"))
+    older.feed(0, _sym(b"0"))
+    assert older._contexts(0)[0][1] == -1  # no classes before cm-top-v3
 
 
 def test_top_byte_mode_accounts_top_bytes_apart_and_known_tokens_free() -> None:
@@ -203,7 +241,7 @@ def test_top_byte_mode_accounts_top_bytes_apart_and_known_tokens_free() -> None:
         mixing=TOP_MIXING,
         on_top=lambda w, cost: tops.__setitem__(w, cost),
     )
-    expected = encode_tops(Encoder(), split_tops(data[0], 4) + split_tops(data[1], 4))
+    expected = encode_tops(Encoder(), split_tops(data[0], 4) + split_tops(data[1], 4), places(windows))
     assert tops[0] == pytest.approx(sum(expected[:64])) and tops[1] == pytest.approx(sum(expected[64:]))
     for w in range(2):
         assert bits[w] == pytest.approx(tops[w] + coded[w])
@@ -214,6 +252,7 @@ def test_unknown_mixing_is_refused() -> None:
     check_procedure("lmgc-llama-v1+cm-mix-v1")
     check_procedure("lmgc-llama-v1+cm-top-v1")
     check_procedure("lmgc-llama-v1+cm-top-v2")
+    check_procedure("lmgc-llama-v1+cm-top-v3")
     check_procedure("lockstep-kv-v1")
     with pytest.raises(UnsupportedError, match=r"cm-mix-v9"):
         check_procedure("lmgc-llama-v1+cm-mix-v9")
@@ -228,8 +267,8 @@ def _source(tmp_path: Path) -> Path:
 @pytest.mark.parametrize(
     ("scheme", "mixing", "top_byte", "byte_order", "recorded"),
     [
-        ("comma", True, True, "msb_first", "lmgc-llama-v1+cm-top-v2"),  # the default
-        ("comma", True, True, "stored", "lmgc-llama-v1+cm-top-v2"),
+        ("comma", True, True, "msb_first", "lmgc-llama-v1+cm-top-v3"),  # the default
+        ("comma", True, True, "stored", "lmgc-llama-v1+cm-top-v3"),
         ("comma", True, False, "msb_first", "lmgc-llama-v1+cm-mix-v1"),
         ("comma", False, True, "msb_first", "lmgc-llama-v1"),
         ("iso", True, True, "msb_first", "lmgc-llama-v1"),  # mixing needs hex text: iso archives are coded without it

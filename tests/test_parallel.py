@@ -85,7 +85,7 @@ def _setup(tiny_model: str, **runtime: object) -> WorkerSetup:
     """A worker setup for the tiny model with this process's runtime, ``runtime`` fields replaced."""
     lm = get(tiny_model, "float32", None)
     here = describe(lm.device)
-    return WorkerSetup.of(lm, "comma", "lmgc-llama-v1+cm-top-v2", True, dict(here, **runtime))
+    return WorkerSetup.of(lm, "comma", "lmgc-llama-v1+cm-top-v3", True, dict(here, **runtime))
 
 
 def test_a_worker_that_computes_otherwise_refuses(tiny_model: str) -> None:

@@ -6,7 +6,8 @@ import numpy as np
 import pytest
 
 from lmgc_format.coder import QUANT_BITS, Decoder, Encoder
-from lmgc_format.topbyte import bit_table, decode_tops, encode_tops, split_tops, top_index
+from lmgc_format.plan import Window
+from lmgc_format.topbyte import bit_table, decode_tops, encode_tops, places, split_tops, top_index
 
 
 @pytest.mark.parametrize(
@@ -53,3 +54,40 @@ def test_split_tops_and_top_index() -> None:
     assert split_tops(data, 2) == bytes([1, 3, 5, 7])
     assert top_index(4, msb_first=True) == 0
     assert top_index(4, msb_first=False) == 3
+
+
+def _grid_gradient(rows: int = 24, cols: int = 16) -> tuple[bytes, bytes]:
+    """Top bytes of a bias and a weight gradient whose exponents are a row term plus a column term."""
+    rng = np.random.default_rng(4)
+    row = 2.0 ** rng.integers(-20, -4, rows)
+    col = 2.0 ** rng.integers(-6, 0, cols)
+    col[[3, 9]] = 0.0  # dead inputs: whole columns of zeros
+    signs = rng.choice([-1.0, 1.0], (rows, cols))
+    weight = (np.outer(row, col) * signs * rng.uniform(1.0, 1.9, (rows, cols))).astype(np.float32)
+    bias = (row * rng.uniform(1.0, 1.9, rows)).astype(np.float32)
+    return split_tops(bias.tobytes(), 4), split_tops(weight.tobytes(), 4)
+
+
+def test_grid_contexts_round_trip_and_see_rows_and_columns() -> None:
+    bias, weight = _grid_gradient()
+    windows = [Window(0, 0, len(bias) * 4, 4), Window(1, 96, 96 + len(weight) * 4, 4, 0, 16, 0)]
+    where = places(windows)
+    assert where[0] == (0, 0, 0, 0 - 1) and where[len(bias) + 17] == (1, 17, 16, 0)
+    tops = bias + weight
+    enc = Encoder()
+    grid = encode_tops(enc, tops, where)
+    assert decode_tops(Decoder(enc.finish()), len(tops), where) == tops
+    plain = encode_tops(Encoder(), tops)
+    # The weight's top bytes are far cheaper once the model sees the row above, the bias and the guess.
+    assert sum(grid[len(bias) :]) < 0.8 * sum(plain[len(bias) :])
+
+
+def test_grid_contexts_stay_within_the_chunk() -> None:
+    """A place whose neighbours were never coded (another chunk) just has no grid context."""
+    _, weight = _grid_gradient()
+    start = 5 * 16  # the chunk begins at row 5: rows 0-4, and the bias, are elsewhere
+    windows = [Window(1, 0, len(weight) * 4 - start * 4, 4, start, 16, 0)]
+    tops = weight[start:]
+    enc = Encoder()
+    encode_tops(enc, tops, places(windows))
+    assert decode_tops(Decoder(enc.finish()), len(tops), places(windows)) == tops

@@ -1,7 +1,8 @@
 """Make the golden archives (only when the byte format changes on purpose: bump the version).
 
 python -m tests.data.make_golden          # writes golden_engine, golden_lockstep, golden_mix, golden_top,
-                                          # golden_top2                                          # + golden_floats.json
+                                          # golden_top2, golden_top3 (+ its source golden_grid)
+                                          # + golden_floats.json
 python -m tests.data.make_golden NAME...  # writes only those (this machine's logits must match the record)
 
 The 1.0 goldens (golden_ints, golden_tiny) and the first 1.1 golden (golden_shuffle) are frozen:
@@ -68,14 +69,25 @@ def make_v1_1() -> None:
         encode_file(dense, HERE / "golden_shuffle.safetensors.lmgc", opts, overwrite=True)
 
 
-# golden file -> (engine, mixing) it pins
+# golden file -> (engine, mixing) it pins; its source is golden_tiny.safetensors unless GOLDEN_SOURCES says
 LM_GOLDENS = {
     "golden_engine.safetensors.lmgc": ("lmgc", None),
     "golden_lockstep.safetensors.lmgc": ("transformers", None),
     "golden_mix.safetensors.lmgc": ("lmgc", "cm-mix-v1"),  # lmgc 0.3
     "golden_top.safetensors.lmgc": ("lmgc", "cm-top-v1"),  # lmgc 0.4
     "golden_top2.safetensors.lmgc": ("lmgc", "cm-top-v2"),  # lmgc 0.5
+    "golden_top3.safetensors.lmgc": ("lmgc", "cm-top-v3"),  # lmgc 0.6
 }
+# cm-top-v3's grid contexts need a bias and a weight in one chunk: golden_grid has them.
+GOLDEN_SOURCES = {"golden_top3.safetensors.lmgc": "golden_grid.safetensors"}
+
+
+def make_grid_source() -> None:
+    """golden_grid.safetensors: a bias and a weight gradient, written once with golden_top3."""
+    tensors = {"fc.bias": gradient_like((6,), 11), "fc.weight": gradient_like((6, 5), 12)}
+    save_file(tensors, str(HERE / "golden_grid.safetensors"))
+
+
 FLOATS = HERE / "golden_floats.json"
 
 
@@ -123,8 +135,11 @@ def make_lm_goldens(names: list[str] | None = None) -> None:
                 default = mixing_module.TOP_MIXING
                 if top_byte:  # an older top-byte mixing than the default: the encoder writes only the newest
                     mixing_module.TOP_MIXING = mixing
+                source = GOLDEN_SOURCES.get(name, "golden_tiny.safetensors")
+                if source == "golden_grid.safetensors" and not (HERE / source).exists():
+                    make_grid_source()
                 try:
-                    encode_file(HERE / "golden_tiny.safetensors", HERE / name, opts, overwrite=True)
+                    encode_file(HERE / source, HERE / name, opts, overwrite=True)
                 finally:
                     mixing_module.TOP_MIXING = default
     FLOATS.write_text(json.dumps(floats, indent=2, sort_keys=True) + "\n")

@@ -27,7 +27,7 @@ a fifth, fixed model (after the LM and the three counts) joins the mix: each tok
 16 to the minus the number of hex digits it spells (what random digits cost).
 It keeps the mix from paying more than 8 bits for a near-random mantissa byte.
 
-``cm-top-v2`` (lmgc 0.5, the default) is ``cm-top-v1`` with another start and
+``cm-top-v2`` (lmgc 0.5) is ``cm-top-v1`` with another start and
 pace for the mixer (:data:`MIXINGS`): weights start at 0.4 on the LM and 0.6 on
 the digit model instead of all on the LM, and learn at 0.03 instead of 0.1.
 On dense gradients ``cm-top-v1`` still paid more than 8 bits for mantissa
@@ -36,14 +36,31 @@ rate kept them noisy. Chosen by replaying the same LM runs offline on six
 samples (BENCHMARKS.md "Mixer start and rate"): ViT bf16 72.97 -> 70.46 %,
 ViT fp32 86.96 -> 85.62 %, ConvNet fp32 73.59 -> 73.15 %.
 
-``cm-top-v3`` (lmgc 0.6, the default) is ``cm-top-v2`` plus two things that
-use what is known before the LM codes a value's mantissa: the top-byte model
-also looks one row up the tensor (topbyte.py "Grid contexts"), and the mixer
-keeps separate weights for values whose top byte says zero or subnormal
-(``top & 0x7f == 0``). Sparse gradients mix two populations: exact zeros,
-where the counts and the LM are nearly certain, and everything else, where
-the digit model is right; one weight vector per position had to compromise
-between them. Chosen by replay (BENCHMARKS.md "cm-top-v3").
+``cm-top-v3`` (lmgc 0.6, the default) changes three things of ``cm-top-v2``:
+
+* **One token per mantissa digit.** The tokenizer merges letter runs (``b`` +
+  ``ead``, ``fa``), so a digit model that gives each token 16 to the minus its
+  digits spreads probability over splits the tokenizer never makes: it paid
+  up to 2 bits a token for the token's length, and the mix paid 0.3 bits a
+  value more than random digits cost. With every coded digit a token of its
+  own (the text between digits, separators and prefixes, is still tokenized)
+  the digit model is exactly 4 bits a digit, and the LM still reads every
+  digit. It costs about 7 % more LM steps per value (6.5 -> 7 coded tokens
+  per fp32 value; the top byte's known tokens are unchanged).
+* **Weights apart for zero values.** Weight vectors are kept per (position,
+  class), the class saying whether the value's top byte, already known, is
+  zero or subnormal (``top & 0x7f == 0``). Sparse gradients mix exact zeros,
+  where the LM and the counts are nearly certain, with near-random mantissas,
+  where the digit model is right; one vector per position had to compromise.
+  The zero class starts at (1.5, 0, 0.5, 0, 0), the others at
+  (0.1, 0, 0, 0, 0.9), both learning at 0.01.
+* **Grid contexts for the top byte** (topbyte.py): the top-byte model sees the
+  row above in the tensor, two rows up, a row + column exponent guess and the
+  row's bias.
+
+Chosen by replaying the same LM runs (BENCHMARKS.md "cm-top-v3"): ConvNet fp32
+73.15 -> 69.77 %, MLP fp32 58.93 -> 55.99 %, ViT fp32 85.62 -> 84.64 %, ViT
+bf16 70.46 -> 69.43 %, MLP bf16 50.20 -> 46.27 % of tensor data.
 
 State (counts, weights, texts) lives for one chunk: chunks stay independent.
 All rows of a step are predicted from the state before the step and the state

@@ -3,8 +3,10 @@
     .venv/bin/python scripts/top_bytes.py samples/*.safetensors
 
 Beside: the static order-0 entropy of those bytes (the limit of any order-0 code)
-and one adaptive binary count per tree node (the model's first context alone).
-No LM involved: seconds, not minutes. BENCHMARKS.md "Top byte apart".
+and one adaptive binary count per tree node (the model's first context alone);
+then the model without (``cm-top-v1``/``v2``) and with (``cm-top-v3``) the grid
+contexts. No LM involved: seconds, not minutes. BENCHMARKS.md "Top byte apart",
+"cm-top-v3".
 """
 
 from __future__ import annotations
@@ -16,7 +18,7 @@ from collections import Counter
 from lmgc_format.coder import Encoder
 from lmgc_format.plan import plan_chunks
 from lmgc_format.source import read_layout
-from lmgc_format.topbyte import ALPHA, bit_table, encode_tops, split_tops
+from lmgc_format.topbyte import ALPHA, bit_table, encode_tops, places, split_tops
 
 
 def one_count(tops: bytes) -> float:
@@ -36,25 +38,23 @@ def one_count(tops: bytes) -> float:
 
 
 def main() -> None:
-    print("| sample | values | order-0 entropy | one count per node | top-byte model |")
-    print("|---|---|---|---|---|")
+    print("| sample | values | order-0 entropy | one count per node | top-byte model | with grid contexts |")
+    print("|---|---|---|---|---|---|")
     for path in sys.argv[1:]:
         layout = read_layout(path)
         with open(path, "rb") as f:
             f.seek(layout.data_offset)
             data = f.read()
         # Per LM chunk, as the codec does (every chunk starts afresh), at the default layout.
-        chunks = [
-            b"".join(split_tops(data[w.begin : w.end], w.group) for w in c.windows)
-            for c in plan_chunks(layout, 512, 16, 0)
-            if c.lm
-        ]
+        windows = [c.windows for c in plan_chunks(layout, 512, 16, 0) if c.lm]
+        chunks = [b"".join(split_tops(data[w.begin : w.end], w.group) for w in ws) for ws in windows]
         tops = b"".join(chunks)
         n = len(tops)
         entropy = -sum(c * math.log2(c / n) for c in Counter(tops).values()) / n
         single = sum(one_count(t) for t in chunks) / n
         model = sum(sum(encode_tops(Encoder(), t)) for t in chunks) / n
-        print(f"| {path} | {n} | {entropy:.3f} | {single:.3f} | {model:.3f} |")
+        grid = sum(sum(encode_tops(Encoder(), t, places(ws))) for t, ws in zip(chunks, windows, strict=True)) / n
+        print(f"| {path} | {n} | {entropy:.3f} | {single:.3f} | {model:.3f} | {grid:.3f} |")
 
 
 if __name__ == "__main__":

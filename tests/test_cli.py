@@ -56,7 +56,9 @@ def test_compress_decompress_verify_inspect(tmp_path: Path, tiny_model: str, sma
     assert info["windows"]["window_bytes"] == 32
     assert {t["name"] for t in info["tensors"]} == {"layer.weight", "layer.bias", "steps"}
     for t in info["tensors"]:
-        assert t["bits_per_byte"] is None or 0 < t["bits_per_byte"] <= 8.5
+        # A 24-byte tensor coded first in its chunk pays ~8 bits a byte before the models have learned
+        # anything (random tiny LM), plus its share of the range coder's flush: sane, not "at most raw".
+        assert t["bits_per_byte"] is None or 0 < t["bits_per_byte"] <= 9.0
     assert info["source"]["size"] == small_file.stat().st_size
     assert sum(c["data_length"] for c in info["chunks"]) == info["source"]["data_bytes"]
     code, out = run("inspect", str(arc), "--chunks")

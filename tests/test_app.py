@@ -65,7 +65,7 @@ async def test_encode_fills_the_layer_table_and_verifies(tmp_path: Path, tiny_mo
         assert archive.exists()
         for name in ("layer.weight", "layer.bias", "steps"):
             bpb = table.get_cell(name, "bits/byte")
-            assert bpb != "-" and 0 < float(bpb) <= 8.5
+            assert bpb != "-" and 0 < float(bpb) <= 9.0  # a 24-byte tensor first in its chunk: ~8 + its flush share
             assert table.get_cell(name, "status") == "done"
         # the archive reached the Inspect tab: its header values are on screen
         inspect = app.query_one(InspectPane)

@@ -102,6 +102,46 @@ def _tokens_with_tops(
     return syms, is_known
 
 
+def _symbols(
+    alphabet: Alphabet,
+    scheme: Scheme,
+    windows: Sequence[Window],
+    data: Sequence[bytes],
+    tokenizer: object | None,
+    msb_first: bool,
+    mixer: TokenMixer | None,
+) -> tuple[list[list[int]], list[list[bool]] | None]:
+    """Every window's symbols (the tokens the LM reads, in order), and which of them the
+    coder does not code (known top-byte digits; None when every token is coded)."""
+    texts = [
+        scheme.to_text(reorder(d, w.group) if msb_first else d, w.group) for w, d in zip(windows, data, strict=True)
+    ]
+    if mixer is None or not (any(mixer.tops) or mixer.single_digits):
+        return [alphabet.tokenize(x, tokenizer) for x in texts], None
+    table = _top_tokens(alphabet)
+    pairs = [
+        _tokens_with_tops(
+            alphabet, x, mixer.top_slots(i), tokenizer, table, mixer.digit_slots(i) if mixer.single_digits else None
+        )
+        for i, x in enumerate(texts)
+    ]
+    return [p[0] for p in pairs], [p[1] for p in pairs]
+
+
+def window_symbols(
+    alphabet: Alphabet,
+    scheme: Scheme,
+    windows: Sequence[Window],
+    data: Sequence[bytes],
+    tokenizer: object | None,
+    msb_first: bool,
+    mixing: str | None = None,
+) -> list[list[int]]:
+    """The symbols :func:`encode_windows` feeds the LM for these windows (estimate.py)."""
+    mixer = _mixer(alphabet, scheme, windows, mixing, msb_first)
+    return _symbols(alphabet, scheme, windows, data, tokenizer, msb_first, mixer)[0]
+
+
 def encode_windows(
     predictor: Predictor,
     alphabet: Alphabet,
@@ -123,33 +163,18 @@ def encode_windows(
     value's top byte apart first (topbyte.py) and feed its digits to the LM as known tokens.
     """
     mixer = _mixer(alphabet, scheme, windows, mixing, msb_first)
-    texts = [
-        scheme.to_text(reorder(d, w.group) if msb_first else d, w.group) for w, d in zip(windows, data, strict=True)
-    ]
     enc = Encoder()
     bits = [0.0] * len(windows)
-    known: list[list[bool]] | None = None
-    if mixer is not None and (any(mixer.tops) or mixer.single_digits):
-        if any(mixer.tops):
-            tops = [split_tops(d, w.group) if t else b"" for w, d, t in zip(windows, data, mixer.tops, strict=True)]
-            costs = encode_tops(enc, b"".join(tops), _places(windows, mixer))
-            at = 0
-            for i, window_tops in enumerate(tops):
-                bits[i] = sum(costs[at : at + len(window_tops)])
-                at += len(window_tops)
-                if on_top is not None and window_tops:
-                    on_top(i, bits[i])
-        table = _top_tokens(alphabet)
-        pairs = [
-            _tokens_with_tops(
-                alphabet, x, mixer.top_slots(i), tokenizer, table, mixer.digit_slots(i) if mixer.single_digits else None
-            )
-            for i, x in enumerate(texts)
-        ]
-        syms = [p[0] for p in pairs]
-        known = [p[1] for p in pairs]
-    else:
-        syms = [alphabet.tokenize(x, tokenizer) for x in texts]
+    if mixer is not None and any(mixer.tops):
+        tops = [split_tops(d, w.group) if t else b"" for w, d, t in zip(windows, data, mixer.tops, strict=True)]
+        costs = encode_tops(enc, b"".join(tops), _places(windows, mixer))
+        at = 0
+        for i, window_tops in enumerate(tops):
+            bits[i] = sum(costs[at : at + len(window_tops)])
+            at += len(window_tops)
+            if on_top is not None and window_tops:
+                on_top(i, bits[i])
+    syms, known = _symbols(alphabet, scheme, windows, data, tokenizer, msb_first, mixer)
     lengths = [len(s) for s in syms]
     steps = max(lengths)
     bos = predictor.bos_id

@@ -22,7 +22,7 @@ def _rate(bps: float | None) -> str:
 
 
 def _row(r: CodecResult) -> list[str]:
-    ok = "-" if r.roundtrip is None else ("yes" if r.roundtrip else "NO")
+    ok = "not decoded" if r.estimate else "-" if r.roundtrip is None else ("yes" if r.roundtrip else "NO")
     return [
         r.codec,
         "-" if r.size is None else f"{r.size:,}",
@@ -43,17 +43,22 @@ def summary(report: FileReport) -> str:
     if best is not None:
         parts.append(f"best classical {best.codec} {best.percent:.2f} %")
         for r in report.lm_results():
-            if r.ranked and r.size is not None and best.size:
+            if (r.ranked or r.estimate) and r.size is not None and best.size:
                 parts.append(f"{r.codec} / best classical = {r.size / best.size:.3f}")
     return "; ".join(parts)
+
+
+def _ordered(report: FileReport) -> list[CodecResult]:
+    """Smallest first among sizes that count (verified round trips, and estimates), then the rest."""
+    sized = sorted((r for r in report.results if r.ranked or r.estimate), key=lambda r: r.size or 0)
+    return sized + [r for r in report.results if r not in sized]
 
 
 def bench_table(report: FileReport) -> Table:
     table = Table(title=summary(report), title_justify="left")
     for h in HEADERS:
         table.add_column(h, justify="left" if h in ("codec", "note") else "right", overflow="fold")
-    ranked = sorted((r for r in report.results if r.ranked), key=lambda r: r.size or 0)
-    for r in ranked + [r for r in report.results if not r.ranked]:
+    for r in _ordered(report):
         style = "bold green" if r.codec.startswith(report.lm_name) else ("dim" if not r.ranked else "")
         table.add_row(*_row(r), style=style)
     return table
@@ -65,8 +70,7 @@ def bench_markdown(reports: list[FileReport]) -> str:
         out.append(f"**{summary(report)}**\n")
         out.append("| " + " | ".join(HEADERS) + " |")
         out.append("|" + "---|" * len(HEADERS))
-        ranked = sorted((r for r in report.results if r.ranked), key=lambda r: r.size or 0)
-        for r in ranked + [r for r in report.results if not r.ranked]:
+        for r in _ordered(report):
             cells = _row(r)
             if r.codec.startswith(report.lm_name):
                 cells[0], cells[2] = f"**{cells[0]}**", f"**{cells[2]}**"

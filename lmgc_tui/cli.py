@@ -384,6 +384,18 @@ def inspect(archive: Path, as_json: bool, chunks: bool) -> None:
     help=f"LM serialization schemes to run side by side ({', '.join(SCHEMES)}), comma-separated.",
 )
 @click.option("--no-lm", is_flag=True, help="Classical codecs only (no model needed, seconds).")
+@click.option(
+    "--byte-order",
+    type=click.Choice(["msb_first", "stored"]),
+    default="msb_first",
+    show_default=True,
+    help="Hex of each value most-significant byte first, or as stored in the file (the paper).",
+)
+@click.option(
+    "--no-fallback",
+    is_flag=True,
+    help="LM sizes as the LM coded them, even where the encoder would store a chunk with zstd/raw instead.",
+)
 @click.option("--window-bytes", type=click.IntRange(1, 1 << 20), default=512, show_default=True)
 @click.option("--batch", type=click.IntRange(1, 4096), default=16, show_default=True)
 @click.option("--dtype", type=click.Choice(["float32", "bfloat16"]), default="float32", show_default=True)
@@ -402,6 +414,13 @@ def inspect(archive: Path, as_json: bool, chunks: bool) -> None:
     help="Report instead the bits the coder spends per byte position within a value (sign/exponent byte "
     "first with msb_first), the LM mixed unless --no-mix, beside each position's order-0 entropy.",
 )
+@click.option(
+    "--estimate",
+    is_flag=True,
+    help="LM sizes from one forward pass per window (5-10x faster; the encoder's own mixer, coder and "
+    "codec choice after it) instead of real archives: within a few bytes of them, but nothing is decoded. "
+    "For comparing schemes and models; --engine does not apply.",
+)
 @click.option("--engines", default="lmgc,transformers", show_default=True, metavar="LIST", help="Engines for --speed.")
 @click.option("--dtypes", default="float32,bfloat16", show_default=True, metavar="LIST", help="Dtypes for --speed.")
 @click.option("--json", "as_json", is_flag=True, help="Machine-readable results on stdout.")
@@ -416,6 +435,8 @@ def bench(
     model: str | None,
     schemes: str,
     no_lm: bool,
+    byte_order: str,
+    no_fallback: bool,
     window_bytes: int,
     batch: int,
     dtype: str,
@@ -424,6 +445,7 @@ def bench(
     top_byte: bool,
     speed: bool,
     positions: bool,
+    estimate: bool,
     engines: str,
     dtypes: str,
     as_json: bool,
@@ -435,12 +457,17 @@ def bench(
 
     Every codec's output is decoded and compared before its size counts; sizes are %
     of the tensor data (the paper's metric). The LM codec is timed encoding and decoding.
+    With --estimate the LM rows are estimates instead (marked so), for quick comparisons.
     """
     from lmgc_format.bench.classical import by_name
     from lmgc_format.bench.runner import BenchOptions, LmSetting, bench_file
 
     from .bench_view import bench_markdown, bench_table
 
+    if estimate and (positions or speed or no_lm):
+        raise click.UsageError("--estimate gives LM sizes; it does not go with --positions, --speed or --no-lm")
+    if (positions or speed) and (byte_order != "msb_first" or no_fallback):
+        raise click.UsageError("--byte-order and --no-fallback go with size benches, not --positions or --speed")
     if positions:
         _bench_positions(
             files, model, schemes, window_bytes, batch, dtype, engine, (mix, top_byte), as_json, markdown, save, quiet
@@ -464,12 +491,15 @@ def bench(
             LmSetting(
                 model=model,
                 scheme=sc,
+                byte_order=byte_order,
                 window_bytes=window_bytes,
                 batch=batch,
                 dtype=dtype,
+                fallback=not no_fallback,
                 engine=engine,
                 mixing=mix,
                 top_byte=top_byte,
+                estimate=estimate,
             )
             for sc in scheme_list
         ],

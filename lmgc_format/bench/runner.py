@@ -31,8 +31,9 @@ class CodecResult:
     percent: float | None  # of the tensor data
     encode_bps: float | None  # bytes of tensor data per second
     decode_bps: float | None
-    roundtrip: bool | None  # None: skipped
+    roundtrip: bool | None  # None: skipped, or an estimate (nothing decoded)
     note: str = ""
+    estimate: bool = False  # size from bench --estimate (estimate.py), not from a real archive
 
     @property
     def ranked(self) -> bool:
@@ -66,7 +67,7 @@ class FileReport:
         obj["lm_vs_best_classical"] = {
             r.codec: round(r.size / best.size, 4)
             for r in self.lm_results()
-            if r.ranked and best is not None and r.size is not None and best.size
+            if (r.ranked or r.estimate) and best is not None and r.size is not None and best.size
         }
         return obj
 
@@ -85,13 +86,20 @@ class LmSetting:
     engine: str = "auto"
     mixing: bool = True
     top_byte: bool = True
+    estimate: bool = False  # one forward pass per window, nothing decoded (estimate.py)
 
     def label(self) -> str:
-        notes = [] if self.engine == "auto" else [self.engine]
+        notes = [] if self.engine == "auto" or self.estimate else [self.engine]
+        if self.byte_order != "msb_first":
+            notes.append(f"{self.byte_order} order")
+        if not self.fallback:
+            notes.append("no fallback")
         if not self.mixing:
             notes.append("no mix")
         elif not self.top_byte:
             notes.append("no top byte")
+        if self.estimate:
+            notes.append("estimate")
         return f"lmgc {self.scheme}" + (f" ({', '.join(notes)})" if notes else "")
 
 
@@ -177,7 +185,8 @@ def run_lm(
     on_event: EventSink = ignore,
     cancel: threading.Event | None = None,
 ) -> CodecResult:
-    """Encode to a temp archive, decode it back, compare; size = chunk payloads (tensor data cost)."""
+    """Encode to a temp archive, decode it back, compare; size = chunk payloads (tensor data cost).
+    With ``setting.estimate`` the size is estimate.py's instead, and nothing is written or decoded."""
     from ..encoder import EncodeOptions
 
     opts = EncodeOptions(
@@ -192,6 +201,8 @@ def run_lm(
         mixing=setting.mixing,
         top_byte=setting.top_byte,
     )
+    if setting.estimate:
+        return _estimated(path, setting.label(), opts, on_event, cancel)
     rt = round_trip(path, opts, on_event, cancel)
     enc, dec = rt.encoded, rt.decoded
     n = enc.data_bytes
@@ -205,6 +216,26 @@ def run_lm(
         f"whole archive {rt.archive_size:,} B; {enc.tokens:,} tokens, "
         f"{enc.tokens / enc.seconds if enc.seconds else 0:,.0f} tok/s; chunks "
         + ", ".join(f"{name} {count}" for name, count in sorted(enc.codecs.items())),
+    )
+
+
+def _estimated(
+    path: Path, label: str, opts: EncodeOptions, on_event: EventSink, cancel: threading.Event | None
+) -> CodecResult:
+    from .estimate import estimate_file
+
+    est = estimate_file(path, opts, on_event, cancel)
+    n = est.data_bytes
+    return CodecResult(
+        label,
+        est.coded_bytes,
+        100.0 * est.coded_bytes / n if n else None,
+        None,  # the estimate's own speed is not the codec's
+        None,
+        None,
+        f"estimate ({est.procedure}, nothing decoded): {est.tokens:,} tokens in {est.seconds:,.0f} s; chunks "
+        + ", ".join(f"{name} {count}" for name, count in sorted(est.codecs.items())),
+        estimate=True,
     )
 
 

@@ -1,0 +1,170 @@
+"""``bench --estimate``: what an archive's chunks would cost, from one forward pass per window.
+
+The coder must run the LM one token per step (predictor.py): the decoder only learns
+token t+1 after decoding token t. To *measure* a size nothing has to be decoded, and
+the encoder knows every window's text in advance, so the LM can read each window
+whole in one teacher-forced forward pass (DESIGN.md measured 491 tok/s that way vs
+18-172 tok/s stepping, on 2 cores). Everything after the LM is the encoder's own:
+the same plan, tokens, mixer, top-byte model, quantization, range coder and per-chunk
+choice of the smallest codec (encoder._choose). What differs is the last bits of
+the logits (full-window vs incremental attention, and transformers vs the lmgc
+engine), so a size can move by a few bytes; `tests/test_estimate.py` bounds that
+against real archives. Such payloads could not be decoded and are never written.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from ..alphabet import Alphabet, vocabulary_bytes
+from ..container.constants import Codec
+from ..encoder import EncodeOptions, _choose
+from ..errors import CancelledError
+from ..events import EventSink, Finished, Progress, Started, ignore
+from ..lmchunk import encode_windows, window_symbols
+from ..mixing import mixing_for
+from ..models import LoadedModel, get
+from ..plan import plan_chunks, value_size
+from ..predictor import PLAIN_HEAD_ARCHITECTURES
+from ..serialize import get_scheme
+from ..source import read_layout
+
+PROCEDURE = "teacher-forced"  # what an estimate's sizes come from (never written into an archive)
+
+
+class TeacherForcedPredictor:
+    """A predictor whose windows are known in advance: :meth:`prime` runs one forward pass
+    per window, :meth:`step` hands out the rows in the coder's order and checks that it is
+    fed exactly the tokens it was primed with."""
+
+    def __init__(self, lm: LoadedModel, alphabet: Alphabet, restricted_head: bool = True) -> None:
+        import torch
+
+        self._torch = torch
+        self.model = lm.model
+        self.device = lm.device
+        self.bos_id = lm.info.bos_id
+        self._ids = list(alphabet.ids)
+        self._ids_t = torch.tensor(alphabet.ids, dtype=torch.long, device=self.device)
+        self.base = getattr(self.model, self.model.base_model_prefix, None)
+        head = self.model.get_output_embeddings()
+        self.restricted = bool(
+            restricted_head
+            and lm.info.architecture in PLAIN_HEAD_ARCHITECTURES
+            and self.base is not None
+            and head is not None
+            and getattr(head, "bias", None) is None
+        )
+        self._head_w = head.weight.detach()[self._ids_t] if self.restricted else None
+        self._feeds: list[list[int]] = []
+        self._rows: list[np.ndarray] = []
+        self._t = 0
+
+    @property
+    def head_mode(self) -> str:
+        return "restricted" if self.restricted else "full"
+
+    def _forward(self, feed: list[int]) -> np.ndarray:
+        torch = self._torch
+        with torch.inference_mode():
+            inp = torch.tensor([feed], dtype=torch.long, device=self.device)
+            if self.restricted:
+                assert self.base is not None and self._head_w is not None
+                hidden = self.base(input_ids=inp, use_cache=False).last_hidden_state[0]
+                logits = hidden @ self._head_w.T
+            else:
+                logits = self.model(input_ids=inp, use_cache=False).logits[0].index_select(1, self._ids_t)
+            return logits.float().cpu().numpy()
+
+    def prime(self, symbols: list[list[int]], cancel: threading.Event | None = None) -> int:
+        """Run the LM over every window's symbols (BOS first); returns the tokens read."""
+        self._feeds = [[self.bos_id] + [self._ids[s] for s in syms[:-1]] for syms in symbols]
+        self._rows = []
+        for feed in self._feeds:
+            if cancel is not None and cancel.is_set():
+                raise CancelledError("cancelled")
+            self._rows.append(self._forward(feed) if feed else np.zeros((0, len(self._ids)), np.float32))
+        self._t = 0
+        return sum(map(len, self._feeds))
+
+    def reset(self, capacity: int = 256) -> None:
+        self._t = 0
+
+    def step(self, tokens: list[int]) -> np.ndarray:
+        t = self._t
+        if len(tokens) != len(self._feeds):
+            raise ValueError(f"fed {len(tokens)} windows, primed with {len(self._feeds)}")
+        out = np.zeros((len(tokens), len(self._ids)), dtype=np.float32)
+        for i, (feed, rows) in enumerate(zip(self._feeds, self._rows, strict=True)):
+            if t < len(feed):
+                if tokens[i] != feed[t]:
+                    raise ValueError(f"window {i}, step {t}: fed token {tokens[i]}, primed with {feed[t]}")
+                out[i] = rows[t]
+        self._t += 1
+        return out
+
+
+@dataclass(frozen=True)
+class Estimate:
+    data_bytes: int  # bytes of the safetensors data section
+    coded_bytes: int  # what its chunks would cost (sum of the payloads the encoder would choose)
+    tokens: int  # LM tokens read
+    seconds: float
+    procedure: str  # "teacher-forced", with the mixing the encoder would record ("+cm-top-v3")
+    codecs: dict[str, int] = field(default_factory=dict)  # codec name -> chunk count
+
+
+def estimate_file(
+    source: str | Path,
+    options: EncodeOptions | None = None,
+    on_event: EventSink = ignore,
+    cancel: threading.Event | None = None,
+    model: LoadedModel | None = None,
+) -> Estimate:
+    """The chunk payload bytes ``encode_file(source, ..., options)`` would write, estimated."""
+    opts = options or EncodeOptions()
+    opts.check()
+    start = time.monotonic()
+    layout = read_layout(source)
+    plan = plan_chunks(layout, opts.window_bytes, opts.batch, opts.bytes_per_group, opts.plain_chunk_bytes)
+    scheme = get_scheme(opts.scheme)
+    mixing = mixing_for(scheme, opts.mixing, opts.top_byte)
+    lm: Any = None
+    predictor: TeacherForcedPredictor | None = None
+    alphabet: Alphabet | None = None
+    if any(c.lm for c in plan):
+        lm = model or get(opts.model, opts.dtype, opts.device)
+        alphabet = Alphabet.from_vocabulary(vocabulary_bytes(lm.tokenizer), scheme)
+        predictor = TeacherForcedPredictor(lm, alphabet, opts.restricted_head)
+    msb_first = opts.byte_order == "msb_first"
+    on_event(Started("estimate", str(source), layout.data_size))
+    coded = tokens = done = 0
+    codecs: dict[str, int] = {}
+    with open(source, "rb") as f:
+        for chunk in plan:
+            f.seek(layout.data_offset + chunk.begin)
+            raw = f.read(chunk.nbytes)
+            lm_payload: bytes | None = None
+            if chunk.lm:
+                assert predictor is not None and alphabet is not None
+                data = [raw[w.begin - chunk.begin : w.end - chunk.begin] for w in chunk.windows]
+                symbols = window_symbols(alphabet, scheme, chunk.windows, data, lm.tokenizer, msb_first, mixing)
+                tokens += predictor.prime(symbols, cancel)
+                lm_payload, _, _ = encode_windows(
+                    predictor, alphabet, scheme, chunk.windows, data, lm.tokenizer, msb_first, cancel, mixing=mixing
+                )
+            codec, payload = _choose(raw, lm_payload, opts.fallback, value_size(chunk, layout))
+            codecs[Codec.NAMES[codec]] = codecs.get(Codec.NAMES[codec], 0) + 1
+            coded += len(payload)
+            done += chunk.nbytes
+            on_event(Progress("estimate", done, layout.data_size, tokens))
+    seconds = time.monotonic() - start
+    on_event(Finished("estimate", layout.file_size, coded, "", seconds, tokens))
+    procedure = PROCEDURE + ("+" + mixing if mixing else "")
+    return Estimate(layout.data_size, coded, tokens, seconds, procedure, codecs)

@@ -383,6 +383,12 @@ def inspect(archive: Path, as_json: bool, chunks: bool) -> None:
     metavar="LIST",
     help=f"LM serialization schemes to run side by side ({', '.join(SCHEMES)}), comma-separated.",
 )
+@click.option(
+    "--models",
+    metavar="LIST",
+    help="Several models side by side (comma-separated names, directories or .gguf files), each with "
+    "every scheme; replaces --model.",
+)
 @click.option("--no-lm", is_flag=True, help="Classical codecs only (no model needed, seconds).")
 @click.option(
     "--byte-order",
@@ -434,6 +440,7 @@ def bench(
     codecs: str | None,
     model: str | None,
     schemes: str,
+    models: str | None,
     no_lm: bool,
     byte_order: str,
     no_fallback: bool,
@@ -485,11 +492,16 @@ def bench(
             raise click.BadParameter(
                 f"unknown scheme {sc!r} (choose from {', '.join(SCHEMES)})", param_hint="--schemes"
             )
+    if models is not None and model is not None:
+        raise click.UsageError("give --model or --models, not both")
+    model_list: list[str | None] = [m.strip() for m in models.split(",") if m.strip()] if models else [model]
+    if not model_list:
+        raise click.BadParameter("no model named", param_hint="--models")
     opts = BenchOptions(
         picked,
         [
             LmSetting(
-                model=model,
+                model=m,
                 scheme=sc,
                 byte_order=byte_order,
                 window_bytes=window_bytes,
@@ -500,7 +512,9 @@ def bench(
                 mixing=mix,
                 top_byte=top_byte,
                 estimate=estimate,
+                model_tag=_model_tag(m) if len(model_list) > 1 else "",
             )
+            for m in model_list
             for sc in scheme_list
         ],
     )
@@ -522,6 +536,14 @@ def bench(
     else:
         for r in reports:
             out_console.print(bench_table(r))
+
+
+def _model_tag(model: str | None) -> str:
+    """A short name for a model in bench labels: the packaged name, or the file/directory name."""
+    from lmgc_format.models import DEFAULT_MODEL, PACKAGED
+
+    name = model or DEFAULT_MODEL
+    return name if name in PACKAGED else Path(name).name.removesuffix(".gguf")
 
 
 def _list_option(value: str, allowed: tuple[str, ...], hint: str) -> list[str]:

@@ -171,3 +171,16 @@ def test_positions_report_adds_up_to_the_lm_code_length(tiny_model: str, tmp_pat
     # of 2**20); the mixed code is shorter in all.
     assert alone["positions"][-1]["lm_bits_per_byte"] > 0.01 > 0.001 > report["positions"][-1]["lm_bits_per_byte"]
     assert total(report) < total(alone)
+
+
+def test_cli_bench_models_side_by_side(tiny_model: str, other_tiny_model: str, small_file: Path) -> None:
+    args = ["bench", str(small_file), "--codecs", "zstd-19", "--window-bytes", "32", "--estimate", "--json", "-q"]
+    res = CliRunner().invoke(cli, [*args, "--models", f"{tiny_model},{other_tiny_model}"], catch_exceptions=False)
+    assert res.exit_code == 0, res.output
+    (report,) = json.loads(res.output)
+    lm = [r for r in report["results"] if r["codec"].startswith("lmgc")]
+    tags = [Path(m).name for m in (tiny_model, other_tiny_model)]
+    assert [r["codec"] for r in lm] == [f"lmgc comma [{t}] (estimate)" for t in tags]
+    assert all(r["size"] and r["estimate"] for r in lm)
+    res = CliRunner().invoke(cli, [*args, "--models", tiny_model, "--model", tiny_model])
+    assert res.exit_code == 2 and "not both" in res.output

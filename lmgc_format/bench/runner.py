@@ -87,6 +87,7 @@ class LmSetting:
     mixing: bool = True
     top_byte: bool = True
     estimate: bool = False  # one forward pass per window, nothing decoded (estimate.py)
+    model_tag: str = ""  # set when several models run side by side: shown in the label
 
     def label(self) -> str:
         notes = [] if self.engine == "auto" or self.estimate else [self.engine]
@@ -100,7 +101,8 @@ class LmSetting:
             notes.append("no top byte")
         if self.estimate:
             notes.append("estimate")
-        return f"lmgc {self.scheme}" + (f" ({', '.join(notes)})" if notes else "")
+        tag = f" [{self.model_tag}]" if self.model_tag else ""
+        return f"lmgc {self.scheme}{tag}" + (f" ({', '.join(notes)})" if notes else "")
 
 
 @dataclass

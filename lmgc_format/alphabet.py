@@ -42,6 +42,14 @@ def _is_byte_level(tokenizer: Any) -> bool:
     return "ByteLevel" in repr(getattr(backend, "decoder", None))
 
 
+def byte_fallback_ids(tokenizer: Any) -> frozenset[int]:
+    """Ids of SentencePiece byte-fallback pieces (``<0x33>``): the tokenizer emits them only for
+    bytes no ordinary piece covers, so a model has rarely seen them where an ordinary piece fits."""
+    if _is_byte_level(tokenizer):
+        return frozenset()
+    return frozenset(i for piece, i in tokenizer.get_vocab().items() if _BYTE_FALLBACK.match(piece))
+
+
 def vocabulary_bytes(tokenizer: Any) -> dict[int, bytes]:
     """Map every ordinary token id to the bytes it stands for (special tokens left out)."""
     special = set(getattr(tokenizer, "all_special_ids", []) or [])
@@ -119,7 +127,32 @@ class Alphabet:
         return self.greedy(text)
 
     @classmethod
-    def from_vocabulary(cls, vocab: dict[int, bytes], scheme: Scheme) -> Alphabet:
+    def for_tokenizer(cls, tokenizer: Any, scheme: Scheme, digest: str | None = None) -> Alphabet:
+        """The alphabet of ``tokenizer``'s vocabulary for ``scheme``, ordinary pieces preferred
+        over byte-fallback ones that spell the same bytes.
+
+        lmgc 0.6 and earlier kept the lowest id instead, which on SentencePiece vocabularies
+        (Llama-2/TinyLlama, Gemma) is the byte-fallback piece: ``3`` became ``<0x33>``, a token
+        the model hardly knows (Gemma 3 270M: ~13 bits per token instead of ~4). With an
+        archive's ``digest``, that older alphabet is returned when it is the one that matches,
+        so such archives still decode. Byte-level vocabularies (SmolLM2) have no byte-fallback
+        pieces: their alphabet is the same under both rules.
+        """
+        vocab = vocabulary_bytes(tokenizer)
+        demoted = byte_fallback_ids(tokenizer)
+        alphabet = cls.from_vocabulary(vocab, scheme, demoted)
+        if digest is not None and demoted and alphabet.digest() != digest:
+            older = cls.from_vocabulary(vocab, scheme)
+            if older.digest() == digest:
+                return older
+        return alphabet
+
+    @classmethod
+    def from_vocabulary(
+        cls, vocab: dict[int, bytes], scheme: Scheme, demoted: frozenset[int] = frozenset()
+    ) -> Alphabet:
+        """Every token that only holds the scheme's bytes; where several spell the same bytes, the
+        lowest id not in ``demoted`` (else the lowest id). Rows in id order."""
         allowed = scheme.allowed_bytes()
         # For latin-1 text nearly the whole vocabulary qualifies; random bytes almost never spell a
         # word, so iso keeps tokens of at most one character (two UTF-8 bytes): ~10x smaller alphabet.
@@ -127,13 +160,12 @@ class Alphabet:
         rows = sorted((i, t) for i, t in vocab.items() if t and len(t) <= longest and all(b in allowed for b in t))
         if not rows:
             raise UnsupportedError(f"the model's vocabulary has no token for scheme {scheme.name!r}")
-        # One token per byte string: keep the lowest id when a vocabulary repeats one.
-        seen: set[bytes] = set()
-        unique = []
-        for i, t in rows:
-            if t not in seen:
-                seen.add(t)
-                unique.append((i, t))
+        # One token per byte string: the lowest id when a vocabulary repeats one, demoted ids last.
+        chosen: dict[bytes, int] = {}
+        for i, t in sorted(rows, key=lambda r: (r[0] in demoted, r[0])):
+            chosen.setdefault(t, i)
+        unique = sorted((i, t) for t, i in chosen.items())
+        seen = set(chosen)
         # Some vocabularies lack a few single bytes (SmolLM2 has no token for 0x04, 0x06, ...: its
         # tokenizer silently drops them). Each missing byte gets an escape symbol that is scored and
         # fed to the model as a stand-in token ("?" when it exists), so every byte stays codable.

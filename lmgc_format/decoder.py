@@ -20,7 +20,7 @@ from typing import Any
 import zstandard
 
 from . import runtime
-from .alphabet import Alphabet, vocabulary_bytes
+from .alphabet import Alphabet
 from .atomic import AtomicOutput, refuse_existing
 from .container.constants import Codec
 from .container.reader import ArchiveReader
@@ -118,7 +118,7 @@ class ChunkDecoder:
 
             lm = _model_for(reader, opts, on_event, model)
             assert header.alphabet is not None
-            alphabet = Alphabet.from_vocabulary(vocabulary_bytes(lm.tokenizer), scheme)
+            alphabet = Alphabet.for_tokenizer(lm.tokenizer, scheme, header.alphabet.sha256)
             if (alphabet.size, alphabet.digest()) != (header.alphabet.size, header.alphabet.sha256):
                 msg = (
                     f"the model's tokenizer gives a different {scheme.name!r} alphabet "
@@ -147,7 +147,7 @@ class ChunkDecoder:
             self.predictor, self.alphabet = predictor, alphabet
             if opts.workers != 1 or opts.ray is not None:
                 restricted = header.layout.head == "restricted"
-                setup = WorkerSetup.of(lm, scheme.name, header.layout.procedure, restricted, here)
+                setup = WorkerSetup.of(lm, scheme.name, header.layout.procedure, restricted, here, alphabet.digest())
                 self.pool = start_pool(setup, opts.workers, opts.ray)
 
     def submit(self, i: int) -> None:

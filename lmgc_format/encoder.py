@@ -14,7 +14,7 @@ from typing import Any, BinaryIO
 import zstandard
 
 from . import __version__, runtime
-from .alphabet import Alphabet, vocabulary_bytes
+from .alphabet import Alphabet
 from .atomic import refuse_existing
 from .coder import CODER_NAME, QUANT_BITS
 from .container.constants import Codec
@@ -144,7 +144,7 @@ def encode_file(
     procedure = TRANSFORMERS_PROCEDURE  # recorded even when no chunk needs a model
     if needs_model:
         lm = model or get(opts.model, opts.dtype, opts.device)
-        alphabet = Alphabet.from_vocabulary(vocabulary_bytes(lm.tokenizer), scheme)
+        alphabet = Alphabet.for_tokenizer(lm.tokenizer, scheme)
         procedure = procedure_for(opts.engine, lm, opts.restricted_head)
         predictor = make_predictor(lm, alphabet, procedure, opts.restricted_head)
         if mixing is not None:
@@ -181,7 +181,8 @@ def encode_file(
     msb_first = opts.byte_order == "msb_first"
     pool: Pool | None = None
     if parallel and lm is not None:
-        setup = WorkerSetup.of(lm, scheme.name, procedure, opts.restricted_head, header.runtime)
+        assert alphabet is not None
+        setup = WorkerSetup.of(lm, scheme.name, procedure, opts.restricted_head, header.runtime, alphabet.digest())
         pool = start_pool(setup, opts.workers, opts.ray)
     writer = ArchiveWriter(target, header, overwrite)
     # With workers: LM chunks submitted ahead (chunk index -> (future, the bytes it was given)).

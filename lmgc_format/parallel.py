@@ -50,6 +50,7 @@ class WorkerSetup:
     procedure: str  # engine + mixing, as recorded
     restricted_head: bool
     runtime: dict[str, Any]  # runtime.describe() of the main process: a worker that computes otherwise refuses
+    alphabet: str  # the main process's alphabet digest (an archive's may be lmgc 0.6's rule: alphabet.py)
 
     @property
     def threads(self) -> int:
@@ -57,15 +58,18 @@ class WorkerSetup:
         return int(self.runtime["threads"])
 
     @classmethod
-    def of(cls, lm: Any, scheme: str, procedure: str, restricted_head: bool, runtime: dict[str, Any]) -> WorkerSetup:
-        """For the loaded model ``lm`` (models.LoadedModel) and the main process's ``runtime.describe()``."""
+    def of(
+        cls, lm: Any, scheme: str, procedure: str, restricted_head: bool, runtime: dict[str, Any], alphabet: str
+    ) -> WorkerSetup:
+        """For the loaded model ``lm`` (models.LoadedModel), the main process's ``runtime.describe()``
+        and its alphabet's digest."""
         src = lm.source
         if src.kind == "packaged":
             where = str(src.id)
         else:
             where = str(src.directory / src.gguf_file) if src.gguf_file else str(src.directory)
         info = lm.info
-        return cls(where, info.sha256, info.dtype, lm.device, scheme, procedure, restricted_head, runtime)
+        return cls(where, info.sha256, info.dtype, lm.device, scheme, procedure, restricted_head, runtime, alphabet)
 
 
 _state: dict[str, Any] = {}
@@ -74,7 +78,7 @@ _state: dict[str, Any] = {}
 def _start(setup: WorkerSetup) -> None:
     import torch
 
-    from .alphabet import Alphabet, vocabulary_bytes
+    from .alphabet import Alphabet
     from .models import get
     from .predictor import make_predictor, split_procedure
     from .runtime import describe, differences
@@ -91,7 +95,9 @@ def _start(setup: WorkerSetup) -> None:
             "its chunks would decode only on such a machine"
         )
     scheme = get_scheme(setup.scheme)
-    alphabet = Alphabet.from_vocabulary(vocabulary_bytes(lm.tokenizer), scheme)
+    alphabet = Alphabet.for_tokenizer(lm.tokenizer, scheme, setup.alphabet)
+    if alphabet.digest() != setup.alphabet:
+        raise ModelMismatchError(f"worker's tokenizer gives another {scheme.name!r} alphabet than the main process's")
     _state.update(
         lm=lm,
         scheme=scheme,

@@ -29,7 +29,7 @@ from typing import Any
 import numpy as np
 
 from lmgc_format import mixing
-from lmgc_format.alphabet import Alphabet, vocabulary_bytes
+from lmgc_format.alphabet import Alphabet
 from lmgc_format.coder import Encoder, code_bits, quantize
 from lmgc_format.lmchunk import _tokens_with_tops, _top_tokens, cache_capacity
 from lmgc_format.models import get
@@ -43,7 +43,7 @@ SCHEME = get_scheme("comma")
 
 
 def _alphabet(lm: Any) -> Alphabet:
-    return Alphabet.from_vocabulary(vocabulary_bytes(lm.tokenizer), SCHEME)
+    return Alphabet.for_tokenizer(lm.tokenizer, SCHEME)
 
 
 def dump(folder: Path, sources: list[str]) -> None:

@@ -12,6 +12,7 @@ import torch
 from click.testing import CliRunner
 from safetensors.torch import save_file
 
+from lmgc_format.alphabet import Alphabet
 from lmgc_format.container.reader import ArchiveReader
 from lmgc_format.decoder import DecodeOptions, decode_file
 from lmgc_format.encoder import EncodeOptions, encode_file
@@ -20,6 +21,7 @@ from lmgc_format.models import get
 from lmgc_format.parallel import RayPool, WorkerSetup, _start, result
 from lmgc_format.plan import Window
 from lmgc_format.runtime import describe
+from lmgc_format.serialize import get_scheme
 from lmgc_tui.cli import cli
 
 from .conftest import gradient_like
@@ -85,7 +87,8 @@ def _setup(tiny_model: str, **runtime: object) -> WorkerSetup:
     """A worker setup for the tiny model with this process's runtime, ``runtime`` fields replaced."""
     lm = get(tiny_model, "float32", None)
     here = describe(lm.device)
-    return WorkerSetup.of(lm, "comma", "lmgc-llama-v1+cm-top-v3", True, dict(here, **runtime))
+    digest = Alphabet.for_tokenizer(lm.tokenizer, get_scheme("comma")).digest()
+    return WorkerSetup.of(lm, "comma", "lmgc-llama-v1+cm-top-v3", True, dict(here, **runtime), digest)
 
 
 def test_a_worker_that_computes_otherwise_refuses(tiny_model: str) -> None:
@@ -94,6 +97,8 @@ def test_a_worker_that_computes_otherwise_refuses(tiny_model: str) -> None:
     other = dict(setup.runtime, float_probe="0123456789abcdef")
     with pytest.raises(ModelMismatchError, match="computes differently"):
         _start(dataclasses.replace(setup, runtime=other))
+    with pytest.raises(ModelMismatchError, match="alphabet"):
+        _start(dataclasses.replace(setup, alphabet="0" * 64))
 
 
 def _ray() -> None:

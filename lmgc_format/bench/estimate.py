@@ -22,7 +22,7 @@ from typing import Any
 
 import numpy as np
 
-from ..alphabet import Alphabet, vocabulary_bytes
+from ..alphabet import Alphabet
 from ..container.constants import Codec
 from ..encoder import EncodeOptions, _choose
 from ..errors import CancelledError
@@ -140,7 +140,7 @@ def estimate_file(
     alphabet: Alphabet | None = None
     if any(c.lm for c in plan):
         lm = model or get(opts.model, opts.dtype, opts.device)
-        alphabet = Alphabet.from_vocabulary(vocabulary_bytes(lm.tokenizer), scheme)
+        alphabet = Alphabet.for_tokenizer(lm.tokenizer, scheme)
         predictor = TeacherForcedPredictor(lm, alphabet, opts.restricted_head)
     msb_first = opts.byte_order == "msb_first"
     on_event(Started("estimate", str(source), layout.data_size))

@@ -23,7 +23,7 @@ from typing import Any
 
 import numpy as np
 
-from ..alphabet import Alphabet, vocabulary_bytes
+from ..alphabet import Alphabet
 from ..errors import UnsupportedError
 from ..lmchunk import encode_windows
 from ..mixing import mixing_for
@@ -94,7 +94,7 @@ def position_report(
         f.seek(layout.data_offset)
         data = f.read()
     lm = get(model, dtype)
-    alphabet = Alphabet.from_vocabulary(vocabulary_bytes(lm.tokenizer), scheme)
+    alphabet = Alphabet.for_tokenizer(lm.tokenizer, scheme)
     predictor = make_predictor(lm, alphabet, procedure_for(engine, lm))
     chunks = [c for c in plan_chunks(layout, window_bytes, batch, 0) if c.lm]
     bits: dict[int, float] = {}

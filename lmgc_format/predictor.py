@@ -77,6 +77,23 @@ def _growing_kv_cache(model: Any) -> Any:
     return cache
 
 
+def alphabet_head(lm: LoadedModel, ids: Any, restricted_head: bool) -> tuple[Any, Any]:
+    """(the base model or None, the output matrix's rows for the token ids ``ids`` or None).
+
+    The rows are given (logits computed for the alphabet only) when ``restricted_head`` is asked
+    for and the head is plain: an architecture of PLAIN_HEAD_ARCHITECTURES, bias-free."""
+    model = lm.model
+    base = getattr(model, model.base_model_prefix, None)
+    head = model.get_output_embeddings()
+    plain = (
+        lm.info.architecture in PLAIN_HEAD_ARCHITECTURES
+        and base is not None
+        and head is not None
+        and getattr(head, "bias", None) is None
+    )
+    return base, (head.weight.detach()[ids].contiguous() if restricted_head and plain else None)
+
+
 class LockstepPredictor:
     def __init__(self, lm: LoadedModel, alphabet: Alphabet, restricted_head: bool = True) -> None:
         import torch
@@ -85,18 +102,10 @@ class LockstepPredictor:
         self.model = lm.model
         self.device = lm.device
         self.bos_id = lm.info.bos_id
-        self.base = getattr(self.model, self.model.base_model_prefix, None)
-        head = self.model.get_output_embeddings()
-        self.restricted = bool(
-            restricted_head
-            and lm.info.architecture in PLAIN_HEAD_ARCHITECTURES
-            and self.base is not None
-            and head is not None
-            and getattr(head, "bias", None) is None
-        )
         ids = torch.tensor(alphabet.ids, dtype=torch.long, device=self.device)
         self._ids = ids
-        self._head_w = head.weight.detach()[ids].contiguous() if self.restricted else None
+        self.base, self._head_w = alphabet_head(lm, ids, restricted_head)
+        self.restricted = self._head_w is not None
         self._cache: Any = None
         # transformers 5.x renamed ``past_key_values`` to ``cache``; accept both.
         params = inspect.signature((self.base or self.model).forward).parameters

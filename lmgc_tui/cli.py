@@ -79,6 +79,13 @@ model_option = click.option(
     metavar="NAME|DIR|FILE.gguf",
     help="Model: a packaged name (see `lmgc-tui models`), a Hugging Face model directory or a .gguf file.",
 )
+byte_order_option = click.option(
+    "--byte-order",
+    type=click.Choice(["msb_first", "stored"]),
+    default="msb_first",
+    show_default=True,
+    help="Hex of each value most-significant byte first, or as stored in the file (the paper).",
+)
 quiet_option = click.option("-q", "--quiet", is_flag=True, help="No progress bar or summary.")
 engine_option = click.option(
     "--engine",
@@ -147,13 +154,7 @@ top_byte_option = click.option(
     show_default=True,
     help="How bytes become text.",
 )
-@click.option(
-    "--byte-order",
-    type=click.Choice(["msb_first", "stored"]),
-    default="msb_first",
-    show_default=True,
-    help="Hex of each value most-significant byte first, or as stored in the file (the paper).",
-)
+@byte_order_option
 @click.option(
     "--no-fallback",
     is_flag=True,
@@ -390,13 +391,7 @@ def inspect(archive: Path, as_json: bool, chunks: bool) -> None:
     "every scheme; replaces --model.",
 )
 @click.option("--no-lm", is_flag=True, help="Classical codecs only (no model needed, seconds).")
-@click.option(
-    "--byte-order",
-    type=click.Choice(["msb_first", "stored"]),
-    default="msb_first",
-    show_default=True,
-    help="Hex of each value most-significant byte first, or as stored in the file (the paper).",
-)
+@byte_order_option
 @click.option(
     "--no-fallback",
     is_flag=True,

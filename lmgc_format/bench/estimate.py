@@ -31,7 +31,7 @@ from ..lmchunk import encode_windows, window_symbols
 from ..mixing import mixing_for
 from ..models import LoadedModel, get
 from ..plan import plan_chunks, value_size
-from ..predictor import PLAIN_HEAD_ARCHITECTURES
+from ..predictor import alphabet_head
 from ..serialize import get_scheme
 from ..source import read_layout
 
@@ -52,16 +52,8 @@ class TeacherForcedPredictor:
         self.bos_id = lm.info.bos_id
         self._ids = list(alphabet.ids)
         self._ids_t = torch.tensor(alphabet.ids, dtype=torch.long, device=self.device)
-        self.base = getattr(self.model, self.model.base_model_prefix, None)
-        head = self.model.get_output_embeddings()
-        self.restricted = bool(
-            restricted_head
-            and lm.info.architecture in PLAIN_HEAD_ARCHITECTURES
-            and self.base is not None
-            and head is not None
-            and getattr(head, "bias", None) is None
-        )
-        self._head_w = head.weight.detach()[self._ids_t] if self.restricted else None
+        self.base, self._head_w = alphabet_head(lm, self._ids_t, restricted_head)
+        self.restricted = self._head_w is not None
         self._feeds: list[list[int]] = []
         self._rows: list[np.ndarray] = []
         self._t = 0

@@ -418,9 +418,9 @@ def inspect(archive: Path, as_json: bool, chunks: bool) -> None:
 @click.option(
     "--estimate",
     is_flag=True,
-    help="LM sizes from one forward pass per window (5-10x faster; the encoder's own mixer, coder and "
-    "codec choice after it) instead of real archives: within a few bytes of them, but nothing is decoded. "
-    "For comparing schemes and models; --engine does not apply.",
+    help="LM sizes (and --positions bits) from one forward pass per window (5-10x faster; the encoder's own "
+    "mixer, coder and codec choice after it) instead of real archives: within a few bytes of them, but nothing "
+    "is decoded. For comparing schemes and models; --engine does not apply.",
 )
 @click.option("--engines", default="lmgc,transformers", show_default=True, metavar="LIST", help="Engines for --speed.")
 @click.option("--dtypes", default="float32,bfloat16", show_default=True, metavar="LIST", help="Dtypes for --speed.")
@@ -466,13 +466,24 @@ def bench(
 
     from .bench_view import bench_markdown, bench_table
 
-    if estimate and (positions or speed or no_lm):
-        raise click.UsageError("--estimate gives LM sizes; it does not go with --positions, --speed or --no-lm")
+    if estimate and (speed or no_lm):
+        raise click.UsageError("--estimate gives LM sizes and bits; it does not go with --speed or --no-lm")
     if (positions or speed) and (byte_order != "msb_first" or no_fallback):
         raise click.UsageError("--byte-order and --no-fallback go with size benches, not --positions or --speed")
     if positions:
         _bench_positions(
-            files, model, schemes, window_bytes, batch, dtype, engine, (mix, top_byte), as_json, markdown, save, quiet
+            files,
+            model,
+            schemes,
+            window_bytes,
+            batch,
+            dtype,
+            engine,
+            (mix, top_byte, estimate),
+            as_json,
+            markdown,
+            save,
+            quiet,
         )
         return
     if speed:
@@ -557,7 +568,7 @@ def _bench_positions(
     batch: int,
     dtype: str,
     engine: str,
-    mixing: tuple[bool, bool],
+    mixing: tuple[bool, bool, bool],
     as_json: bool,
     markdown: bool,
     save: Path | None,
@@ -568,7 +579,7 @@ def _bench_positions(
     from .bench_view import positions_markdown, positions_table
 
     scheme = _list_option(schemes, tuple(SCHEMES), "--schemes")[0]
-    mix, top_byte = mixing
+    mix, top_byte, estimate = mixing
     out: list[dict[str, Any]] = []
     for path in files:
         if not quiet:
@@ -584,10 +595,12 @@ def _bench_positions(
             engine=engine,
             mixing=mix,
             top_byte=top_byte,
+            estimate=estimate,
         )
         out.append(
             {
                 "file": str(path),
+                "estimate": estimate,
                 "mixing": mix,
                 "top_byte": mix and top_byte,
                 "positions": [

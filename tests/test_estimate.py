@@ -134,3 +134,22 @@ def test_cli_bench_estimate_marks_its_rows(tiny_model: str, grads: Path) -> None
         assert res.exit_code == 2 and "--estimate" in res.output
     res = CliRunner().invoke(cli, [*args, "--positions", "--byte-order", "stored"])
     assert res.exit_code == 2 and "--byte-order" in res.output
+
+
+def test_positions_estimate_gives_the_coders_bits_per_position(tiny_model: str, grads: Path) -> None:
+    from lmgc_format.bench.positions import position_report
+
+    real = position_report(grads, model=tiny_model, window_bytes=32, batch=4)
+    est = position_report(grads, model=tiny_model, window_bytes=32, batch=4, estimate=True)
+    assert [(r.position, r.nbytes, r.order0_bits) for r in est] == [(r.position, r.nbytes, r.order0_bits) for r in real]
+    for r, e in zip(real, est, strict=True):
+        assert abs(e.lm_bits - r.lm_bits) <= 0.01 * r.lm_bits + 0.5
+    args = ["bench", str(grads), "--positions", "--estimate", "--model", tiny_model, "--window-bytes", "32"]
+    res = CliRunner().invoke(cli, [*args, "--batch", "4", "--json", "-q"], catch_exceptions=False)
+    assert res.exit_code == 0, res.output
+    (report,) = json.loads(res.output)
+    assert report["estimate"] is True
+    assert sum(p["lm_bits_per_byte"] * p["bytes"] for p in report["positions"]) == pytest.approx(
+        sum(e.lm_bits for e in est),
+        rel=1e-4,  # the JSON rounds bits per byte
+    )

@@ -25,14 +25,15 @@ import numpy as np
 
 from ..alphabet import Alphabet
 from ..errors import UnsupportedError
-from ..lmchunk import encode_windows
+from ..lmchunk import encode_windows, window_symbols
 from ..mixing import mixing_for
 from ..models import get
 from ..plan import plan_chunks
-from ..predictor import make_predictor, procedure_for
+from ..predictor import Predictor, make_predictor, procedure_for
 from ..serialize import get_scheme, reorder
 from ..source import read_layout
 from ..topbyte import top_index
+from .estimate import TeacherForcedPredictor
 
 SEPARATOR = -1
 
@@ -85,7 +86,11 @@ def position_report(
     top_byte: bool = True,
     cancel: threading.Event | None = None,
     on_step: Callable[[int, int], None] | None = None,
+    estimate: bool = False,
 ) -> list[PositionRow]:
+    """Bits per byte position over every LM chunk of ``path``. ``estimate``: the LM reads each
+    window in one forward pass (estimate.py) instead of one token per step: minutes become seconds,
+    and the bits move only by the logits' last bits."""
     scheme = get_scheme(scheme_name)
     if not scheme.hex:
         raise UnsupportedError("byte positions are only defined for the hex schemes")
@@ -95,7 +100,9 @@ def position_report(
         data = f.read()
     lm = get(model, dtype)
     alphabet = Alphabet.for_tokenizer(lm.tokenizer, scheme)
-    predictor = make_predictor(lm, alphabet, procedure_for(engine, lm))
+    stepped = None if estimate else make_predictor(lm, alphabet, procedure_for(engine, lm))
+    forced = TeacherForcedPredictor(lm, alphabet) if estimate else None
+    mix = mixing_for(scheme, mixing, top_byte)
     chunks = [c for c in plan_chunks(layout, window_bytes, batch, 0) if c.lm]
     bits: dict[int, float] = {}
     separators = 0
@@ -125,18 +132,26 @@ def position_report(
             p = top_index(chunk.windows[window].group, msb_first)
             bits[p] = bits.get(p, 0.0) + cost
 
+        parts = [data[w.begin : w.end] for w in chunk.windows]
+        predictor: Predictor
+        if forced is not None:
+            forced.prime(window_symbols(alphabet, scheme, chunk.windows, parts, lm.tokenizer, msb_first, mix), cancel)
+            predictor = forced
+        else:
+            assert stepped is not None
+            predictor = stepped
         # The encoder's own coding loop: same procedure, tokens and quantized tables.
         encode_windows(
             predictor,
             alphabet,
             scheme,
             chunk.windows,
-            [data[w.begin : w.end] for w in chunk.windows],
+            parts,
             lm.tokenizer,
             msb_first,
             cancel,
             on_token=share,
-            mixing=mixing_for(scheme, mixing, top_byte),
+            mixing=mix,
             on_top=top,
         )
         assert offsets == [len(o) for o in owners]  # every text byte got its share

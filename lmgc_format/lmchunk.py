@@ -19,6 +19,7 @@ from .topbyte import Place, decode_tops, encode_tops, places, split_tops
 StepCallback = Callable[[float, int], None]  # (fraction of the chunk done, tokens this step)
 TokenCallback = Callable[[int, int, float], None]  # (window, symbol, ideal bits it cost; 0 for known tokens)
 TopCallback = Callable[[int, float], None]  # (window, ideal bits its top bytes cost), cm-top-v* only
+PrimeCallback = Callable[[list[list[int]]], object]  # every window's symbols, before the first step
 
 
 def _check(cancel: threading.Event | None) -> None:
@@ -128,20 +129,6 @@ def _symbols(
     return [p[0] for p in pairs], [p[1] for p in pairs]
 
 
-def window_symbols(
-    alphabet: Alphabet,
-    scheme: Scheme,
-    windows: Sequence[Window],
-    data: Sequence[bytes],
-    tokenizer: object | None,
-    msb_first: bool,
-    mixing: str | None = None,
-) -> list[list[int]]:
-    """The symbols :func:`encode_windows` feeds the LM for these windows (estimate.py)."""
-    mixer = _mixer(alphabet, scheme, windows, mixing, msb_first)
-    return _symbols(alphabet, scheme, windows, data, tokenizer, msb_first, mixer)[0]
-
-
 def encode_windows(
     predictor: Predictor,
     alphabet: Alphabet,
@@ -155,12 +142,15 @@ def encode_windows(
     on_token: TokenCallback | None = None,
     mixing: str | None = None,
     on_top: TopCallback | None = None,
+    prime: PrimeCallback | None = None,
 ) -> tuple[bytes, list[float], int]:
     """Range-code ``data`` (one bytes per window); returns payload, ideal bits per window, tokens.
 
     ``mixing``: None (the LM alone) or a name of mixing.MIXINGS: ``cm-mix-v1`` combines
     the LM with the chunk's own statistics; ``cm-top-v1`` .. ``cm-top-v3`` also code every
     value's top byte apart first (topbyte.py) and feed its digits to the LM as known tokens.
+    ``prime`` gets every window's symbols before the first step: the teacher-forced
+    predictor of ``bench --estimate`` (bench/estimate.py) reads them whole.
     """
     mixer = _mixer(alphabet, scheme, windows, mixing, msb_first)
     enc = Encoder()
@@ -175,6 +165,8 @@ def encode_windows(
             if on_top is not None and window_tops:
                 on_top(i, bits[i])
     syms, known = _symbols(alphabet, scheme, windows, data, tokenizer, msb_first, mixer)
+    if prime is not None:
+        prime(syms)
     lengths = [len(s) for s in syms]
     steps = max(lengths)
     bos = predictor.bos_id

@@ -479,7 +479,8 @@ def bench(
             batch,
             dtype,
             engine,
-            (mix, top_byte, estimate),
+            (mix, top_byte),
+            estimate,
             as_json,
             markdown,
             save,
@@ -568,7 +569,8 @@ def _bench_positions(
     batch: int,
     dtype: str,
     engine: str,
-    mixing: tuple[bool, bool, bool],
+    mixing: tuple[bool, bool],
+    estimate: bool,
     as_json: bool,
     markdown: bool,
     save: Path | None,
@@ -579,7 +581,7 @@ def _bench_positions(
     from .bench_view import positions_markdown, positions_table
 
     scheme = _list_option(schemes, tuple(SCHEMES), "--schemes")[0]
-    mix, top_byte, estimate = mixing
+    mix, top_byte = mixing
     out: list[dict[str, Any]] = []
     for path in files:
         if not quiet:

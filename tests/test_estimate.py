@@ -14,7 +14,7 @@ from safetensors.torch import save_file
 from lmgc_format.alphabet import Alphabet, vocabulary_bytes
 from lmgc_format.bench.estimate import TeacherForcedPredictor, estimate_file
 from lmgc_format.encoder import EncodeOptions, encode_file
-from lmgc_format.lmchunk import window_symbols
+from lmgc_format.lmchunk import encode_windows
 from lmgc_format.models import get
 from lmgc_format.plan import plan_chunks
 from lmgc_format.predictor import LockstepPredictor
@@ -47,9 +47,19 @@ def _primed(tiny_model: str, path: Path, restricted: bool) -> tuple[TeacherForce
     chunk = next(c for c in plan_chunks(layout, 32, 4, 0) if c.lm)
     raw = path.read_bytes()[layout.data_offset + chunk.begin : layout.data_offset + chunk.end]
     data = [raw[w.begin - chunk.begin : w.end - chunk.begin] for w in chunk.windows]
-    symbols = window_symbols(alphabet, scheme, chunk.windows, data, lm.tokenizer, True, "cm-top-v3")
     predictor = TeacherForcedPredictor(lm, alphabet, restricted)
-    assert predictor.prime(symbols) == sum(map(len, symbols))
+    seen: list[list[list[int]]] = []
+
+    def prime(symbols: list[list[int]]) -> None:
+        seen.append(symbols)
+        predictor.prime(symbols)
+
+    # The coder hands the predictor the symbols it will feed, then steps through them.
+    _, _, tokens = encode_windows(
+        predictor, alphabet, scheme, chunk.windows, data, lm.tokenizer, True, mixing="cm-top-v3", prime=prime
+    )
+    (symbols,) = seen
+    assert predictor.prime(symbols) == sum(map(len, symbols)) == tokens  # primed afresh for the tests below
     return predictor, symbols
 
 

@@ -17,6 +17,7 @@ from __future__ import annotations
 import threading
 import time
 from dataclasses import dataclass, field
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -27,7 +28,7 @@ from ..container.constants import Codec
 from ..encoder import EncodeOptions, _choose
 from ..errors import CancelledError
 from ..events import EventSink, Finished, Progress, Started, ignore
-from ..lmchunk import encode_windows, window_symbols
+from ..lmchunk import encode_windows
 from ..mixing import mixing_for
 from ..models import LoadedModel, get
 from ..plan import plan_chunks, value_size
@@ -146,11 +147,19 @@ def estimate_file(
             if chunk.lm:
                 assert predictor is not None and alphabet is not None
                 data = [raw[w.begin - chunk.begin : w.end - chunk.begin] for w in chunk.windows]
-                symbols = window_symbols(alphabet, scheme, chunk.windows, data, lm.tokenizer, msb_first, mixing)
-                tokens += predictor.prime(symbols, cancel)
-                lm_payload, _, _ = encode_windows(
-                    predictor, alphabet, scheme, chunk.windows, data, lm.tokenizer, msb_first, cancel, mixing=mixing
+                lm_payload, _, n = encode_windows(
+                    predictor,
+                    alphabet,
+                    scheme,
+                    chunk.windows,
+                    data,
+                    lm.tokenizer,
+                    msb_first,
+                    cancel,
+                    mixing=mixing,
+                    prime=partial(predictor.prime, cancel=cancel),
                 )
+                tokens += n
             codec, payload = _choose(raw, lm_payload, opts.fallback, value_size(chunk, layout))
             codecs[Codec.NAMES[codec]] = codecs.get(Codec.NAMES[codec], 0) + 1
             coded += len(payload)

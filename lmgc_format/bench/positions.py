@@ -18,6 +18,7 @@ import threading
 from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -25,11 +26,11 @@ import numpy as np
 
 from ..alphabet import Alphabet
 from ..errors import UnsupportedError
-from ..lmchunk import encode_windows, window_symbols
+from ..lmchunk import encode_windows
 from ..mixing import mixing_for
 from ..models import get
 from ..plan import plan_chunks
-from ..predictor import Predictor, make_predictor, procedure_for
+from ..predictor import make_predictor, procedure_for
 from ..serialize import get_scheme, reorder
 from ..source import read_layout
 from ..topbyte import top_index
@@ -100,9 +101,9 @@ def position_report(
         data = f.read()
     lm = get(model, dtype)
     alphabet = Alphabet.for_tokenizer(lm.tokenizer, scheme)
-    stepped = None if estimate else make_predictor(lm, alphabet, procedure_for(engine, lm))
     forced = TeacherForcedPredictor(lm, alphabet) if estimate else None
-    mix = mixing_for(scheme, mixing, top_byte)
+    predictor = forced if forced is not None else make_predictor(lm, alphabet, procedure_for(engine, lm))
+    prime = None if forced is None else partial(forced.prime, cancel=cancel)
     chunks = [c for c in plan_chunks(layout, window_bytes, batch, 0) if c.lm]
     bits: dict[int, float] = {}
     separators = 0
@@ -132,27 +133,20 @@ def position_report(
             p = top_index(chunk.windows[window].group, msb_first)
             bits[p] = bits.get(p, 0.0) + cost
 
-        parts = [data[w.begin : w.end] for w in chunk.windows]
-        predictor: Predictor
-        if forced is not None:
-            forced.prime(window_symbols(alphabet, scheme, chunk.windows, parts, lm.tokenizer, msb_first, mix), cancel)
-            predictor = forced
-        else:
-            assert stepped is not None
-            predictor = stepped
         # The encoder's own coding loop: same procedure, tokens and quantized tables.
         encode_windows(
             predictor,
             alphabet,
             scheme,
             chunk.windows,
-            parts,
+            [data[w.begin : w.end] for w in chunk.windows],
             lm.tokenizer,
             msb_first,
             cancel,
             on_token=share,
-            mixing=mix,
+            mixing=mixing_for(scheme, mixing, top_byte),
             on_top=top,
+            prime=prime,
         )
         assert offsets == [len(o) for o in owners]  # every text byte got its share
         if on_step is not None:

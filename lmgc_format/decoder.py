@@ -26,6 +26,7 @@ from .container.constants import Codec
 from .container.reader import ArchiveReader
 from .errors import CorruptChunkError, IntegrityError, ModelError, ModelMismatchError, UnsupportedError
 from .events import EventSink, Finished, Notice, Progress, Started, ignore
+from .filters import InverseFilter
 from .lmchunk import decode_windows
 from .models import PACKAGED, LoadedModel, get
 from .parallel import Pool, WorkerSetup, check_workers, result, start_pool
@@ -246,6 +247,7 @@ def decode_file(
                 out.write(prefix)
             tokens = 0
             done_bytes = 0
+            restore = InverseFilter(layout, reader.filters)
             workers = chunks.pool.workers if chunks.pool is not None else 0
             for plan in reader.plan:
                 for ahead in reader.plan[plan.index : plan.index + 2 * workers]:
@@ -257,7 +259,7 @@ def decode_file(
                     tokens += n
                     on_event(Progress(operation, base + int(size * fraction), layout.data_size, tokens))
 
-                data = chunks.decode(plan.index, step)
+                data = restore.feed(plan.begin, chunks.decode(plan.index, step))
                 sha.update(data)
                 if out:
                     out.write(data)

@@ -22,6 +22,7 @@ from .container.header import AlphabetRecord, Header, Index, ModelRecord, Window
 from .container.writer import ArchiveWriter
 from .errors import UnsupportedError
 from .events import ChunkDone, EventSink, Finished, Notice, Progress, Started, ignore
+from .filters import ForwardFilter, choose_filters
 from .lmchunk import encode_windows
 from .mixing import mixing_for
 from .models import DEFAULT_DTYPE, LoadedModel, get
@@ -30,7 +31,7 @@ from .plan import PLAIN_CHUNK_BYTES, ChunkPlan, plan_chunks, value_size
 from .predictor import DEFAULT_ENGINE, TRANSFORMERS_PROCEDURE, make_predictor, procedure_for
 from .serialize import BYTE_ORDERS, DEFAULT_BYTE_ORDER, DEFAULT_SCHEME, get_scheme
 from .shuffle import bit_shuffle, byte_shuffle
-from .source import read_layout
+from .source import SourceLayout, read_layout
 
 ZSTD_LEVEL = 19
 DEFAULT_WINDOW_BYTES = 512
@@ -56,6 +57,7 @@ class EncodeOptions:
     top_byte: bool = True  # with mixing: code every value's top byte apart (topbyte.py, cm-top-v3)
     workers: int = 1  # >1: LM chunks coded in that many processes (parallel.py), same bytes out
     ray: str | None = None  # a Ray address, "auto" or "local": workers are Ray actors (0 workers: one per CPU)
+    filters: bool = True  # store tensors whose lines sum to zero (softmax heads, LayerNorm streams) filtered
 
     def check(self) -> None:
         get_scheme(self.scheme)
@@ -126,6 +128,7 @@ def encode_file(
     if Path(source).resolve() == Path(target).resolve():
         raise UnsupportedError("output would overwrite the input")
     plan = plan_chunks(layout, opts.window_bytes, opts.batch, opts.bytes_per_group, opts.plain_chunk_bytes)
+    forward = filters_for(source, layout, opts)
     scheme = get_scheme(opts.scheme)
     needs_model = any(c.lm for c in plan)
     mixing = mixing_for(scheme, opts.mixing, opts.top_byte)  # mixing.py works on hex text only
@@ -176,6 +179,7 @@ def encode_file(
         alphabet=AlphabetRecord(alphabet.size, alphabet.digest()) if alphabet else None,
         runtime=runtime.describe(lm.device if lm else "cpu"),
         coder={"name": CODER_NAME, "quant_bits": QUANT_BITS, "quantization": "softmax-f64-floor-plus-one"},
+        filters=tuple((f.tensor, f.kind) for f in forward.filters),
     )
     on_event(Started("encode", str(source), layout.data_size))
     msb_first = opts.byte_order == "msb_first"
@@ -197,7 +201,8 @@ def encode_file(
                 return
             ahead.seek(layout.data_offset + nxt.begin)
             raw = ahead.read(nxt.nbytes)
-            parts = [raw[w.begin - nxt.begin : w.end - nxt.begin] for w in nxt.windows]
+            stored = forward.apply(nxt.begin, raw)
+            parts = [stored[w.begin - nxt.begin : w.end - nxt.begin] for w in nxt.windows]
             pending[nxt.index] = (pool.encode(nxt.windows, parts, msb_first), raw)
 
     try:
@@ -216,6 +221,7 @@ def encode_file(
                 if len(raw) != chunk.nbytes:
                     raise UnsupportedError(f"{source} changed while being read")
                 sha.update(raw)
+                stored = forward.apply(chunk.begin, raw)  # what the codecs see: raw, unless filtered
                 lm_payload: bytes | None = None
                 window_bits: list[float] = []
                 if chunk.lm:
@@ -236,7 +242,7 @@ def encode_file(
                         lm_payload, window_bits, n = result(future, cancel)
                         step(1.0, n)
                     else:
-                        data = [raw[w.begin - chunk.begin : w.end - chunk.begin] for w in chunk.windows]
+                        data = [stored[w.begin - chunk.begin : w.end - chunk.begin] for w in chunk.windows]
                         lm_payload, window_bits, _ = encode_windows(
                             predictor,
                             alphabet,
@@ -249,7 +255,7 @@ def encode_file(
                             step,
                             mixing=mixing,
                         )
-                codec, payload = _choose(raw, lm_payload, opts.fallback, value_size(chunk, layout))
+                codec, payload = _choose(stored, lm_payload, opts.fallback, value_size(chunk, layout))
                 entry = writer.add_chunk(codec, chunk.begin, chunk.nbytes, payload, round(sum(window_bits)))
                 for w, b in zip(chunk.windows, window_bits, strict=False):
                     tensor_model_bits[w.tensor] += b
@@ -290,6 +296,24 @@ def encode_file(
     on_event(Finished("encode", layout.file_size, size, digest.hex(), seconds, tokens))
     coded = sum(e.payload_length for e in writer.entries)
     return EncodeResult(layout.file_size, size, digest.hex(), seconds, tokens, codecs, layout.data_size, coded)
+
+
+def filters_for(source: str | os.PathLike[str], layout: SourceLayout, opts: EncodeOptions) -> ForwardFilter:
+    """The zero-sum filters worth keeping for this file (none when ``opts.filters`` is off):
+    one read of every float tensor before the header is written (filters.py)."""
+    if not opts.filters:
+        return ForwardFilter(layout, (), {})
+    with open(source, "rb") as f:
+
+        def read(offset: int, size: int) -> bytes:
+            f.seek(layout.data_offset + offset)
+            data = f.read(size)
+            if len(data) != size:
+                raise UnsupportedError(f"{source} changed while being read")
+            return data
+
+        filters, words = choose_filters(layout, read, opts.bytes_per_group)
+    return ForwardFilter(layout, filters, words)
 
 
 def _bytes_by_tensor(chunk: ChunkPlan) -> dict[int, int]:

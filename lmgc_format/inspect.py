@@ -63,6 +63,7 @@ def describe_archive(path: str | os.PathLike[str]) -> dict[str, Any]:
                 "procedure": h.layout.procedure,
             },
             "coder": h.coder,
+            "filters": [{"tensor": r.layout.tensors[f.tensor].name, "kind": f.kind} for f in r.filters],
             "runtime": h.runtime,
             "totals": {
                 "percent_of_original": round(100 * r.size / h.source_size, 3) if h.source_size else None,

@@ -18,6 +18,7 @@ from .container.reader import ArchiveReader
 from .decoder import ChunkDecoder, DecodeOptions, check_target
 from .errors import CorruptChunkError
 from .events import EventSink, Notice, Progress, Started, ignore
+from .filters import restore_tensor
 from .models import LoadedModel
 
 
@@ -73,6 +74,7 @@ def salvage_file(
     if metadata is not None:
         header_obj["__metadata__"] = metadata
     offset = 0
+    kinds = {layout.tensors[f.tensor].name: f.kind for f in reader.filters}
     for t in layout.tensors:
         hits = [msg for b, e, msg in bad if (b < t.end and t.begin < e) or (t.begin == t.end and b <= t.begin < e)]
         if hits:
@@ -80,7 +82,8 @@ def salvage_file(
             continue
         kept.append(t.name)
         header_obj[t.name] = {"dtype": t.dtype, "shape": list(t.shape), "data_offsets": [offset, offset + t.nbytes]}
-        blobs.append(bytes(data[t.begin : t.end]))
+        blob = bytes(data[t.begin : t.end])
+        blobs.append(restore_tensor(t, kinds[t.name], blob) if t.name in kinds else blob)
         offset += t.nbytes
     written = False
     if kept:

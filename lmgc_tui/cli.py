@@ -141,6 +141,14 @@ top_byte_option = click.option(
     "LM; the LM still reads it. Smaller archives at the same speed. Recorded in the archive.",
 )
 
+filters_option = click.option(
+    "--filters/--no-filters",
+    default=True,
+    show_default=True,
+    help="Store tensors whose lines sum to zero (softmax heads, layers read through LayerNorm) as each line's "
+    "distance from that sum: one value per line almost free. Recorded in the archive (format 1.2).",
+)
+
 
 @cli.command()
 @click.argument("source", type=click.Path(dir_okay=False, path_type=Path))
@@ -183,6 +191,7 @@ top_byte_option = click.option(
 @engine_option
 @mix_option
 @top_byte_option
+@filters_option
 @click.option("--threads", type=click.IntRange(1, 1024), help="Torch threads (recorded; the decoder uses the same).")
 @workers_option
 @ray_option
@@ -203,6 +212,7 @@ def compress(
     engine: str,
     mix: bool,
     top_byte: bool,
+    filters: bool,
     threads: int | None,
     workers: int | None,
     ray: str | None,
@@ -226,6 +236,7 @@ def compress(
         engine=engine,
         mixing=mix,
         top_byte=top_byte,
+        filters=filters,
         workers=_workers(workers, ray),
         ray=ray,
     )
@@ -403,6 +414,7 @@ def inspect(archive: Path, as_json: bool, chunks: bool) -> None:
 @engine_option
 @mix_option
 @top_byte_option
+@filters_option
 @click.option(
     "--speed",
     is_flag=True,
@@ -445,6 +457,7 @@ def bench(
     engine: str,
     mix: bool,
     top_byte: bool,
+    filters: bool,
     speed: bool,
     positions: bool,
     estimate: bool,
@@ -518,6 +531,7 @@ def bench(
                 engine=engine,
                 mixing=mix,
                 top_byte=top_byte,
+                filters=filters,
                 estimate=estimate,
                 model_tag=_model_tag(m) if len(model_list) > 1 else "",
             )

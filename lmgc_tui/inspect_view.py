@@ -44,6 +44,11 @@ def inspect_renderables(info: dict[str, Any], with_chunks: bool) -> list[Rendera
             f"{win['window_bytes']} bytes, batch {win['batch']}, head {win['head']}, {win['procedure']}",
         ),
         ("coder", f"{info['coder'].get('name')} {info['coder'].get('quant_bits')}-bit"),
+        (
+            "filters",
+            ", ".join(f"{f['tensor']} ({f['kind']})" for f in info["filters"])
+            or "none (no tensor's lines sum to zero)",
+        ),
         ("runtime", ", ".join(f"{k} {v}" for k, v in info["runtime"].items())),
         (
             "chunks",

@@ -48,9 +48,10 @@ def test_compress_decompress_verify_inspect(tmp_path: Path, tiny_model: str, sma
     info = json.loads(out)
     assert set(info) >= {
         "file", "format_version", "archive_size", "source", "model", "serialization",
-        "windows", "coder", "runtime", "totals", "tensors", "chunks",
+        "windows", "coder", "filters", "runtime", "totals", "tensors", "chunks",
     }  # fmt: skip
-    assert info["format_version"] == "1.1"
+    assert info["format_version"] == "1.2"
+    assert info["filters"] == []  # random values: no line sums to zero
     assert info["model"]["kind"] == "hf-dir" and len(info["model"]["sha256"]) == 64
     assert info["serialization"]["scheme"] == "comma"
     assert info["windows"]["window_bytes"] == 32
@@ -63,6 +64,7 @@ def test_compress_decompress_verify_inspect(tmp_path: Path, tiny_model: str, sma
     assert sum(c["data_length"] for c in info["chunks"]) == info["source"]["data_bytes"]
     code, out = run("inspect", str(arc), "--chunks")
     assert code == 0 and "layer." in out and "bits/byte" in out and "LM coder" in out
+    assert "filters" in out and "none" in out
 
 
 def test_overwrite_refused_with_exit_8(tmp_path: Path, tiny_model: str, small_file: Path) -> None:

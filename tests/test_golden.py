@@ -61,13 +61,16 @@ def test_golden_v1_1_shuffle_archive_decodes(tmp_path: Path) -> None:
         ("golden_top.safetensors.lmgc", "lmgc-llama-v1+cm-top-v1"),
         ("golden_top2.safetensors.lmgc", "lmgc-llama-v1+cm-top-v2"),
         ("golden_top3.safetensors.lmgc", "lmgc-llama-v1+cm-top-v3"),
+        ("golden_filters.safetensors.lmgc", "lmgc-llama-v1+cm-top-v3"),
     ],
 )
 def test_golden_lm_archive_decodes(tmp_path: Path, tiny_model: str, name: str, procedure: str) -> None:
     """Pins each procedure: a change to an engine, the quantization or the mixing that moves one bit fails here."""
     arc = DATA / name
+    filtered = name == "golden_filters.safetensors.lmgc"  # format 1.2: pins the zero-sum filters too
     with ArchiveReader(arc) as r:
-        assert r.version == (1, 1)
+        assert r.version == ((1, 2) if filtered else (1, 1))
+        assert {f.kind for f in r.filters} == ({"sum-first-axis-v1", "sum-last-axis-v1"} if filtered else set())
         assert r.header.layout.procedure == procedure
         assert any(e.codec == 2 for e in r.index.chunks)
     engine = procedure.partition("+")[0]

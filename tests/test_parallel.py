@@ -25,11 +25,13 @@ from lmgc_format.serialize import get_scheme
 from lmgc_tui.cli import cli
 
 from .conftest import gradient_like
+from .test_filters import softmax_head_gradient
 
 
 def _source(tmp_path: Path) -> Path:
     src = tmp_path / "g.safetensors"
     tensors = {"w": gradient_like((16, 12), 31), "b": gradient_like((48,), 32, torch.bfloat16), "n": torch.arange(5)}
+    tensors.update(softmax_head_gradient(10, 6, 5, torch.float32))  # filtered (filters.py): workers see stored bytes
     save_file(tensors, str(src))
     return src
 
@@ -50,6 +52,7 @@ def test_workers_write_the_same_chunks_and_decode_back(tmp_path: Path, tiny_mode
     assert sum(codec == 2 for codec, _ in chunks) >= 6  # LM chunks to share out
     assert _chunks(two) == chunks
     with ArchiveReader(one) as a, ArchiveReader(two) as b:
+        assert a.filters and a.filters == b.filters
         assert a.header.runtime["threads"] == b.header.runtime["threads"] == 1
         assert a.header.layout == b.header.layout
     for arc in (one, two):

@@ -25,7 +25,7 @@ import numpy as np
 
 from ..alphabet import Alphabet
 from ..container.constants import Codec
-from ..encoder import EncodeOptions, _choose
+from ..encoder import EncodeOptions, _choose, filters_for
 from ..errors import CancelledError
 from ..events import EventSink, Finished, Progress, Started, ignore
 from ..lmchunk import encode_windows
@@ -126,6 +126,7 @@ def estimate_file(
     start = time.monotonic()
     layout = read_layout(source)
     plan = plan_chunks(layout, opts.window_bytes, opts.batch, opts.bytes_per_group, opts.plain_chunk_bytes)
+    forward = filters_for(source, layout, opts)
     scheme = get_scheme(opts.scheme)
     mixing = mixing_for(scheme, opts.mixing, opts.top_byte)
     lm: Any = None
@@ -142,7 +143,7 @@ def estimate_file(
     with open(source, "rb") as f:
         for chunk in plan:
             f.seek(layout.data_offset + chunk.begin)
-            raw = f.read(chunk.nbytes)
+            raw = forward.apply(chunk.begin, f.read(chunk.nbytes))
             lm_payload: bytes | None = None
             if chunk.lm:
                 assert predictor is not None and alphabet is not None

@@ -86,6 +86,7 @@ class LmSetting:
     engine: str = "auto"
     mixing: bool = True
     top_byte: bool = True
+    filters: bool = True  # zero-sum filters (filters.py)
     estimate: bool = False  # one forward pass per window, nothing decoded (estimate.py)
     model_tag: str = ""  # set when several models run side by side: shown in the label
 
@@ -99,6 +100,8 @@ class LmSetting:
             notes.append("no mix")
         elif not self.top_byte:
             notes.append("no top byte")
+        if not self.filters:
+            notes.append("no filters")
         if self.estimate:
             notes.append("estimate")
         tag = f" [{self.model_tag}]" if self.model_tag else ""
@@ -202,6 +205,7 @@ def run_lm(
         engine=setting.engine,
         mixing=setting.mixing,
         top_byte=setting.top_byte,
+        filters=setting.filters,
     )
     if setting.estimate:
         return _estimated(path, setting.label(), opts, on_event, cancel)

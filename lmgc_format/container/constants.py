@@ -11,7 +11,12 @@ FRAME_MAGIC = b"LMGf"
 FOOTER_MAGIC = b"LMGCEND\x00"
 
 MAJOR = 1
-MINOR = 1  # 1.1 added the shuffle+zstd chunk codecs (3, 4); 1.0 archives read unchanged
+MINOR = 2  # 1.1 added the shuffle+zstd chunk codecs (3, 4); 1.2 the zero-sum filters (header `filters`)
+
+# Preamble flags: a bit a reader does not know makes it refuse the archive (PNG's critical
+# chunks): an older reader that ignored what the bit announces would decode wrong bytes.
+FLAG_FILTERS = 1  # some tensors are stored filtered (header `filters`, filters.py); format 1.2
+KNOWN_FLAGS = FLAG_FILTERS
 
 PREAMBLE_SIZE = 24  # magic 8, major u16, minor u16, flags u32, header_len u32, header_crc u32
 # magic 4, chunk u32, codec u8, pad 3, data_offset u64, data_length u64,

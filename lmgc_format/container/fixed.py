@@ -12,6 +12,7 @@ from .constants import (
     FOOTER_SIZE,
     FRAME_HEAD_SIZE,
     FRAME_MAGIC,
+    KNOWN_FLAGS,
     MAGIC,
     MAJOR,
     MAX_HEADER_LEN,
@@ -34,9 +35,10 @@ class Preamble:
     minor: int
     header_len: int
     header_crc: int
+    flags: int = 0
 
     def pack(self) -> bytes:
-        return _PREAMBLE.pack(MAGIC, self.major, self.minor, 0, self.header_len, self.header_crc)
+        return _PREAMBLE.pack(MAGIC, self.major, self.minor, self.flags, self.header_len, self.header_crc)
 
     @classmethod
     def unpack(cls, raw: bytes) -> Preamble:
@@ -49,15 +51,15 @@ class Preamble:
             raise FormatError("not an lmgc archive (wrong magic bytes)")
         if major != MAJOR:
             raise FormatError(f"archive format version {major}.{minor} is not supported (this reader knows {MAJOR}.x)")
-        if flags:
-            raise FormatError(f"archive sets reserved flags {flags:#x} this reader does not know")
+        if flags & ~KNOWN_FLAGS:
+            raise FormatError(f"archive sets reserved flags {flags & ~KNOWN_FLAGS:#x} this reader does not know")
         if header_len > MAX_HEADER_LEN:
             raise FormatError(f"header length {header_len} exceeds the cap of {MAX_HEADER_LEN}")
-        return cls(major, minor, header_len, header_crc)
+        return cls(major, minor, header_len, header_crc, flags)
 
 
-def preamble_for(header: bytes) -> Preamble:
-    return Preamble(MAJOR, MINOR, len(header), zlib.crc32(header))
+def preamble_for(header: bytes, flags: int = 0) -> Preamble:
+    return Preamble(MAJOR, MINOR, len(header), zlib.crc32(header), flags)
 
 
 @dataclass(frozen=True)

@@ -103,6 +103,9 @@ class Header:
     runtime: dict[str, Any]
     coder: dict[str, Any]
     extra: dict[str, Any] = dc_field(default_factory=dict)
+    # [tensor index, filter kind] pairs (filters.py), format 1.2; checked against the tensor
+    # table by the reader (filters.filters_from_obj). Written only when there are some.
+    filters: tuple[tuple[int, str], ...] = ()
 
     def to_bytes(self) -> bytes:
         """msgpack, zstd-compressed (the safetensors JSON inside compresses ~3x)."""
@@ -127,6 +130,8 @@ class Header:
             "runtime": self.runtime,
             "coder": self.coder,
         }
+        if self.filters:
+            obj["filters"] = [list(f) for f in self.filters]
         return obj
 
     @classmethod
@@ -155,6 +160,11 @@ class Header:
             raise FormatError("header: model and alphabet must both be present or both absent")
         runtime = field(obj, "runtime", dict, w)
         coder = field(obj, "coder", dict, w)
+        filters = obj.get("filters", [])
+        if not isinstance(filters, list) or not all(
+            isinstance(f, list) and len(f) == 2 and type(f[0]) is int and isinstance(f[1], str) for f in filters
+        ):
+            raise FormatError("header.filters: every entry must be [tensor index, kind]")
         return cls(
             created_by=field(obj, "created_by", str, w),
             source_header=field(src, "header_json", bytes, "header.source"),
@@ -166,6 +176,7 @@ class Header:
             alphabet=alphabet,
             runtime=runtime,
             coder=coder,
+            filters=tuple((f[0], f[1]) for f in filters),
         )
 
 

@@ -8,9 +8,19 @@ from pathlib import Path
 from typing import BinaryIO
 
 from ..errors import CorruptChunkError, FormatError, InputError
+from ..filters import TensorFilter, filters_from_obj
 from ..plan import ChunkPlan, plan_chunks
 from ..source import SourceLayout, TensorEntry, parse_header
-from .constants import FOOTER_SIZE, FRAME_HEAD_SIZE, MAX_CHUNKS, MAX_INDEX_LEN, MAX_PAYLOAD_LEN, PREAMBLE_SIZE, Codec
+from .constants import (
+    FLAG_FILTERS,
+    FOOTER_SIZE,
+    FRAME_HEAD_SIZE,
+    MAX_CHUNKS,
+    MAX_INDEX_LEN,
+    MAX_PAYLOAD_LEN,
+    PREAMBLE_SIZE,
+    Codec,
+)
 from .fixed import Footer, FrameHead, Preamble
 from .header import ChunkEntry, Header, Index
 
@@ -71,6 +81,14 @@ class ArchiveReader:
             self.header.layout.plain_chunk_bytes,
         )
         self._check_index(footer, header_end)
+        self.filters = self._filters(pre.flags)
+
+    def _filters(self, flags: int) -> tuple[TensorFilter, ...]:
+        pairs = [list(f) for f in self.header.filters]
+        filters = filters_from_obj(pairs, self.layout, self.header.layout.bytes_per_group)
+        if bool(flags & FLAG_FILTERS) != bool(filters) or (filters and self.version < (1, 2)):
+            raise FormatError("archive: the filters flag, the header's filters and the format version disagree")
+        return filters
 
     def _layout(self) -> SourceLayout:
         h = self.header

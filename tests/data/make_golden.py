@@ -1,7 +1,8 @@
 """Make the golden archives (only when the byte format changes on purpose: bump the version).
 
 python -m tests.data.make_golden          # writes golden_engine, golden_lockstep, golden_mix, golden_top,
-                                          # golden_top2, golden_top3 (+ its source golden_grid)
+                                          # golden_top2, golden_top3 (+ its source golden_grid),
+                                          # golden_filters (+ its source golden_head)
                                           # + golden_floats.json
 python -m tests.data.make_golden NAME...  # writes only those (this machine's logits must match the record)
 
@@ -77,9 +78,14 @@ LM_GOLDENS = {
     "golden_top.safetensors.lmgc": ("lmgc", "cm-top-v1"),  # lmgc 0.4
     "golden_top2.safetensors.lmgc": ("lmgc", "cm-top-v2"),  # lmgc 0.5
     "golden_top3.safetensors.lmgc": ("lmgc", "cm-top-v3"),  # lmgc 0.6
+    "golden_filters.safetensors.lmgc": ("lmgc", "cm-top-v3"),  # lmgc 0.8: format 1.2, zero-sum filters
 }
 # cm-top-v3's grid contexts need a bias and a weight in one chunk: golden_grid has them.
-GOLDEN_SOURCES = {"golden_top3.safetensors.lmgc": "golden_grid.safetensors"}
+# The filters need tensors whose lines sum to zero: golden_head has both kinds.
+GOLDEN_SOURCES = {
+    "golden_top3.safetensors.lmgc": "golden_grid.safetensors",
+    "golden_filters.safetensors.lmgc": "golden_head.safetensors",
+}
 
 
 def make_grid_source() -> None:
@@ -88,6 +94,17 @@ def make_grid_source() -> None:
     save_file(tensors, str(HERE / "golden_grid.safetensors"))
 
 
+def make_head_source() -> None:
+    """golden_head.safetensors: a softmax head's gradient (sums to zero down its first axis) and a
+    position table read through a LayerNorm (sums to zero along its last), written once with
+    golden_filters."""
+    from tests.test_filters import layer_norm_stream_gradient, softmax_head_gradient
+
+    tensors = {**softmax_head_gradient(10, 6, 3, torch.float32), **layer_norm_stream_gradient(4)}
+    save_file(tensors, str(HERE / "golden_head.safetensors"))
+
+
+SOURCE_MAKERS = {"golden_grid.safetensors": make_grid_source, "golden_head.safetensors": make_head_source}
 FLOATS = HERE / "golden_floats.json"
 
 
@@ -136,8 +153,8 @@ def make_lm_goldens(names: list[str] | None = None) -> None:
                 if top_byte:  # an older top-byte mixing than the default: the encoder writes only the newest
                     mixing_module.TOP_MIXING = mixing
                 source = GOLDEN_SOURCES.get(name, "golden_tiny.safetensors")
-                if source == "golden_grid.safetensors" and not (HERE / source).exists():
-                    make_grid_source()
+                if source in SOURCE_MAKERS and not (HERE / source).exists():
+                    SOURCE_MAKERS[source]()
                 try:
                     encode_file(HERE / source, HERE / name, opts, overwrite=True)
                 finally:

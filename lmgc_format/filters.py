@@ -1,0 +1,364 @@
+"""Zero-sum filters: exact linear constraints of backpropagation, used like PNG's filters.
+
+Backpropagation leaves some gradients with sums that are exactly zero in real
+arithmetic (docs/FORMAT.md, "Filters"):
+
+* a softmax cross-entropy head: each example's logit gradients sum to zero over
+  the classes, so the head's weight gradient sums to zero down its first axis
+  (every column) and its bias gradient sums to zero;
+* a residual stream read only through LayerNorms (ViT, GPT-2, BERT): the
+  gradient into a LayerNorm has zero mean over the features, so every layer
+  that writes the stream (output projections, MLP outputs) has a weight and
+  bias gradient that sum to zero down the first axis, and position tables and
+  class tokens sum to zero along their last axis.
+
+In floating point those sums are zero up to the rounding of the values, so one
+element per line along the axis is almost known once the others are: the
+filter stores it as its distance, in representable values, from minus the sum
+of the others. The distance is a small integer, stored zigzagged in the
+element's place (a few low bits, the rest zero), which the coder then codes
+like any value. One line per column fixes one value in every ``shape[0]``
+(classes, model width): a large share of a small model's head, a small one of
+a big model's.
+
+Two kinds, each a view of the tensor as a grid of ``rows x cols`` elements in
+file order:
+
+* ``sum-first-axis-v1``: grid ``(shape[0], rest)``; the last row is predicted,
+  element ``j`` from the binary64 sum of column ``j`` over the rows above;
+* ``sum-last-axis-v1``: grid ``(rest, shape[-1])``; the last element of every
+  row is predicted from the binary64 sum of the row's other elements.
+
+The procedure is exact and shared by encoder and decoder: a sum starts at
++0.0 and adds the elements' values in file order in binary64 (round to
+nearest, even); the prediction is ``-sum`` rounded to the tensor's dtype
+(bfloat16: to float32, then to bfloat16, both to nearest even), or the value
+with all bits zero when the sum is not finite. The distance is taken between
+the two values' positions in the total order of bit patterns (``ordered``),
+modulo 2^bits, so every bit pattern (NaN, -0.0, infinities) survives.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+
+import numpy as np
+
+from .errors import FormatError
+from .serialize import group_size
+from .source import LM_DTYPES, SourceLayout, TensorEntry
+
+FIRST_AXIS = "sum-first-axis-v1"
+LAST_AXIS = "sum-last-axis-v1"
+KINDS = (FIRST_AXIS, LAST_AXIS)
+
+# A filter is kept when its stored distances need at most this share of the bits the
+# elements had (mean bit length of the zigzagged distances <= a quarter of the element
+# size). A coded distance costs its bit length plus several bits (its top byte is zero
+# where the tensor's are not); half the size kept bfloat16 filters that cost bytes
+# (BENCHMARKS.md, "Zero-sum filters").
+KEEP_SHARE = 0.25
+# Elements read at a time while choosing filters (bounded memory on big tensors).
+SCAN_ELEMENTS = 1 << 20
+
+
+@dataclass(frozen=True)
+class TensorFilter:
+    tensor: int  # index into SourceLayout.tensors
+    kind: str  # FIRST_AXIS | LAST_AXIS
+
+    def to_obj(self) -> list[object]:
+        return [self.tensor, self.kind]
+
+
+def filters_from_obj(obj: object, layout: SourceLayout, bytes_per_group: int) -> tuple[TensorFilter, ...]:
+    """The header's ``filters`` list, checked against the tensor table (FormatError if it does not fit)."""
+    if not isinstance(obj, list):
+        raise FormatError("header.filters is not a list")
+    out: list[TensorFilter] = []
+    for item in obj:
+        if not (isinstance(item, list) and len(item) == 2 and type(item[0]) is int and isinstance(item[1], str)):
+            raise FormatError("header.filters: every entry must be [tensor index, kind]")
+        f = TensorFilter(item[0], item[1])
+        if f.kind not in KINDS:
+            raise FormatError(f"header.filters: unknown filter {f.kind!r} (a newer lmgc wrote this archive)")
+        if not 0 <= f.tensor < len(layout.tensors) or (out and f.tensor <= out[-1].tensor):
+            raise FormatError("header.filters: tensor indices must be in range and increasing")
+        if not filterable(layout.tensors[f.tensor], f.kind, bytes_per_group):
+            raise FormatError(f"header.filters: tensor {layout.tensors[f.tensor].name!r} cannot carry {f.kind}")
+        out.append(f)
+    return tuple(out)
+
+
+def grid(t: TensorEntry, kind: str) -> tuple[int, int]:
+    """The tensor as rows x cols in file order, for ``kind``."""
+    n = math.prod(t.shape)
+    if kind == FIRST_AXIS:
+        rows = t.shape[0] if t.shape else 1
+    else:
+        rows = n // t.shape[-1] if t.shape and t.shape[-1] else 0
+    return rows, (n // rows if rows else 0)
+
+
+def filterable(t: TensorEntry, kind: str, bytes_per_group: int) -> bool:
+    """Floating point, at least two elements on each predicted line, and LM windows that
+    never cut an element (so every chunk holds whole elements of it)."""
+    if t.dtype not in LM_DTYPES or t.nbytes == 0:
+        return False
+    if group_size(bytes_per_group, t.item_size) % t.item_size:
+        return False
+    rows, cols = grid(t, kind)
+    return rows >= 2 if kind == FIRST_AXIS else cols >= 2
+
+
+class _Bits:
+    """One dtype's element words: their values in binary64, and predictions from sums."""
+
+    def __init__(self, dtype: str) -> None:
+        self.dtype = dtype
+        self.size = {"F64": 8, "F32": 4, "F16": 2, "BF16": 2}[dtype]
+        self.uint = np.dtype(f"<u{self.size}")
+        self.nbits = 8 * self.size
+        self.sign = self.uint.type(1 << (self.nbits - 1))
+        self.ones = self.uint.type((1 << self.nbits) - 1)
+
+    def words(self, raw: bytes | memoryview) -> np.ndarray:
+        return np.frombuffer(raw, dtype=self.uint)
+
+    def values(self, words: np.ndarray) -> np.ndarray:
+        if self.dtype == "BF16":
+            return (words.astype(np.uint32) << np.uint32(16)).view(np.float32).astype(np.float64)
+        float_type = {"F64": "<f8", "F32": "<f4", "F16": "<f2"}[self.dtype]
+        return words.view(float_type).astype(np.float64)
+
+    def predict(self, sums: np.ndarray) -> np.ndarray:
+        """Words of ``-sums`` rounded to the dtype; zero where a sum is not finite."""
+        neg = np.where(np.isfinite(sums), -sums, 0.0)
+        with np.errstate(over="ignore"):
+            if self.dtype == "F64":
+                return neg.astype("<f8").view(self.uint)
+            if self.dtype == "F16":
+                return neg.astype("<f2").view(self.uint)
+            f32 = neg.astype("<f4").view(np.uint32)
+            if self.dtype == "F32":
+                return f32
+        wide = f32.astype(np.uint64)  # bfloat16: round the float32 bits to nearest, even
+        return ((wide + 0x7FFF + ((wide >> 16) & 1)) >> 16).astype(self.uint)
+
+    def ordered(self, w: np.ndarray) -> np.ndarray:
+        """A bijection of bit patterns onto integers that follows the values' order."""
+        return np.where(w & self.sign, ~w, w | self.sign)
+
+    def unordered(self, o: np.ndarray) -> np.ndarray:
+        return np.where(o & self.sign, o ^ self.sign, ~o)
+
+    def distance(self, actual: np.ndarray, predicted: np.ndarray) -> np.ndarray:
+        """Zigzagged (actual - predicted) in the total order, modulo 2^bits."""
+        d = self.ordered(actual) - self.ordered(predicted)
+        return np.where(d & self.sign, ~(d << self.uint.type(1)), d << self.uint.type(1))
+
+    def restore(self, stored: np.ndarray, predicted: np.ndarray) -> np.ndarray:
+        half = stored >> self.uint.type(1)
+        d = np.where(stored & self.uint.type(1), ~half, half)
+        return self.unordered(self.ordered(predicted) + d)
+
+
+class LineSums:
+    """One filtered tensor's running sums, fed its elements in file order, in pieces of any
+    size: the same sums come out however the tensor is cut (the procedure in the module
+    docstring), so the encoder's one pass and the decoder's chunk-by-chunk passes agree."""
+
+    def __init__(self, t: TensorEntry, kind: str) -> None:
+        self.kind = kind
+        self.bits = _Bits(t.dtype)
+        self.rows, self.cols = grid(t, kind)
+        self.total = self.rows * self.cols
+        self.pos = 0  # elements fed so far
+        self.acc = np.zeros(self.cols if kind == FIRST_AXIS else 1, dtype=np.float64)
+
+    def feed(self, words: np.ndarray, forward: bool) -> np.ndarray:
+        """The next elements, as found: originals (``forward``: they come back with the
+        predicted places replaced by distances) or stored words (they come back restored)."""
+        if self.pos + len(words) > self.total:
+            raise FormatError("a filtered tensor was fed more elements than it holds")
+        out = words.copy()
+        if self.kind == FIRST_AXIS:
+            self._first(out, forward)
+        else:
+            self._last(out, forward)
+        self.pos += len(words)
+        return out
+
+    def _convert(self, stored: np.ndarray, predicted: np.ndarray, forward: bool) -> np.ndarray:
+        if forward:
+            return self.bits.distance(stored, predicted)
+        return self.bits.restore(stored, predicted)
+
+    def _first(self, out: np.ndarray, forward: bool) -> None:
+        cols, start = self.cols, self.pos
+        last_row = (self.rows - 1) * cols
+        known = max(0, min(len(out), last_row - start))  # elements above the last row
+        if known:
+            self._add_columns(start, self.bits.values(out[:known]))
+        if known < len(out):
+            j0 = start + known - last_row
+            j1 = j0 + len(out) - known
+            out[known:] = self._convert(out[known:], self.bits.predict(self.acc[j0:j1]), forward)
+
+    def _add_columns(self, start: int, vals: np.ndarray) -> None:
+        """acc[column] += value, element by element in file order (vectorized by whole rows)."""
+        cols, acc = self.cols, self.acc
+        j = start % cols
+        head = min(len(vals), (cols - j) % cols)
+        if head:
+            acc[j : j + head] += vals[:head]
+        full = (len(vals) - head) // cols
+        if full:
+            block = vals[head : head + full * cols].reshape(full, cols)
+            acc[:] = np.add.accumulate(np.vstack([acc[None, :], block]), axis=0)[-1]
+        tail = vals[head + full * cols :]
+        if len(tail):
+            acc[: len(tail)] += tail
+
+    def _last(self, out: np.ndarray, forward: bool) -> None:
+        cols, start, i = self.cols, self.pos, 0
+        while i < len(out):
+            j = (start + i) % cols
+            if j == 0 and len(out) - i >= cols:  # whole rows at once
+                full = (len(out) - i) // cols
+                block = out[i : i + full * cols].reshape(full, cols)
+                vals = self.bits.values(block[:, :-1])
+                zero = np.zeros((full, 1), dtype=np.float64)
+                sums = np.add.accumulate(np.hstack([zero, vals]), axis=1)[:, -1]
+                block[:, -1] = self._convert(block[:, -1], self.bits.predict(sums), forward)
+                i += full * cols
+                continue
+            n = min(len(out) - i, cols - 1 - j)  # the row's known elements in this piece
+            if n:
+                vals = self.bits.values(out[i : i + n])
+                self.acc[0] = np.add.accumulate(np.concatenate([self.acc, vals]))[-1]
+                i += n
+            if i < len(out):  # the row's last element
+                out[i : i + 1] = self._convert(out[i : i + 1], self.bits.predict(self.acc), forward)
+                self.acc[0] = 0.0
+                i += 1
+
+
+def choose_filters(
+    layout: SourceLayout, read: Callable[[int, int], bytes], bytes_per_group: int
+) -> tuple[tuple[TensorFilter, ...], dict[int, np.ndarray]]:
+    """Which tensors to filter, and their stored words at the predicted places
+    (tensor index -> words, in order), by trying both kinds on every float tensor.
+    ``read(offset, size)`` reads the data section."""
+    chosen: list[TensorFilter] = []
+    words: dict[int, np.ndarray] = {}
+    for ti, t in enumerate(layout.tensors):
+        best: tuple[int, str, np.ndarray] | None = None
+        for kind in KINDS:
+            if not filterable(t, kind, bytes_per_group) or (kind == LAST_AXIS and len(t.shape) < 2):
+                continue
+            stored = _predicted_words(t, kind, read)
+            bits = _bit_lengths(stored)
+            budget = KEEP_SHARE * len(stored) * 8 * t.item_size
+            saved = len(stored) * 8 * t.item_size - bits
+            if bits <= budget and (best is None or saved > best[0]):
+                best = (saved, kind, stored)
+        if best is not None:
+            chosen.append(TensorFilter(ti, best[1]))
+            words[ti] = best[2]
+    return tuple(chosen), words
+
+
+def _predicted_words(t: TensorEntry, kind: str, read: Callable[[int, int], bytes]) -> np.ndarray:
+    sums = LineSums(t, kind)
+    rows, cols = sums.rows, sums.cols
+    out: list[np.ndarray] = []
+    step = max(1, SCAN_ELEMENTS // cols) * cols
+    for e in range(0, sums.total, step):
+        n = min(step, sums.total - e)
+        fed = sums.feed(sums.bits.words(read(t.begin + e * t.item_size, n * t.item_size)), True)
+        idx = np.arange(e, e + n)
+        mask = idx >= (rows - 1) * cols if kind == FIRST_AXIS else idx % cols == cols - 1
+        out.append(fed[mask])
+    return np.concatenate(out)
+
+
+def _bit_lengths(words: np.ndarray) -> int:
+    w = words.astype(np.uint64)
+    return int(sum(int(x).bit_length() for x in w)) if len(w) < 4096 else int(np.ceil(np.log2(w + 1.0)).sum())
+
+
+class ForwardFilter:
+    """The encoder's side: a data-section range with the chosen tensors' predicted places
+    replaced by their stored words. Stateless per call, so chunks may be read in any order."""
+
+    def __init__(self, layout: SourceLayout, filters: Sequence[TensorFilter], words: dict[int, np.ndarray]) -> None:
+        self.layout = layout
+        self.filters = tuple(filters)
+        self.words = words
+
+    def apply(self, begin: int, raw: bytes) -> bytes:
+        if not self.filters:
+            return raw
+        out: bytearray | None = None
+        end = begin + len(raw)
+        for f in self.filters:
+            t = self.layout.tensors[f.tensor]
+            if t.end <= begin or t.begin >= end:
+                continue
+            rows, cols = grid(t, f.kind)
+            size = t.item_size
+            e0 = (max(begin, t.begin) - t.begin) // size
+            e1 = (min(end, t.end) - t.begin) // size
+            idx = np.arange(e0, e1)
+            if f.kind == FIRST_AXIS:
+                places = idx[idx >= (rows - 1) * cols]
+                ranks = places - (rows - 1) * cols
+            else:
+                places = idx[idx % cols == cols - 1]
+                ranks = places // cols
+            if len(places) == 0:
+                continue
+            if out is None:
+                out = bytearray(raw)
+            stored = self.words[f.tensor][ranks].astype(_Bits(t.dtype).uint)
+            view = np.frombuffer(out, dtype=np.uint8)
+            for k in range(size):  # byte k of every predicted element
+                view[t.begin - begin + places * size + k] = (stored >> (8 * k)).astype(np.uint8)
+        return bytes(out) if out is not None else raw
+
+
+class InverseFilter:
+    """The decoder's side: fed every chunk's stored bytes in file order, gives back the originals."""
+
+    def __init__(self, layout: SourceLayout, filters: Sequence[TensorFilter]) -> None:
+        self.layout = layout
+        self.filters = tuple(filters)
+        self.sums = {f.tensor: LineSums(layout.tensors[f.tensor], f.kind) for f in self.filters}
+
+    def feed(self, begin: int, data: bytes) -> bytes:
+        if not self.filters:
+            return data
+        out: bytearray | None = None
+        end = begin + len(data)
+        for f in self.filters:
+            t = self.layout.tensors[f.tensor]
+            lo, hi = max(begin, t.begin), min(end, t.end)
+            if lo >= hi:
+                continue
+            sums = self.sums[f.tensor]
+            if (lo - t.begin) // t.item_size != sums.pos or (hi - lo) % t.item_size:
+                raise FormatError(f"filtered tensor {t.name!r} was not decoded in whole elements, in order")
+            if out is None:
+                out = bytearray(data)
+            restored = sums.feed(sums.bits.words(data[lo - begin : hi - begin]), False)
+            out[lo - begin : hi - begin] = restored.tobytes()
+        return bytes(out) if out is not None else data
+
+
+def restore_tensor(t: TensorEntry, kind: str, stored: bytes) -> bytes:
+    """One whole filtered tensor's original bytes (salvage decodes tensor by tensor)."""
+    sums = LineSums(t, kind)
+    return sums.feed(sums.bits.words(stored), False).tobytes()

@@ -22,7 +22,7 @@ from .container.header import AlphabetRecord, Header, Index, ModelRecord, Window
 from .container.writer import ArchiveWriter
 from .errors import UnsupportedError
 from .events import ChunkDone, EventSink, Finished, Notice, Progress, Started, ignore
-from .filters import ForwardFilter, choose_filters
+from .filters import ForwardFilter, choose_filters, mark_plan
 from .lmchunk import encode_windows
 from .mixing import mixing_for
 from .models import DEFAULT_DTYPE, LoadedModel, get
@@ -129,6 +129,7 @@ def encode_file(
         raise UnsupportedError("output would overwrite the input")
     plan = plan_chunks(layout, opts.window_bytes, opts.batch, opts.bytes_per_group, opts.plain_chunk_bytes)
     forward = filters_for(source, layout, opts)
+    plan = mark_plan(plan, layout, forward.filters)
     scheme = get_scheme(opts.scheme)
     needs_model = any(c.lm for c in plan)
     mixing = mixing_for(scheme, opts.mixing, opts.top_byte)  # mixing.py works on hex text only

@@ -42,11 +42,12 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 
 from .errors import FormatError
+from .plan import ChunkPlan
 from .serialize import group_size
 from .source import LM_DTYPES, SourceLayout, TensorEntry
 
@@ -103,11 +104,11 @@ def grid(t: TensorEntry, kind: str) -> tuple[int, int]:
 
 
 def filterable(t: TensorEntry, kind: str, bytes_per_group: int) -> bool:
-    """Floating point, at least two elements on each predicted line, and LM windows that
-    never cut an element (so every chunk holds whole elements of it)."""
+    """Floating point, at least two elements on each predicted line, and one element per
+    LM group (so every chunk holds whole elements, and every stored distance is a group)."""
     if t.dtype not in LM_DTYPES or t.nbytes == 0:
         return False
-    if group_size(bytes_per_group, t.item_size) % t.item_size:
+    if group_size(bytes_per_group, t.item_size) != t.item_size:
         return False
     rows, cols = grid(t, kind)
     return rows >= 2 if kind == FIRST_AXIS else cols >= 2
@@ -244,6 +245,25 @@ class LineSums:
                 out[i : i + 1] = self._convert(out[i : i + 1], self.bits.predict(self.acc), forward)
                 self.acc[0] = 0.0
                 i += 1
+
+
+def mark_plan(plan: Sequence[ChunkPlan], layout: SourceLayout, filters: Sequence[TensorFilter]) -> list[ChunkPlan]:
+    """``plan`` with the windows of filtered tensors marked (``Window.pred_start`` / ``pred_every``),
+    so that the top-byte model can tell stored distances from values (topbyte.py)."""
+    kinds = {f.tensor: f.kind for f in filters}
+    if not kinds:
+        return list(plan)
+    out = []
+    for chunk in plan:
+        windows = []
+        for w in chunk.windows:
+            if w.tensor in kinds:
+                rows, cols = grid(layout.tensors[w.tensor], kinds[w.tensor])
+                first = kinds[w.tensor] == FIRST_AXIS
+                w = replace(w, pred_start=(rows - 1) * cols if first else cols - 1, pred_every=0 if first else cols)
+            windows.append(w)
+        out.append(replace(chunk, windows=tuple(windows)))
+    return out
 
 
 def choose_filters(

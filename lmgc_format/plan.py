@@ -34,6 +34,16 @@ class Window:
     first: int = 0  # index of the window's first group within its tensor
     row: int = 0  # groups per step along the tensor's first axis; 0 when there is no such grid
     ref: int = -1  # a vector with one value per row (a bias, most often) earlier in the file; -1: none
+    # Groups a zero-sum filter stored as distances (filters.py, marked by filters.mark_plan): those with
+    # index >= pred_start and, when pred_every, (index - pred_start) % pred_every == 0. -1: none.
+    pred_start: int = -1
+    pred_every: int = 0
+
+    def predicted(self, index: int) -> bool:
+        """Whether group ``index`` of the tensor holds a filter's stored distance."""
+        if self.pred_start < 0 or index < self.pred_start:
+            return False
+        return not self.pred_every or (index - self.pred_start) % self.pred_every == 0
 
     @property
     def nbytes(self) -> int:

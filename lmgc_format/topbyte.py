@@ -81,13 +81,18 @@ def bit_table(p: float) -> tuple[int, int]:
     return _TOTAL - f1, f1
 
 
-# A top byte's tensor, its group's index in the tensor, groups per row (0: none) and the row vector (-1: none).
-Place = tuple[int, int, int, int]
+# A top byte's tensor, its group's index in the tensor, groups per row (0: none), the row vector (-1:
+# none) and whether the group holds a zero-sum filter's stored distance (filters.py).
+Place = tuple[int, int, int, int, bool]
 
 
 def places(windows: Sequence[Window]) -> list[Place]:
     """Where every top byte of ``windows`` sits in its tensor, in coding order."""
-    return [(w.tensor, w.first + k, w.row, w.ref) for w in windows for k in range(w.nbytes // w.group)]
+    return [
+        (w.tensor, w.first + k, w.row, w.ref, w.predicted(w.first + k))
+        for w in windows
+        for k in range(w.nbytes // w.group)
+    ]
 
 
 class TopByteModel:
@@ -107,11 +112,14 @@ class TopByteModel:
         self._seen: dict[tuple[int, int], int] = {}  # (tensor, index) -> top byte, this chunk's so far
         self._here: tuple[int, int] | None = None
         self._up = self._up2 = self._guess = self._bias = -1
+        self._stored = 0  # 1 while coding a filter's stored distance: counts and weights of its own
 
-    def place(self, tensor: int, index: int, row: int, ref: int) -> None:
-        """Where the next byte sits: its tensor, its group's index there, groups per row (0: none), and
-        the tensor of the row vector (-1: none)."""
+    def place(self, tensor: int, index: int, row: int, ref: int, stored: bool = False) -> None:
+        """Where the next byte sits: its tensor, its group's index there, groups per row (0: none), the
+        tensor of the row vector (-1: none), and whether it is the top byte of a filter's stored distance
+        (a small integer: its top byte is almost always zero, which no value context predicts)."""
         self._here = (tensor, index)
+        self._stored = int(stored)
         up = up2 = left = upleft = bias = -1
         if row:
             seen = self._seen
@@ -128,11 +136,14 @@ class TopByteModel:
 
     def _contexts(self) -> tuple[tuple[int, ...], ...]:
         n, (p1, p2) = self._node, self._prev
-        # The model's index leads each context: no two models ever share a count.
-        base = (0, n), (1, n, p1 >> 4), (2, n, p1), (3, n, p1, p2)
+        # The model's index leads each context: no two models ever share a count. A stored
+        # distance's contexts add 8 to it (files without filters code exactly as before).
+        m = 8 * self._stored
+        base = (m, n), (m + 1, n, p1 >> 4), (m + 2, n, p1), (m + 3, n, p1, p2)
         if not self._grid:
             return base
-        return (*base, (4, n, self._up), (5, n, self._guess), (6, n, self._up, self._up2), (7, n, self._bias))
+        grid = (m + 4, n, self._up), (m + 5, n, self._guess), (m + 6, n, self._up, self._up2), (m + 7, n, self._bias)
+        return (*base, *grid)
 
     def predict(self) -> float:
         """P(next bit = 1)."""
@@ -146,9 +157,10 @@ class TopByteModel:
         for n0, n1 in cells:
             q = (n1 + ALPHA) / (n0 + n1 + 2 * ALPHA)
             stretched.append(math.log(q / (1.0 - q)))
-        w = self._weights.get(self._node)
+        key = self._node + 256 * self._stored
+        w = self._weights.get(key)
         if w is None:
-            w = self._weights[self._node] = [_W0] * self._models
+            w = self._weights[key] = [_W0] * self._models
         dot = 0.0
         for wi, si in zip(w, stretched, strict=True):
             dot += wi * si
@@ -161,7 +173,7 @@ class TopByteModel:
         assert self._pending is not None, "learn() follows predict()"
         cells, stretched, p = self._pending
         self._pending = None
-        w = self._weights[self._node]
+        w = self._weights[self._node + 256 * self._stored]
         err = RATE * (bit - p)
         for i, si in enumerate(stretched):
             w[i] += err * si

@@ -11,6 +11,7 @@ import pytest
 import torch
 from safetensors.torch import save_file
 
+from lmgc_format.coder import Encoder
 from lmgc_format.container.constants import FLAG_FILTERS
 from lmgc_format.container.fixed import Preamble
 from lmgc_format.container.reader import ArchiveReader
@@ -26,11 +27,13 @@ from lmgc_format.filters import (
     TensorFilter,
     choose_filters,
     filters_from_obj,
+    mark_plan,
     restore_tensor,
 )
 from lmgc_format.plan import plan_chunks
 from lmgc_format.salvage import salvage_file
 from lmgc_format.source import read_layout
+from lmgc_format.topbyte import encode_tops
 from tests.conftest import gradient_like
 
 DTYPES = {"F32": torch.float32, "BF16": torch.bfloat16, "F16": torch.float16, "F64": torch.float64}
@@ -204,3 +207,36 @@ def test_cli_shows_filters_and_can_turn_them_off(tmp_path: Path, tiny_model: str
         assert runner.invoke(cli, args).exit_code == 0
         out = runner.invoke(cli, ["inspect", str(arc)]).output
         assert "filters" in out and shown in out
+
+
+def test_mark_plan_marks_exactly_the_predicted_groups(tmp_path: Path) -> None:
+    src = tmp_path / "g.safetensors"
+    save_file({**softmax_head_gradient(10, 6, 0, torch.float32), **layer_norm_stream_gradient(1)}, str(src))
+    layout = read_layout(src)
+    _, data = _data(src)
+    filters, _ = choose_filters(layout, lambda o, n: data[o : o + n], 0)
+    plan = mark_plan(plan_chunks(layout, 16, 2, 0), layout, filters)
+    marked: dict[str, set[int]] = {}
+    for chunk in plan:
+        for w in chunk.windows:
+            for k in range(w.nbytes // w.group):
+                if w.predicted(w.first + k):
+                    marked.setdefault(layout.tensors[w.tensor].name, set()).add(w.first + k)
+    assert marked == {"head.bias": {9}, "head.weight": set(range(54, 60)), "pos": {7, 15, 23, 31, 39, 47}}
+
+
+def test_top_byte_model_codes_stored_distances_apart() -> None:
+    """A stored distance's top byte is zero where the tensor's values never are: with contexts of
+    its own it costs far less than among the values' contexts."""
+    rng = np.random.default_rng(0)
+    tops = bytearray(rng.choice([0x3A, 0x3B, 0xBA, 0xBB, 0x3C], size=200).tolist())
+    stored = [i % 10 == 9 for i in range(200)]
+    for i, s in enumerate(stored):
+        if s:
+            tops[i] = 0
+    costs = {}
+    for flagged in (False, True):
+        where = [(0, i, 10, -1, flagged and s) for i, s in enumerate(stored)]
+        bits = encode_tops(Encoder(), bytes(tops), where)
+        costs[flagged] = sum(b for b, s in zip(bits, stored, strict=True) if s)
+    assert costs[True] < 0.6 * costs[False]

@@ -72,7 +72,7 @@ def test_grid_contexts_round_trip_and_see_rows_and_columns() -> None:
     bias, weight = _grid_gradient()
     windows = [Window(0, 0, len(bias) * 4, 4), Window(1, 96, 96 + len(weight) * 4, 4, 0, 16, 0)]
     where = places(windows)
-    assert where[0] == (0, 0, 0, 0 - 1) and where[len(bias) + 17] == (1, 17, 16, 0)
+    assert where[0] == (0, 0, 0, -1, False) and where[len(bias) + 17] == (1, 17, 16, 0, False)
     tops = bias + weight
     enc = Encoder()
     grid = encode_tops(enc, tops, where)

@@ -28,6 +28,7 @@ from ..container.constants import Codec
 from ..encoder import EncodeOptions, _choose, filters_for
 from ..errors import CancelledError
 from ..events import EventSink, Finished, Progress, Started, ignore
+from ..filters import mark_plan
 from ..lmchunk import encode_windows
 from ..mixing import mixing_for
 from ..models import LoadedModel, get
@@ -127,6 +128,7 @@ def estimate_file(
     layout = read_layout(source)
     plan = plan_chunks(layout, opts.window_bytes, opts.batch, opts.bytes_per_group, opts.plain_chunk_bytes)
     forward = filters_for(source, layout, opts)
+    plan = mark_plan(plan, layout, forward.filters)
     scheme = get_scheme(opts.scheme)
     mixing = mixing_for(scheme, opts.mixing, opts.top_byte)
     lm: Any = None

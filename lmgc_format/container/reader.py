@@ -8,7 +8,7 @@ from pathlib import Path
 from typing import BinaryIO
 
 from ..errors import CorruptChunkError, FormatError, InputError
-from ..filters import TensorFilter, filters_from_obj
+from ..filters import TensorFilter, filters_from_obj, mark_plan
 from ..plan import ChunkPlan, plan_chunks
 from ..source import SourceLayout, TensorEntry, parse_header
 from .constants import (
@@ -82,6 +82,7 @@ class ArchiveReader:
         )
         self._check_index(footer, header_end)
         self.filters = self._filters(pre.flags)
+        self.plan = mark_plan(self.plan, self.layout, self.filters)
 
     def _filters(self, flags: int) -> tuple[TensorFilter, ...]:
         pairs = [list(f) for f in self.header.filters]

@@ -103,6 +103,22 @@ def grid(t: TensorEntry, kind: str) -> tuple[int, int]:
     return rows, (n // rows if rows else 0)
 
 
+def predicted_groups(t: TensorEntry, kind: str) -> tuple[int, int]:
+    """``(start, every)``: the predicted elements are ``start``, ``start + every``, ... (every 0: all
+    from ``start`` on), as element indices in file order (``Window.pred_start`` / ``pred_every``)."""
+    rows, cols = grid(t, kind)
+    return ((rows - 1) * cols, 0) if kind == FIRST_AXIS else (cols - 1, cols)
+
+
+def _ranks(idx: np.ndarray, start: int, every: int) -> tuple[np.ndarray, np.ndarray]:
+    """Which of the element indices ``idx`` are predicted, and each one's rank among the predicted."""
+    mask = idx >= start
+    if every:
+        mask &= (idx - start) % every == 0
+    places = idx[mask]
+    return places, (places - start) // every if every else places - start
+
+
 def filterable(t: TensorEntry, kind: str, bytes_per_group: int) -> bool:
     """Floating point, at least two elements on each predicted line, and one element per
     LM group (so every chunk holds whole elements, and every stored distance is a group)."""
@@ -258,9 +274,8 @@ def mark_plan(plan: Sequence[ChunkPlan], layout: SourceLayout, filters: Sequence
         windows = []
         for w in chunk.windows:
             if w.tensor in kinds:
-                rows, cols = grid(layout.tensors[w.tensor], kinds[w.tensor])
-                first = kinds[w.tensor] == FIRST_AXIS
-                w = replace(w, pred_start=(rows - 1) * cols if first else cols - 1, pred_every=0 if first else cols)
+                start, every = predicted_groups(layout.tensors[w.tensor], kinds[w.tensor])
+                w = replace(w, pred_start=start, pred_every=every)
             windows.append(w)
         out.append(replace(chunk, windows=tuple(windows)))
     return out
@@ -293,15 +308,14 @@ def choose_filters(
 
 def _predicted_words(t: TensorEntry, kind: str, read: Callable[[int, int], bytes]) -> np.ndarray:
     sums = LineSums(t, kind)
-    rows, cols = sums.rows, sums.cols
+    start, every = predicted_groups(t, kind)
     out: list[np.ndarray] = []
-    step = max(1, SCAN_ELEMENTS // cols) * cols
+    step = max(1, SCAN_ELEMENTS // sums.cols) * sums.cols
     for e in range(0, sums.total, step):
         n = min(step, sums.total - e)
         fed = sums.feed(sums.bits.words(read(t.begin + e * t.item_size, n * t.item_size)), True)
-        idx = np.arange(e, e + n)
-        mask = idx >= (rows - 1) * cols if kind == FIRST_AXIS else idx % cols == cols - 1
-        out.append(fed[mask])
+        places, _ = _ranks(np.arange(e, e + n), start, every)
+        out.append(fed[places - e])
     return np.concatenate(out)
 
 
@@ -328,17 +342,10 @@ class ForwardFilter:
             t = self.layout.tensors[f.tensor]
             if t.end <= begin or t.begin >= end:
                 continue
-            rows, cols = grid(t, f.kind)
             size = t.item_size
             e0 = (max(begin, t.begin) - t.begin) // size
             e1 = (min(end, t.end) - t.begin) // size
-            idx = np.arange(e0, e1)
-            if f.kind == FIRST_AXIS:
-                places = idx[idx >= (rows - 1) * cols]
-                ranks = places - (rows - 1) * cols
-            else:
-                places = idx[idx % cols == cols - 1]
-                ranks = places // cols
+            places, ranks = _ranks(np.arange(e0, e1), *predicted_groups(t, f.kind))
             if len(places) == 0:
                 continue
             if out is None:

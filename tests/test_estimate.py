@@ -13,6 +13,7 @@ from safetensors.torch import save_file
 
 from lmgc_format.alphabet import Alphabet, vocabulary_bytes
 from lmgc_format.bench.estimate import TeacherForcedPredictor, estimate_file
+from lmgc_format.container.reader import ArchiveReader
 from lmgc_format.encoder import EncodeOptions, encode_file
 from lmgc_format.lmchunk import encode_windows
 from lmgc_format.models import get
@@ -22,6 +23,7 @@ from lmgc_format.serialize import get_scheme
 from lmgc_format.source import read_layout
 from lmgc_tui.cli import cli
 from tests.conftest import gradient_like
+from tests.test_filters import softmax_head_gradient
 
 
 @pytest.fixture
@@ -33,6 +35,7 @@ def grads(tmp_path: Path) -> Path:
             "a.bias": gradient_like((12,), 4),
             "b.weight": gradient_like((40,), 5, torch.bfloat16),
             "steps": torch.arange(7, dtype=torch.int64),
+            **softmax_head_gradient(10, 6, 7, torch.float32),  # filtered (filters.py): the estimate must be too
         },
         str(path),
     )
@@ -104,6 +107,8 @@ def test_estimate_is_within_a_few_bytes_of_the_real_archive(
     )
     real = encode_file(grads, tmp_path / "x.lmgc", opts)
     est = estimate_file(grads, opts)
+    with ArchiveReader(tmp_path / "x.lmgc") as r:
+        assert sorted(r.layout.tensors[f.tensor].name for f in r.filters) == ["head.bias", "head.weight"]
     assert est.data_bytes == real.data_bytes and est.codecs == real.codecs
     assert abs(est.coded_bytes - real.coded_bytes) <= 4 + 0.005 * real.coded_bytes
     assert est.procedure == "teacher-forced" + ("+cm-top-v3" if mixing and scheme != "iso" else "")

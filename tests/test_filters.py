@@ -43,6 +43,9 @@ def softmax_head_gradient(classes: int, features: int, seed: int, dtype: torch.d
     """A real cross-entropy head's gradient: its columns and its bias sum to zero over classes."""
     gen = torch.Generator().manual_seed(seed)
     head = torch.nn.Linear(features, classes)
+    with torch.no_grad():  # from the seed alone, not from torch's global state (test order)
+        head.weight.copy_(torch.randn(classes, features, generator=gen) * features**-0.5)
+        head.bias.copy_(torch.randn(classes, generator=gen) * 0.1)
     x = torch.randn(32, features, generator=gen)
     y = torch.randint(0, classes, (32,), generator=gen)
     torch.nn.functional.cross_entropy(head(x), y).backward()

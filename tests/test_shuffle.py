@@ -53,7 +53,7 @@ def test_dense_file_roundtrips_through_shuffle_chunks(tmp_path: Path, tiny_model
     encode_file(src, arc, EncodeOptions(model=tiny_model, window_bytes=256, batch=4))
     with ArchiveReader(arc) as r:
         codecs = {e.codec for e in r.index.chunks}
-        assert r.version == (1, 1)
+        assert r.version >= (1, 1)  # the shuffle codecs came with 1.1
     assert codecs & {Codec.SHUFFLE_ZSTD, Codec.BITSHUFFLE_ZSTD}
     decode_file(arc, out)
     assert out.read_bytes() == src.read_bytes()

@@ -127,9 +127,7 @@ def encode_file(
     refuse_existing(target, overwrite)
     if Path(source).resolve() == Path(target).resolve():
         raise UnsupportedError("output would overwrite the input")
-    plan = plan_chunks(layout, opts.window_bytes, opts.batch, opts.bytes_per_group, opts.plain_chunk_bytes)
-    forward = filters_for(source, layout, opts)
-    plan = mark_plan(plan, layout, forward.filters)
+    plan, forward = plan_for(source, layout, opts)
     scheme = get_scheme(opts.scheme)
     needs_model = any(c.lm for c in plan)
     mixing = mixing_for(scheme, opts.mixing, opts.top_byte)  # mixing.py works on hex text only
@@ -299,11 +297,15 @@ def encode_file(
     return EncodeResult(layout.file_size, size, digest.hex(), seconds, tokens, codecs, layout.data_size, coded)
 
 
-def filters_for(source: str | os.PathLike[str], layout: SourceLayout, opts: EncodeOptions) -> ForwardFilter:
-    """The zero-sum filters worth keeping for this file (none when ``opts.filters`` is off):
-    one read of every float tensor before the header is written (filters.py)."""
+def plan_for(
+    source: str | os.PathLike[str], layout: SourceLayout, opts: EncodeOptions
+) -> tuple[list[ChunkPlan], ForwardFilter]:
+    """The chunk plan and the zero-sum filters worth keeping for this file (none when
+    ``opts.filters`` is off; filters.py), the plan's windows marked where a filter stores
+    distances. Choosing reads every float tensor once, before the header is written."""
+    plan = plan_chunks(layout, opts.window_bytes, opts.batch, opts.bytes_per_group, opts.plain_chunk_bytes)
     if not opts.filters:
-        return ForwardFilter(layout, (), {})
+        return plan, ForwardFilter(layout, (), {})
     with open(source, "rb") as f:
 
         def read(offset: int, size: int) -> bytes:
@@ -314,7 +316,7 @@ def filters_for(source: str | os.PathLike[str], layout: SourceLayout, opts: Enco
             return data
 
         filters, words = choose_filters(layout, read, opts.bytes_per_group)
-    return ForwardFilter(layout, filters, words)
+    return mark_plan(plan, layout, filters), ForwardFilter(layout, filters, words)
 
 
 def _bytes_by_tensor(chunk: ChunkPlan) -> dict[int, int]:

@@ -70,19 +70,24 @@ class TensorFilter:
     tensor: int  # index into SourceLayout.tensors
     kind: str  # FIRST_AXIS | LAST_AXIS
 
-    def to_obj(self) -> list[object]:
-        return [self.tensor, self.kind]
+
+def parse_pairs(obj: object) -> tuple[tuple[int, str], ...]:
+    """The header's ``filters`` value as ``(tensor index, kind)`` pairs (its shape only: the
+    reader checks them against the tensor table with :func:`check_filters`)."""
+    if not isinstance(obj, list) or not all(
+        isinstance(f, list) and len(f) == 2 and type(f[0]) is int and isinstance(f[1], str) for f in obj
+    ):
+        raise FormatError("header.filters: every entry must be [tensor index, kind]")
+    return tuple((f[0], f[1]) for f in obj)
 
 
-def filters_from_obj(obj: object, layout: SourceLayout, bytes_per_group: int) -> tuple[TensorFilter, ...]:
-    """The header's ``filters`` list, checked against the tensor table (FormatError if it does not fit)."""
-    if not isinstance(obj, list):
-        raise FormatError("header.filters is not a list")
+def check_filters(
+    pairs: Sequence[tuple[int, str]], layout: SourceLayout, bytes_per_group: int
+) -> tuple[TensorFilter, ...]:
+    """The header's filters, checked against the tensor table (FormatError if one does not fit)."""
     out: list[TensorFilter] = []
-    for item in obj:
-        if not (isinstance(item, list) and len(item) == 2 and type(item[0]) is int and isinstance(item[1], str)):
-            raise FormatError("header.filters: every entry must be [tensor index, kind]")
-        f = TensorFilter(item[0], item[1])
+    for tensor, kind in pairs:
+        f = TensorFilter(tensor, kind)
         if f.kind not in KINDS:
             raise FormatError(f"header.filters: unknown filter {f.kind!r} (a newer lmgc wrote this archive)")
         if not 0 <= f.tensor < len(layout.tensors) or (out and f.tensor <= out[-1].tensor):
@@ -91,6 +96,11 @@ def filters_from_obj(obj: object, layout: SourceLayout, bytes_per_group: int) ->
             raise FormatError(f"header.filters: tensor {layout.tensors[f.tensor].name!r} cannot carry {f.kind}")
         out.append(f)
     return tuple(out)
+
+
+def filters_from_obj(obj: object, layout: SourceLayout, bytes_per_group: int) -> tuple[TensorFilter, ...]:
+    """A msgpack ``filters`` value, shape and meaning checked."""
+    return check_filters(parse_pairs(obj), layout, bytes_per_group)
 
 
 def grid(t: TensorEntry, kind: str) -> tuple[int, int]:
@@ -139,7 +149,6 @@ class _Bits:
         self.uint = np.dtype(f"<u{self.size}")
         self.nbits = 8 * self.size
         self.sign = self.uint.type(1 << (self.nbits - 1))
-        self.ones = self.uint.type((1 << self.nbits) - 1)
 
     def words(self, raw: bytes | memoryview) -> np.ndarray:
         return np.frombuffer(raw, dtype=self.uint)
@@ -290,12 +299,11 @@ def choose_filters(
     chosen: list[TensorFilter] = []
     words: dict[int, np.ndarray] = {}
     for ti, t in enumerate(layout.tensors):
+        # A 1-D tensor's last-axis grid is its first-axis grid: try it once.
+        kinds = [k for k in KINDS if filterable(t, k, bytes_per_group) and (k == FIRST_AXIS or len(t.shape) >= 2)]
         best: tuple[int, str, np.ndarray] | None = None
-        for kind in KINDS:
-            if not filterable(t, kind, bytes_per_group) or (kind == LAST_AXIS and len(t.shape) < 2):
-                continue
-            stored = _predicted_words(t, kind, read)
-            bits = _bit_lengths(stored)
+        for kind, stored in _predicted_words(t, kinds, read).items():
+            bits = sum(int(w).bit_length() for w in stored.tolist())
             budget = KEEP_SHARE * len(stored) * 8 * t.item_size
             saved = len(stored) * 8 * t.item_size - bits
             if bits <= budget and (best is None or saved > best[0]):
@@ -306,22 +314,21 @@ def choose_filters(
     return tuple(chosen), words
 
 
-def _predicted_words(t: TensorEntry, kind: str, read: Callable[[int, int], bytes]) -> np.ndarray:
-    sums = LineSums(t, kind)
-    start, every = predicted_groups(t, kind)
-    out: list[np.ndarray] = []
-    step = max(1, SCAN_ELEMENTS // sums.cols) * sums.cols
-    for e in range(0, sums.total, step):
-        n = min(step, sums.total - e)
-        fed = sums.feed(sums.bits.words(read(t.begin + e * t.item_size, n * t.item_size)), True)
-        places, _ = _ranks(np.arange(e, e + n), start, every)
-        out.append(fed[places - e])
-    return np.concatenate(out)
-
-
-def _bit_lengths(words: np.ndarray) -> int:
-    w = words.astype(np.uint64)
-    return int(sum(int(x).bit_length() for x in w)) if len(w) < 4096 else int(np.ceil(np.log2(w + 1.0)).sum())
+def _predicted_words(t: TensorEntry, kinds: Sequence[str], read: Callable[[int, int], bytes]) -> dict[str, np.ndarray]:
+    """Each kind's stored words at its predicted places, from one read of the tensor in
+    pieces of SCAN_ELEMENTS (LineSums gives the same sums however the tensor is cut)."""
+    sums = {kind: LineSums(t, kind) for kind in kinds}
+    places = {kind: predicted_groups(t, kind) for kind in kinds}
+    out: dict[str, list[np.ndarray]] = {kind: [] for kind in kinds}
+    total = math.prod(t.shape)
+    for e in range(0, total if kinds else 0, SCAN_ELEMENTS):
+        n = min(SCAN_ELEMENTS, total - e)
+        raw = read(t.begin + e * t.item_size, n * t.item_size)
+        for kind, line in sums.items():
+            fed = line.feed(line.bits.words(raw), True)
+            at, _ = _ranks(np.arange(e, e + n), *places[kind])
+            out[kind].append(fed[at - e])
+    return {kind: np.concatenate(parts) for kind, parts in out.items()}
 
 
 class ForwardFilter:

@@ -25,14 +25,13 @@ import numpy as np
 
 from ..alphabet import Alphabet
 from ..container.constants import Codec
-from ..encoder import EncodeOptions, _choose, filters_for
+from ..encoder import EncodeOptions, _choose, plan_for
 from ..errors import CancelledError
 from ..events import EventSink, Finished, Progress, Started, ignore
-from ..filters import mark_plan
 from ..lmchunk import encode_windows
 from ..mixing import mixing_for
 from ..models import LoadedModel, get
-from ..plan import plan_chunks, value_size
+from ..plan import value_size
 from ..predictor import alphabet_head
 from ..serialize import get_scheme
 from ..source import read_layout
@@ -126,9 +125,7 @@ def estimate_file(
     opts.check()
     start = time.monotonic()
     layout = read_layout(source)
-    plan = plan_chunks(layout, opts.window_bytes, opts.batch, opts.bytes_per_group, opts.plain_chunk_bytes)
-    forward = filters_for(source, layout, opts)
-    plan = mark_plan(plan, layout, forward.filters)
+    plan, forward = plan_for(source, layout, opts)
     scheme = get_scheme(opts.scheme)
     mixing = mixing_for(scheme, opts.mixing, opts.top_byte)
     lm: Any = None

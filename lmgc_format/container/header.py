@@ -9,6 +9,7 @@ from typing import Any
 import zstandard
 
 from ..errors import FormatError
+from ..filters import parse_pairs
 from ..serialize import BYTE_ORDERS, SCHEMES
 from .constants import MAJOR, MAX_HEADER_LEN, MINOR
 from .sections import field, pack, unpack
@@ -104,7 +105,7 @@ class Header:
     coder: dict[str, Any]
     extra: dict[str, Any] = dc_field(default_factory=dict)
     # [tensor index, filter kind] pairs (filters.py), format 1.2; checked against the tensor
-    # table by the reader (filters.filters_from_obj). Written only when there are some.
+    # table by the reader (filters.check_filters). Written only when there are some.
     filters: tuple[tuple[int, str], ...] = ()
 
     def to_bytes(self) -> bytes:
@@ -160,11 +161,7 @@ class Header:
             raise FormatError("header: model and alphabet must both be present or both absent")
         runtime = field(obj, "runtime", dict, w)
         coder = field(obj, "coder", dict, w)
-        filters = obj.get("filters", [])
-        if not isinstance(filters, list) or not all(
-            isinstance(f, list) and len(f) == 2 and type(f[0]) is int and isinstance(f[1], str) for f in filters
-        ):
-            raise FormatError("header.filters: every entry must be [tensor index, kind]")
+        filters = parse_pairs(obj.get("filters", []))
         return cls(
             created_by=field(obj, "created_by", str, w),
             source_header=field(src, "header_json", bytes, "header.source"),
@@ -176,7 +173,7 @@ class Header:
             alphabet=alphabet,
             runtime=runtime,
             coder=coder,
-            filters=tuple((f[0], f[1]) for f in filters),
+            filters=filters,
         )
 
 

@@ -8,7 +8,7 @@ from pathlib import Path
 from typing import BinaryIO
 
 from ..errors import CorruptChunkError, FormatError, InputError
-from ..filters import TensorFilter, filters_from_obj, mark_plan
+from ..filters import TensorFilter, check_filters, mark_plan
 from ..plan import ChunkPlan, plan_chunks
 from ..source import SourceLayout, TensorEntry, parse_header
 from .constants import (
@@ -85,8 +85,7 @@ class ArchiveReader:
         self.plan = mark_plan(self.plan, self.layout, self.filters)
 
     def _filters(self, flags: int) -> tuple[TensorFilter, ...]:
-        pairs = [list(f) for f in self.header.filters]
-        filters = filters_from_obj(pairs, self.layout, self.header.layout.bytes_per_group)
+        filters = check_filters(self.header.filters, self.layout, self.header.layout.bytes_per_group)
         if bool(flags & FLAG_FILTERS) != bool(filters) or (filters and self.version < (1, 2)):
             raise FormatError("archive: the filters flag, the header's filters and the format version disagree")
         return filters

@@ -98,11 +98,6 @@ def check_filters(
     return tuple(out)
 
 
-def filters_from_obj(obj: object, layout: SourceLayout, bytes_per_group: int) -> tuple[TensorFilter, ...]:
-    """A msgpack ``filters`` value, shape and meaning checked."""
-    return check_filters(parse_pairs(obj), layout, bytes_per_group)
-
-
 def grid(t: TensorEntry, kind: str) -> tuple[int, int]:
     """The tensor as rows x cols in file order, for ``kind``."""
     n = math.prod(t.shape)

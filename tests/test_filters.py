@@ -25,9 +25,10 @@ from lmgc_format.filters import (
     InverseFilter,
     LineSums,
     TensorFilter,
+    check_filters,
     choose_filters,
-    filters_from_obj,
     mark_plan,
+    parse_pairs,
     restore_tensor,
 )
 from lmgc_format.plan import plan_chunks
@@ -143,7 +144,7 @@ def test_header_filters_are_checked(tmp_path: Path) -> None:
     src = tmp_path / "g.safetensors"
     save_file({"w": gradient_like((4, 4), 1), "ints": torch.arange(4)}, str(src))
     layout = read_layout(src)
-    assert filters_from_obj([[1, FIRST_AXIS]], layout, 0) == (TensorFilter(1, FIRST_AXIS),)
+    assert check_filters(parse_pairs([[1, FIRST_AXIS]]), layout, 0) == (TensorFilter(1, FIRST_AXIS),)
     for bad, why in (
         ([[1, "sum-diagonal-v9"]], "unknown filter"),
         ([[5, FIRST_AXIS]], "in range"),
@@ -152,7 +153,7 @@ def test_header_filters_are_checked(tmp_path: Path) -> None:
         ([["w", FIRST_AXIS]], "tensor index"),
     ):
         with pytest.raises(FormatError, match=why):
-            filters_from_obj(bad, layout, 0)
+            check_filters(parse_pairs(bad), layout, 0)
 
 
 def test_archive_with_filters_roundtrips(tmp_path: Path, tiny_model: str) -> None:

@@ -157,7 +157,7 @@ def encode_windows(
     bits = [0.0] * len(windows)
     if mixer is not None and any(mixer.tops):
         tops = [split_tops(d, w.group) if t else b"" for w, d, t in zip(windows, data, mixer.tops, strict=True)]
-        costs = encode_tops(enc, b"".join(tops), _places(windows, mixer))
+        costs = encode_tops(enc, b"".join(tops), _places(windows, mixer), mixer.fit)
         at = 0
         for i, window_tops in enumerate(tops):
             bits[i] = sum(costs[at : at + len(window_tops)])
@@ -224,7 +224,7 @@ def decode_windows(
     queued: list[list[int]] = [[] for _ in windows]  # known tokens still to feed, per window
     if mixer is not None and any(mixer.tops):
         counts = [w.nbytes // w.group if t else 0 for w, t in zip(windows, mixer.tops, strict=True)]
-        everything = decode_tops(dec, sum(counts), _places(windows, mixer))
+        everything = decode_tops(dec, sum(counts), _places(windows, mixer), mixer.fit)
         at = 0
         for n in counts:
             tops.append(everything[at : at + n])

@@ -99,6 +99,7 @@ class Mixing:
     # Values whose known top byte says zero / subnormal get weight sets of their own, starting here.
     zero_initial: tuple[float, ...] | None = None
     single_digits: bool = False  # every mantissa digit is a token of its own (the digit model is then exact)
+    fit: bool = False  # the top-byte model also fits rows x columns of each matrix (rowfit.py, cm-top-v4)
 
 
 # What a procedure may name after its engine, oldest first. Never change one: archives name them.
@@ -119,10 +120,21 @@ MIXINGS = {
             zero_initial=(1.5, 0.0, 0.5, 0.0, 0.0),
             single_digits=True,
         ),
+        # cm-top-v3 with the row x column fits in the top-byte model (BENCHMARKS "cm-top-v4").
+        Mixing(
+            "cm-top-v4",
+            True,
+            (0.1, 0.0, 0.0, 0.0, 0.9),
+            0.01,
+            grid=True,
+            zero_initial=(1.5, 0.0, 0.5, 0.0, 0.0),
+            single_digits=True,
+            fit=True,
+        ),
     )
 }
 MIXING = "cm-mix-v1"  # the LM and the count models, no top byte apart
-TOP_MIXING = "cm-top-v3"  # the default: with the top byte apart
+TOP_MIXING = "cm-top-v4"  # the default: with the top byte apart
 ALPHA = 0.4  # additive prior of every count (per allowed token)
 _HEX_DIGITS = b"0123456789abcdef"
 _PAD = -1
@@ -207,6 +219,7 @@ class TokenMixer:
         self._zero_initial = None if spec.zero_initial is None else np.array(spec.zero_initial, dtype=np.float64)
         self.single_digits = spec.single_digits
         self.grid = spec.grid
+        self.fit = spec.fit
         self._counts: dict[tuple[object, ...], np.ndarray] = {}
         self._weights: dict[tuple[int, int], np.ndarray] = {}  # per (position o, zero class)
         self._tokens = 0

@@ -55,6 +55,7 @@ import numpy as np
 
 from .coder import QUANT_BITS, Decoder, Encoder
 from .plan import Window
+from .rowfit import OUTSIDE, RowColumnFit
 
 ALPHA = 0.4  # additive prior of each binary count
 RATE = 0.04  # mixer learning rate
@@ -99,11 +100,20 @@ class TopByteModel:
     """Predicts the next top byte bit by bit; learns after every bit (see the module docstring).
 
     ``grid``: the four grid contexts of ``cm-top-v3``; :meth:`place` must then precede every byte.
+    ``fit``: with ``grid``, the row x column fits of ``cm-top-v4`` (rowfit.py, "Row x column fits").
     """
 
-    def __init__(self, grid: bool = False) -> None:
+    def __init__(self, grid: bool = False, fit: bool = False) -> None:
+        if fit and not grid:
+            raise ValueError("the row x column fits need the grid contexts")
         self._grid = grid
-        self._models = _MODELS + (4 if grid else 0)
+        self._fit = fit
+        self._fits: dict[int, RowColumnFit] = {}  # per tensor
+        self._column = -1  # the next byte's column in its tensor's fit (-1: no fit learns it)
+        self._guess = OUTSIDE
+        self._models = _MODELS + (4 if grid else 0) + (1 if fit else 0)
+        # A stored distance's contexts add this to their model index: 8 in cm-top-v3, kept for its archives.
+        self._stored_offset = 16 if fit else 8
         self._counts: dict[tuple[int, ...], list[int]] = {}
         self._weights: dict[int, list[float]] = {}
         self._prev = (-1, -1)  # the previous two top bytes (-1: none yet)
@@ -111,7 +121,7 @@ class TopByteModel:
         self._pending: tuple[list[list[int]], list[float], float] | None = None
         self._seen: dict[tuple[int, int], int] = {}  # (tensor, index) -> top byte, this chunk's so far
         self._here: tuple[int, int] | None = None
-        self._up = self._up2 = self._guess = self._bias = -1
+        self._up = self._up2 = self._sum_guess = self._bias = -1
         self._stored = 0  # 1 while coding a filter's stored distance: counts and weights of its own
 
     def place(self, tensor: int, index: int, row: int, ref: int, stored: bool = False) -> None:
@@ -132,18 +142,42 @@ class TopByteModel:
                 bias = seen.get((ref, index // row), -1)
         self._up, self._up2, self._bias = up, up2, bias
         # The exponent a row term plus a column term predicts (7-bit fields; sign bits dropped).
-        self._guess = (left & 0x7F) + (up & 0x7F) - (upleft & 0x7F) if min(left, up, upleft) >= 0 else -1
+        self._sum_guess = (left & 0x7F) + (up & 0x7F) - (upleft & 0x7F) if min(left, up, upleft) >= 0 else -1
+        if self._fit:
+            self._column = -1
+            self._guess = OUTSIDE
+            if row:
+                fit = self._fits.get(tensor)
+                if fit is None:
+                    fit = self._fits[tensor] = RowColumnFit(row)
+                i, j = divmod(index, row)
+                fit.begin(i, bias)
+                self._guess = fit.guess(j)
+                # A stored distance is no value of the matrix: the fit neither learns it nor skips its row.
+                self._column = -1 if stored else j
 
     def _contexts(self) -> tuple[tuple[int, ...], ...]:
         n, (p1, p2) = self._node, self._prev
         # The model's index leads each context: no two models ever share a count. A stored
-        # distance's contexts add 8 to it (files without filters code exactly as before).
-        m = 8 * self._stored
+        # distance's contexts add an offset to it (files without filters code exactly as before).
+        m = self._stored_offset * self._stored
         base = (m, n), (m + 1, n, p1 >> 4), (m + 2, n, p1), (m + 3, n, p1, p2)
         if not self._grid:
             return base
-        grid = (m + 4, n, self._up), (m + 5, n, self._guess), (m + 6, n, self._up, self._up2), (m + 7, n, self._bias)
-        return (*base, *grid)
+        if not self._fit:
+            guess: tuple[int, ...] = (m + 5, n, self._sum_guess)
+            return (*base, (m + 4, n, self._up), guess, (m + 6, n, self._up, self._up2), (m + 7, n, self._bias))
+        # cm-top-v4: the fits' sign vote and exponent replace the three-neighbour guess; their value
+        # fit's sign and scale are a ninth model.
+        g = self._guess
+        return (
+            *base,
+            (m + 4, n, self._up),
+            (m + 5, n, g.sign_vote, g.exponent),
+            (m + 6, n, self._up, self._up2),
+            (m + 7, n, self._bias),
+            (m + 8, n, g.sign_fit, g.scale),
+        )
 
     def predict(self) -> float:
         """P(next bit = 1)."""
@@ -186,15 +220,19 @@ class TopByteModel:
             self._node = 1
             if self._here is not None:
                 self._seen[self._here] = byte
+                if self._column >= 0:
+                    self._fits[self._here[0]].add(self._column, byte)
+                    self._column = -1
                 self._here = None
 
 
-def encode_tops(enc: Encoder, tops: bytes, where: Sequence[Place] | None = None) -> list[float]:
+def encode_tops(enc: Encoder, tops: bytes, where: Sequence[Place] | None = None, fit: bool = False) -> list[float]:
     """Code ``tops`` into ``enc``; returns the ideal bits each byte cost.
 
     ``where``: each byte's place (:func:`places`) for the grid model of ``cm-top-v3``; None: no grid.
+    ``fit``: with ``where``, the row x column fits of ``cm-top-v4``.
     """
-    model = TopByteModel(grid=where is not None)
+    model = TopByteModel(grid=where is not None, fit=fit)
     freqs = np.empty((8 * len(tops), 2), dtype=np.int64)
     bits = np.empty(8 * len(tops), dtype=np.int64)
     costs = []
@@ -217,9 +255,9 @@ def encode_tops(enc: Encoder, tops: bytes, where: Sequence[Place] | None = None)
     return costs
 
 
-def decode_tops(dec: Decoder, n: int, where: Sequence[Place] | None = None) -> bytes:
+def decode_tops(dec: Decoder, n: int, where: Sequence[Place] | None = None, fit: bool = False) -> bytes:
     """Inverse of :func:`encode_tops`: ``n`` top bytes."""
-    model = TopByteModel(grid=where is not None)
+    model = TopByteModel(grid=where is not None, fit=fit)
     out = bytearray()
     table = np.empty((1, 2), dtype=np.int64)
     for i in range(n):

@@ -5,8 +5,9 @@
 Beside: the static order-0 entropy of those bytes (the limit of any order-0 code)
 and one adaptive binary count per tree node (the model's first context alone);
 then the model without (``cm-top-v1``/``v2``) and with (``cm-top-v3``) the grid
-contexts. No LM involved: seconds, not minutes. BENCHMARKS.md "Top byte apart",
-"cm-top-v3".
+contexts, and with the row x column fits (``cm-top-v4``, rowfit.py). No LM
+involved: seconds, not minutes. BENCHMARKS.md "Top byte apart", "cm-top-v3",
+"cm-top-v4". Filters are not applied: every top byte is a value's.
 """
 
 from __future__ import annotations
@@ -38,8 +39,9 @@ def one_count(tops: bytes) -> float:
 
 
 def main() -> None:
-    print("| sample | values | order-0 entropy | one count per node | top-byte model | with grid contexts |")
-    print("|---|---|---|---|---|---|")
+    columns = ["sample", "values", "order-0 entropy", "one count per node", "top-byte model", "with grid contexts"]
+    print("| " + " | ".join([*columns, "with fits"]) + " |")
+    print("|---|---|---|---|---|---|---|")
     for path in sys.argv[1:]:
         layout = read_layout(path)
         with open(path, "rb") as f:
@@ -53,8 +55,10 @@ def main() -> None:
         entropy = -sum(c * math.log2(c / n) for c in Counter(tops).values()) / n
         single = sum(one_count(t) for t in chunks) / n
         model = sum(sum(encode_tops(Encoder(), t)) for t in chunks) / n
-        grid = sum(sum(encode_tops(Encoder(), t, places(ws))) for t, ws in zip(chunks, windows, strict=True)) / n
-        print(f"| {path} | {n} | {entropy:.3f} | {single:.3f} | {model:.3f} | {grid:.3f} |")
+        pairs = list(zip(chunks, windows, strict=True))
+        grid = sum(sum(encode_tops(Encoder(), t, places(ws))) for t, ws in pairs) / n
+        fit = sum(sum(encode_tops(Encoder(), t, places(ws), fit=True)) for t, ws in pairs) / n
+        print(f"| {path} | {n} | {entropy:.3f} | {single:.3f} | {model:.3f} | {grid:.3f} | {fit:.3f} |")
 
 
 if __name__ == "__main__":

@@ -112,8 +112,8 @@ def test_cli_bench_speed_runs_both_engines_side_by_side(tiny_model: str, small_f
     rows = json.loads(res.output)
     assert json.loads(saved.read_text()) == rows
     assert [(r["engine"], r["procedure"]) for r in rows] == [
-        ("lmgc", "lmgc-llama-v1+cm-top-v3"),
-        ("transformers", "lockstep-kv-v1+cm-top-v3"),
+        ("lmgc", "lmgc-llama-v1+cm-top-v4"),
+        ("transformers", "lockstep-kv-v1+cm-top-v4"),
     ]
     for r in rows:
         assert r["roundtrip"] and r["tokens"] > 100 and r["encode_s"] > 0 and r["decode_s"] > 0

@@ -82,7 +82,7 @@ def test_auto_picks_the_engine_and_the_archive_records_it(tmp_path: Path, tiny_m
         arc = tmp_path / f"{engine}.lmgc"
         encode_file(small_file, arc, EncodeOptions(model=tiny_model, window_bytes=32, batch=3, engine=engine))
         with ArchiveReader(arc) as r:
-            assert r.header.layout.procedure == ENGINES["lmgc" if engine == "auto" else "transformers"] + "+cm-top-v3"
+            assert r.header.layout.procedure == ENGINES["lmgc" if engine == "auto" else "transformers"] + "+cm-top-v4"
         out = tmp_path / f"{engine}.safetensors"
         decode_file(arc, out, DecodeOptions(model=tiny_model))
         assert out.read_bytes() == small_file.read_bytes()
@@ -138,7 +138,7 @@ def test_encode_and_decode_in_separate_processes_are_byte_exact(tmp_path: Path, 
         )
         assert done.returncode == 0, done.stderr[-2000:]
     with ArchiveReader(arc) as r:
-        assert r.header.layout.procedure == ENGINES["lmgc"] + ("+cm-top-v3" if scheme != "iso" else "")
+        assert r.header.layout.procedure == ENGINES["lmgc"] + ("+cm-top-v4" if scheme != "iso" else "")
         assert all(e.codec == 2 for e in r.index.chunks if e.data_length)
     assert out.read_bytes() == src.read_bytes()
 

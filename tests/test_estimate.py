@@ -111,7 +111,7 @@ def test_estimate_is_within_a_few_bytes_of_the_real_archive(
         assert "head.weight" in {r.layout.tensors[f.tensor].name for f in r.filters}
     assert est.data_bytes == real.data_bytes and est.codecs == real.codecs
     assert abs(est.coded_bytes - real.coded_bytes) <= 4 + 0.005 * real.coded_bytes
-    assert est.procedure == "teacher-forced" + ("+cm-top-v3" if mixing and scheme != "iso" else "")
+    assert est.procedure == "teacher-forced" + ("+cm-top-v4" if mixing and scheme != "iso" else "")
     assert est.tokens > 0
 
 

@@ -1,4 +1,4 @@
-"""Committed archives that every future reader must still decode byte-exact (formats 1.0 and 1.1, both procedures)."""
+"""Committed archives that every future reader must still decode byte-exact (formats 1.0 to 1.2, both engines)."""
 
 from __future__ import annotations
 
@@ -62,12 +62,14 @@ def test_golden_v1_1_shuffle_archive_decodes(tmp_path: Path) -> None:
         ("golden_top2.safetensors.lmgc", "lmgc-llama-v1+cm-top-v2"),
         ("golden_top3.safetensors.lmgc", "lmgc-llama-v1+cm-top-v3"),
         ("golden_filters.safetensors.lmgc", "lmgc-llama-v1+cm-top-v3"),
+        ("golden_top4.safetensors.lmgc", "lmgc-llama-v1+cm-top-v4"),
     ],
 )
 def test_golden_lm_archive_decodes(tmp_path: Path, tiny_model: str, name: str, procedure: str) -> None:
     """Pins each procedure: a change to an engine, the quantization or the mixing that moves one bit fails here."""
     arc = DATA / name
-    filtered = name == "golden_filters.safetensors.lmgc"  # format 1.2: pins the zero-sum filters too
+    # Format 1.2: these pin the zero-sum filters too (golden_top4: with the fits of cm-top-v4).
+    filtered = name in ("golden_filters.safetensors.lmgc", "golden_top4.safetensors.lmgc")
     with ArchiveReader(arc) as r:
         assert r.version == ((1, 2) if filtered else (1, 1))
         assert {f.kind for f in r.filters} == ({"sum-first-axis-v1", "sum-last-axis-v1"} if filtered else set())

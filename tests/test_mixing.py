@@ -241,7 +241,8 @@ def test_top_byte_mode_accounts_top_bytes_apart_and_known_tokens_free() -> None:
         mixing=TOP_MIXING,
         on_top=lambda w, cost: tops.__setitem__(w, cost),
     )
-    expected = encode_tops(Encoder(), split_tops(data[0], 4) + split_tops(data[1], 4), places(windows))
+    both = split_tops(data[0], 4) + split_tops(data[1], 4)
+    expected = encode_tops(Encoder(), both, places(windows), MIXINGS[TOP_MIXING].fit)
     assert tops[0] == pytest.approx(sum(expected[:64])) and tops[1] == pytest.approx(sum(expected[64:]))
     for w in range(2):
         assert bits[w] == pytest.approx(tops[w] + coded[w])
@@ -253,6 +254,7 @@ def test_unknown_mixing_is_refused() -> None:
     check_procedure("lmgc-llama-v1+cm-top-v1")
     check_procedure("lmgc-llama-v1+cm-top-v2")
     check_procedure("lmgc-llama-v1+cm-top-v3")
+    check_procedure("lmgc-llama-v1+cm-top-v4")
     check_procedure("lockstep-kv-v1")
     with pytest.raises(UnsupportedError, match=r"cm-mix-v9"):
         check_procedure("lmgc-llama-v1+cm-mix-v9")
@@ -267,8 +269,8 @@ def _source(tmp_path: Path) -> Path:
 @pytest.mark.parametrize(
     ("scheme", "mixing", "top_byte", "byte_order", "recorded"),
     [
-        ("comma", True, True, "msb_first", "lmgc-llama-v1+cm-top-v3"),  # the default
-        ("comma", True, True, "stored", "lmgc-llama-v1+cm-top-v3"),
+        ("comma", True, True, "msb_first", "lmgc-llama-v1+cm-top-v4"),  # the default
+        ("comma", True, True, "stored", "lmgc-llama-v1+cm-top-v4"),
         ("comma", True, False, "msb_first", "lmgc-llama-v1+cm-mix-v1"),
         ("comma", False, True, "msb_first", "lmgc-llama-v1"),
         ("iso", True, True, "msb_first", "lmgc-llama-v1"),  # mixing needs hex text: iso archives are coded without it

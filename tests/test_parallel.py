@@ -92,7 +92,7 @@ def _setup(tiny_model: str, **runtime: object) -> WorkerSetup:
     lm = get(tiny_model, "float32", None)
     here = describe(lm.device)
     digest = Alphabet.for_tokenizer(lm.tokenizer, get_scheme("comma")).digest()
-    return WorkerSetup.of(lm, "comma", "lmgc-llama-v1+cm-top-v3", True, dict(here, **runtime), digest)
+    return WorkerSetup.of(lm, "comma", "lmgc-llama-v1+cm-top-v4", True, dict(here, **runtime), digest)
 
 
 def test_a_worker_that_computes_otherwise_refuses(tiny_model: str) -> None:

@@ -91,3 +91,39 @@ def test_grid_contexts_stay_within_the_chunk() -> None:
     enc = Encoder()
     encode_tops(enc, tops, places(windows))
     assert decode_tops(Decoder(enc.finish()), len(tops), places(windows)) == tops
+
+
+def _rank_one_gradient(rows: int = 24, cols: int = 16) -> tuple[bytes, bytes]:
+    """Top bytes of a bias and a rank-one weight gradient (``delta x^T``: signs too are row x column)."""
+    rng = np.random.default_rng(5)
+    delta = rng.normal(size=rows) * 2.0 ** rng.integers(-20, -4, rows)
+    x = rng.normal(size=cols)
+    weight = (np.outer(delta, x) * rng.uniform(0.8, 1.25, (rows, cols))).astype(np.float32)
+    return split_tops(delta.astype(np.float32).tobytes(), 4), split_tops(weight.tobytes(), 4)
+
+
+def test_row_column_fits_round_trip_and_predict_signs() -> None:
+    """cm-top-v4: on a rank-one gradient the fits know the signs the grid's neighbours only hint at."""
+    bias, weight = _rank_one_gradient()
+    windows = [Window(0, 0, len(bias) * 4, 4), Window(1, 96, 96 + len(weight) * 4, 4, 0, 16, 0)]
+    where = places(windows)
+    tops = bias + weight
+    enc = Encoder()
+    fit = encode_tops(enc, tops, where, fit=True)
+    assert decode_tops(Decoder(enc.finish()), len(tops), where, fit=True) == tops
+    grid = encode_tops(Encoder(), tops, where)
+    assert sum(fit[len(bias) :]) < 0.85 * sum(grid[len(bias) :])
+
+
+def test_fits_skip_stored_distances_and_need_the_grid() -> None:
+    """A filter's stored distance is no value of the matrix: coded apart, never learned by the fits."""
+    _, weight = _rank_one_gradient(12, 8)
+    tops = bytearray(weight)
+    where = [(1, i, 8, -1, i % 8 == 7) for i in range(len(tops))]  # the last of every row is stored
+    for i in range(7, len(tops), 8):
+        tops[i] = 0
+    enc = Encoder()
+    encode_tops(enc, bytes(tops), where, fit=True)
+    assert decode_tops(Decoder(enc.finish()), len(tops), where, fit=True) == bytes(tops)
+    with pytest.raises(ValueError, match="grid"):
+        encode_tops(Encoder(), bytes(tops), None, fit=True)

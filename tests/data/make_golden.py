@@ -2,7 +2,7 @@
 
 python -m tests.data.make_golden          # writes golden_engine, golden_lockstep, golden_mix, golden_top,
                                           # golden_top2, golden_top3 (+ its source golden_grid),
-                                          # golden_filters (+ its source golden_head)
+                                          # golden_filters (+ its source golden_head), golden_top4
                                           # + golden_floats.json
 python -m tests.data.make_golden NAME...  # writes only those (this machine's logits must match the record)
 
@@ -79,12 +79,14 @@ LM_GOLDENS = {
     "golden_top2.safetensors.lmgc": ("lmgc", "cm-top-v2"),  # lmgc 0.5
     "golden_top3.safetensors.lmgc": ("lmgc", "cm-top-v3"),  # lmgc 0.6
     "golden_filters.safetensors.lmgc": ("lmgc", "cm-top-v3"),  # lmgc 0.8: format 1.2, zero-sum filters
+    "golden_top4.safetensors.lmgc": ("lmgc", "cm-top-v4"),  # lmgc 0.9: row x column fits (with filters)
 }
 # cm-top-v3's grid contexts need a bias and a weight in one chunk: golden_grid has them.
 # The filters need tensors whose lines sum to zero: golden_head has both kinds.
 GOLDEN_SOURCES = {
     "golden_top3.safetensors.lmgc": "golden_grid.safetensors",
     "golden_filters.safetensors.lmgc": "golden_head.safetensors",
+    "golden_top4.safetensors.lmgc": "golden_head.safetensors",  # matrices for the fits, stored distances
 }
 
 

@@ -54,7 +54,7 @@ class EncodeOptions:
     fallback: bool = True  # False: keep the LM payload even where zstd/raw is smaller (to measure the LM)
     engine: str = DEFAULT_ENGINE  # "auto" | "lmgc" | "transformers" (predictor.ENGINES)
     mixing: bool = True  # mix the LM with the chunk's statistics (mixing.py); hex schemes only
-    top_byte: bool = True  # with mixing: code every value's top byte apart (topbyte.py, cm-top-v3)
+    top_byte: bool = True  # with mixing: code every value's top byte apart (topbyte.py, cm-top-v4)
     workers: int = 1  # >1: LM chunks coded in that many processes (parallel.py), same bytes out
     ray: str | None = None  # a Ray address, "auto" or "local": workers are Ray actors (0 workers: one per CPU)
     filters: bool = True  # store tensors whose lines sum to zero (softmax heads, LayerNorm streams) filtered

@@ -78,7 +78,7 @@ def _tokens_with_tops(
 
     Top-byte digits become their own tokens (``known``); the text between them is
     tokenized on its own, so no coded token reaches into a top byte. With ``digit_slots``
-    (``cm-top-v3``) every coded digit is a token of its own too, and only the literal text
+    (``cm-top-v3`` and later) every coded digit is a token of its own too, and only the literal text
     between digits (separators, prefixes) goes through the tokenizer.
     """
     kind = top_slots.astype(np.int8) * 2
@@ -147,7 +147,7 @@ def encode_windows(
     """Range-code ``data`` (one bytes per window); returns payload, ideal bits per window, tokens.
 
     ``mixing``: None (the LM alone) or a name of mixing.MIXINGS: ``cm-mix-v1`` combines
-    the LM with the chunk's own statistics; ``cm-top-v1`` .. ``cm-top-v3`` also code every
+    the LM with the chunk's own statistics; ``cm-top-v1`` .. ``cm-top-v4`` also code every
     value's top byte apart first (topbyte.py) and feed its digits to the LM as known tokens.
     ``prime`` gets every window's symbols before the first step: the teacher-forced
     predictor of ``bench --estimate`` (bench/estimate.py) reads them whole.

@@ -36,7 +36,7 @@ rate kept them noisy. Chosen by replaying the same LM runs offline on six
 samples (BENCHMARKS.md "Mixer start and rate"): ViT bf16 72.97 -> 70.46 %,
 ViT fp32 86.96 -> 85.62 %, ConvNet fp32 73.59 -> 73.15 %.
 
-``cm-top-v3`` (lmgc 0.6, the default) changes three things of ``cm-top-v2``:
+``cm-top-v3`` (lmgc 0.6) changes three things of ``cm-top-v2``:
 
 * **One token per mantissa digit.** The tokenizer merges letter runs (``b`` +
   ``ead``, ``fa``), so a digit model that gives each token 16 to the minus its
@@ -62,6 +62,10 @@ Chosen by replaying the same LM runs (BENCHMARKS.md "cm-top-v3"): ConvNet fp32
 73.15 -> 69.77 %, MLP fp32 58.93 -> 55.99 %, ViT fp32 85.62 -> 84.64 %, ViT
 bf16 70.46 -> 69.43 %, MLP bf16 50.20 -> 46.27 % of tensor data.
 
+``cm-top-v4`` (lmgc 0.9, the default) is ``cm-top-v3`` whose top-byte model
+also fits every matrix as rows x columns (rowfit.py, topbyte.py "Row x column
+fits"); the mix of the LM's tokens is unchanged.
+
 State (counts, weights, texts) lives for one chunk: chunks stay independent.
 All rows of a step are predicted from the state before the step and the state
 is updated after it, in row order, so both sides see identical numbers. The
@@ -77,7 +81,7 @@ fp32 78.7 % -> 76.9 % (mask) -> 73.9 % (mask + mixing) of tensor data, ViT fp32
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 
@@ -102,6 +106,16 @@ class Mixing:
     fit: bool = False  # the top-byte model also fits rows x columns of each matrix (rowfit.py, cm-top-v4)
 
 
+# Grid contexts for the top byte, one digit per token, weights apart for zero values (BENCHMARKS "cm-top-v3").
+_TOP_V3 = Mixing(
+    "cm-top-v3",
+    True,
+    (0.1, 0.0, 0.0, 0.0, 0.9),
+    0.01,
+    grid=True,
+    zero_initial=(1.5, 0.0, 0.5, 0.0, 0.0),
+    single_digits=True,
+)
 # What a procedure may name after its engine, oldest first. Never change one: archives name them.
 MIXINGS = {
     m.name: m
@@ -110,27 +124,9 @@ MIXINGS = {
         Mixing("cm-top-v1", True, (1.0, 0.0, 0.0, 0.0, 0.0), 0.1),
         # Starting half-way to the digit model and learning 3x slower (BENCHMARKS "Mixer start and rate").
         Mixing("cm-top-v2", True, (0.4, 0.0, 0.0, 0.0, 0.6), 0.03),
-        # Grid contexts for the top byte, one digit per token, weights apart for zero values (BENCHMARKS "cm-top-v3").
-        Mixing(
-            "cm-top-v3",
-            True,
-            (0.1, 0.0, 0.0, 0.0, 0.9),
-            0.01,
-            grid=True,
-            zero_initial=(1.5, 0.0, 0.5, 0.0, 0.0),
-            single_digits=True,
-        ),
+        _TOP_V3,
         # cm-top-v3 with the row x column fits in the top-byte model (BENCHMARKS "cm-top-v4").
-        Mixing(
-            "cm-top-v4",
-            True,
-            (0.1, 0.0, 0.0, 0.0, 0.9),
-            0.01,
-            grid=True,
-            zero_initial=(1.5, 0.0, 0.5, 0.0, 0.0),
-            single_digits=True,
-            fit=True,
-        ),
+        replace(_TOP_V3, name="cm-top-v4", fit=True),
     )
 }
 MIXING = "cm-mix-v1"  # the LM and the count models, no top byte apart

@@ -30,7 +30,7 @@ class Window:
     begin: int  # offsets inside the data section
     end: int
     group: int  # bytes per hex group in this window
-    # Where the window sits in its tensor, for models that look one row up (topbyte.py, ``cm-top-v3``):
+    # Where the window sits in its tensor, for models that look one row up (topbyte.py, ``cm-top-v3`` and later):
     first: int = 0  # index of the window's first group within its tensor
     row: int = 0  # groups per step along the tensor's first axis; 0 when there is no such grid
     ref: int = -1  # a vector with one value per row (a bias, most often) earlier in the file; -1: none

@@ -141,7 +141,7 @@ class LockstepPredictor:
 TRANSFORMERS_PROCEDURE = "lockstep-kv-v1"
 ENGINES = {"lmgc": "lmgc-llama-v1", "transformers": TRANSFORMERS_PROCEDURE}
 DEFAULT_ENGINE = "auto"  # the lmgc engine where the model fits it, else transformers
-# A procedure may name a modelling stage after the engine: "lmgc-llama-v1+cm-top-v3"
+# A procedure may name a modelling stage after the engine: "lmgc-llama-v1+cm-top-v4"
 # (mixing.py, MIXINGS). A reader that does not know the whole name refuses the archive.
 
 

@@ -10,8 +10,9 @@ length of the coded tokens after quantization, plus the top-byte model's bits, a
 data. A mixer is a name of ``mixing.MIXINGS`` or NAME=starting weights (LM, three count models,
 digit model)@learning rate, optionally followed by ``+grid`` (the top-byte model's grid contexts),
 ``+zero`` (weights apart for zero values, starting as ``cm-top-v3``'s; ``+zero=W,W,W,W,W`` starts them
-at W) and ``+single`` (one token per digit: only for dumps made
-with that layout, i.e. by ``cm-top-v3`` and later). This is how ``cm-top-v2`` and ``cm-top-v3`` were chosen
+at W), ``+single`` (one token per digit: only for dumps made
+with that layout, i.e. by ``cm-top-v3`` and later) and ``+fit`` (with ``+grid``: the row x column
+fits of ``cm-top-v4``). This is how ``cm-top-v2`` and ``cm-top-v3`` were chosen
 (BENCHMARKS.md "Mixer start and rate", "cm-top-v3"); real archives add the range coder's few bytes
 per chunk. The top-byte bits are reported per mixer (a grid mixer's differ). Windows are planned
 again from ``samples/NAME.safetensors`` (or ``samples/unseen/``), so dumps made before windows knew
@@ -104,7 +105,14 @@ def _spec(text: str) -> tuple[str, mixing.Mixing]:
         if flag.startswith("zero="):  # another start for them
             zero = tuple(float(w) for w in flag.removeprefix("zero=").split(","))
     spec = mixing.Mixing(
-        name, True, initial, float(rate), grid="grid" in flags, zero_initial=zero, single_digits="single" in flags
+        name,
+        True,
+        initial,
+        float(rate),
+        grid="grid" in flags,
+        zero_initial=zero,
+        single_digits="single" in flags,
+        fit="fit" in flags,
     )
     return name, spec
 
@@ -135,7 +143,7 @@ def replay(folder: Path, variants: str, names: list[str]) -> None:
             tops = b"".join(split_tops(d, w.group) for w, d in zip(windows, parts, strict=True))
             mixers = {k: mixing.TokenMixer(alphabet, SCHEME, windows, k) for k in specs}
             for k, spec in specs.items():
-                top_bits[k] += sum(encode_tops(Encoder(), tops, places(windows) if spec.grid else None))
+                top_bits[k] += sum(encode_tops(Encoder(), tops, places(windows) if spec.grid else None, spec.fit))
             lengths = [len(s) for s in symbols]
             for t, logits in enumerate(steps):
                 active = [i for i, n in enumerate(lengths) if t < n]

@@ -109,7 +109,7 @@ class Estimate:
     coded_bytes: int  # what its chunks would cost (sum of the payloads the encoder would choose)
     tokens: int  # LM tokens read
     seconds: float
-    procedure: str  # "teacher-forced", with the mixing the encoder would record ("+cm-top-v3")
+    procedure: str  # "teacher-forced", with the mixing the encoder would record ("+cm-top-v4")
     codecs: dict[str, int] = field(default_factory=dict)  # codec name -> chunk count
 
 

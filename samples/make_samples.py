@@ -285,6 +285,73 @@ def autoencoder_gradient(steps: int = 20, batch: int = 64, seed: int = 0) -> dic
     return _train_then_gradient(net, batches, steps, seed, nn.functional.mse_loss)
 
 
+class CharLSTM(nn.Module):
+    """A character-level LSTM LM in miniature (held out after lmgc 0.9: no sample had an LSTM)."""
+
+    def __init__(self, vocab: int, dim: int = 6, hidden: int = 8) -> None:
+        super().__init__()
+        self.embed = nn.Embedding(vocab, dim)
+        self.lstm = nn.LSTM(dim, hidden, batch_first=True)
+        self.head = nn.Linear(hidden, vocab)
+
+    def forward(self, idx: torch.Tensor) -> torch.Tensor:
+        return self.head(self.lstm(self.embed(idx))[0])
+
+
+def docs_text() -> str:
+    """Offline text no earlier sample read: the docstrings of csv, heapq, random, difflib and tempfile."""
+    import csv
+    import difflib
+    import heapq
+    import random
+    import tempfile
+
+    return "\n".join((m.__doc__ or "") for m in (csv, heapq, random, difflib, tempfile))
+
+
+def lstm_gradient(steps: int = 30, batch: int = 32, context: int = 16, seed: int = 0) -> dict[str, torch.Tensor]:
+    torch.manual_seed(seed)
+    ids, vocab = _char_ids(docs_text())
+    net = CharLSTM(vocab)
+    return _train_then_gradient(net, _next_char_batches(ids, batch, context), steps, seed)
+
+
+class WineResMLP(nn.Module):
+    """A pre-norm residual MLP for tabular data (held out after lmgc 0.9): SiLU, LayerNorms, softmax head."""
+
+    def __init__(self, features: int = 13, width: int = 20, classes: int = 3) -> None:
+        super().__init__()
+        self.inp = nn.Linear(features, width)
+        self.norm1 = nn.LayerNorm(width)
+        self.fc1 = nn.Linear(width, width)
+        self.fc2 = nn.Linear(width, width)
+        self.norm_f = nn.LayerNorm(width)
+        self.head = nn.Linear(width, classes)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        h = self.inp(x)
+        h = h + self.fc2(nn.functional.silu(self.fc1(self.norm1(h))))
+        return self.head(self.norm_f(h))
+
+
+def wine_gradient(steps: int = 20, batch: int = 32, seed: int = 0) -> dict[str, torch.Tensor]:
+    """scikit-learn's bundled wine table (178 x 13, standardized), 3 classes."""
+    from sklearn.datasets import load_wine
+
+    torch.manual_seed(seed)
+    wine = load_wine()
+    x = torch.tensor(wine.data, dtype=torch.float32)
+    x = (x - x.mean(dim=0)) / x.std(dim=0)
+    y = torch.tensor(wine.target, dtype=torch.long)
+    net = WineResMLP()
+
+    def batches(gen: torch.Generator) -> tuple[torch.Tensor, torch.Tensor]:
+        idx = torch.randperm(len(x), generator=gen)[:batch]
+        return x[idx], y[idx]
+
+    return _train_then_gradient(net, batches, steps, seed)
+
+
 SAMPLES: dict[str, Callable[[], dict[str, torch.Tensor]]] = {
     "convnet_digits": convnet_gradient,
     "mlp_digits": lambda: digits_gradient(DigitsMLP),
@@ -306,6 +373,9 @@ SPEED_SAMPLES: dict[str, Callable[[], dict[str, torch.Tensor]]] = {
 UNSEEN_SAMPLES: dict[str, Callable[[], dict[str, torch.Tensor]]] = {
     "gru_zen": gru_gradient,
     "convae_photos": autoencoder_gradient,
+    # Made after lmgc 0.9's top-byte fits were chosen (whose offline table did list the two above).
+    "lstm_docs": lstm_gradient,
+    "wine_resmlp": wine_gradient,
 }
 
 

@@ -35,7 +35,7 @@ def main(path: str = "benchmarks/results.json") -> None:
             "–" if best is None else f"{best['codec']} {best['percent']:.1f}",
             "–" if ratio is None else f"{ratio:.3f}",
             *(pct(results, c) for c in COLUMNS),
-            f"{lm['encode_bps']:.1f} / {lm['decode_bps']:.1f} B/s",
+            "estimate" if lm.get("estimate") else f"{lm['encode_bps']:.1f} / {lm['decode_bps']:.1f} B/s",
         ]
         print("| " + " | ".join(row) + " |")
 

@@ -86,3 +86,15 @@ def test_guesses_are_the_same_on_every_run() -> None:
     rng = np.random.default_rng(7)
     tops = [[int(x) for x in rng.integers(0, 256, 9)] for _ in range(10)]
     assert _feed(RowColumnFit(9), tops) == _feed(RowColumnFit(9), tops)
+
+
+def test_extreme_exponents_never_raise() -> None:
+    """Top bytes a damaged stream could decode to: the largest and smallest exponents in any order
+    (ratios up to 4**126 between values: squares stay far inside binary64's range, so no inf or nan)."""
+    rng = np.random.default_rng(11)
+    extremes = [0x7F, 0xFF, 0x01, 0x81, 0x00, 0x80, 0x40]
+    tops = [[int(x) for x in rng.choice(extremes, 16)] for _ in range(40)]
+    tops[0] = [0x01] * 16  # tiny columns first: the largest row scalars follow
+    guesses = _feed(RowColumnFit(16), tops)
+    assert guesses == _feed(RowColumnFit(16), tops)
+    assert all(-3 <= g.scale <= 2 or g.scale == NO_SCALE for line in guesses for g in line)

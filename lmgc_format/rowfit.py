@@ -18,9 +18,11 @@ bits) in coding order, row after row:
 * **Exponent.** Additive in the log domain: the column term ``C_j`` is the
   mean of ``e[i, j] - R_i`` over finished rows (``R_i`` that row's mean of
   ``e[i, j'] - C_j'``; the first row stores its exponents as they are), the
-  current row's term the mean so far. The guess is ``round(R_i + C_j)``.
+  current row's term the mean so far. The guess is ``floor(R_i + C_j + 0.5)``.
 * **Value fit.** Least squares ``a_i * b_j`` on the values the top bytes
-  stand for (``+-4 ** (e - 63)``), alternating: the column vector from the
+  stand for (``+-4 ** (e - 63)``: fp32 and bf16 up to a constant factor; for
+  fp16, whose top byte holds two mantissa bits, a monotone stand-in),
+  alternating: the column vector from the
   finished rows and their row scalars, the current row's scalar from its
   values so far (before its first value: the row's bias times the learned
   ratio of row scalars to biases). Its sign, and how large ``|a_i b_j|`` is

@@ -206,11 +206,18 @@ def _next_char_batches(
     return batches
 
 
-def charlm_gradient(steps: int = 30, batch: int = 32, context: int = 16, seed: int = 0) -> dict[str, torch.Tensor]:
+def _char_lm_gradient(
+    make_net: Callable[[int], nn.Module], text: str, steps: int, batch: int, context: int, seed: int
+) -> dict[str, torch.Tensor]:
+    """A character LM built by ``make_net(vocab)`` after seeding, trained on ``text``: the gradient."""
     torch.manual_seed(seed)
-    ids, vocab = _char_ids(stdlib_text())
-    net = CharTransformer(vocab, context=context)
+    ids, vocab = _char_ids(text)
+    net = make_net(vocab)
     return _train_then_gradient(net, _next_char_batches(ids, batch, context), steps, seed)
+
+
+def charlm_gradient(steps: int = 30, batch: int = 32, context: int = 16, seed: int = 0) -> dict[str, torch.Tensor]:
+    return _char_lm_gradient(lambda v: CharTransformer(v, context=context), stdlib_text(), steps, batch, context, seed)
 
 
 class CharGRU(nn.Module):
@@ -255,10 +262,7 @@ def zen_text() -> str:
 
 
 def gru_gradient(steps: int = 30, batch: int = 32, context: int = 16, seed: int = 0) -> dict[str, torch.Tensor]:
-    torch.manual_seed(seed)
-    ids, vocab = _char_ids(zen_text())
-    net = CharGRU(vocab)
-    return _train_then_gradient(net, _next_char_batches(ids, batch, context), steps, seed)
+    return _char_lm_gradient(CharGRU, zen_text(), steps, batch, context, seed)
 
 
 def _image_patches() -> torch.Tensor:
@@ -310,10 +314,7 @@ def docs_text() -> str:
 
 
 def lstm_gradient(steps: int = 30, batch: int = 32, context: int = 16, seed: int = 0) -> dict[str, torch.Tensor]:
-    torch.manual_seed(seed)
-    ids, vocab = _char_ids(docs_text())
-    net = CharLSTM(vocab)
-    return _train_then_gradient(net, _next_char_batches(ids, batch, context), steps, seed)
+    return _char_lm_gradient(CharLSTM, docs_text(), steps, batch, context, seed)
 
 
 class WineResMLP(nn.Module):

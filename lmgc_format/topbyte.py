@@ -157,9 +157,10 @@ class TopByteModel:
             if ref >= 0:
                 bias = seen.get((ref, index // row), -1)
         self._up, self._up2, self._bias = up, up2, bias
-        # The exponent a row term plus a column term predicts (7-bit fields; sign bits dropped).
-        self._sum_guess = (left & 0x7F) + (up & 0x7F) - (upleft & 0x7F) if min(left, up, upleft) >= 0 else -1
-        if self._fit:
+        if not self._fit:
+            # The exponent a row term plus a column term predicts (7-bit fields; sign bits dropped).
+            self._sum_guess = (left & 0x7F) + (up & 0x7F) - (upleft & 0x7F) if min(left, up, upleft) >= 0 else -1
+        else:  # cm-top-v4: the fits replace that guess
             self._column = -1
             self._guess = OUTSIDE
             if row:

@@ -2,7 +2,7 @@
 
 The model's vocabulary is restricted to the tokens whose bytes all belong to
 the scheme (hex digits, separator, prefix): the coder only spends probability
-on what can occur (DESIGN rule 3). The alphabet (token ids and their bytes) is
+on what can occur (docs/DESIGN.md rule 3). The alphabet (token ids and their bytes) is
 stored in the archive header, so the decoder needs the model's weights but not
 its tokenizer: decoding a token is appending its stored bytes.
 """

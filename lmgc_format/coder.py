@@ -1,6 +1,6 @@
 """Deterministic quantization of model outputs and range coding with constriction.
 
-Quantization (DESIGN rule 2) is a pure function of the float32 logits:
+Quantization (docs/DESIGN.md rule 2) is a pure function of the float32 logits:
 
     p = softmax(float64(logits))                 (max subtracted first)
     f = floor(p * (2**QUANT_BITS - A)) + 1       (every symbol >= 1)

@@ -12,7 +12,7 @@ import struct
 import threading
 import time
 from collections.abc import Callable
-from concurrent.futures import Future
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -22,6 +22,8 @@ import zstandard
 from . import runtime
 from .alphabet import Alphabet
 from .atomic import AtomicOutput, refuse_existing
+from .cm import codec as cm_codec
+from .cm.pool import default_workers
 from .container.constants import Codec
 from .container.reader import ArchiveReader
 from .errors import CorruptChunkError, IntegrityError, ModelError, ModelMismatchError, UnsupportedError
@@ -43,6 +45,7 @@ class DecodeOptions:
     threads: int | None = None  # None: the thread count recorded in the archive
     device: str | None = None
     workers: int = 1  # >1: LM chunks decoded in that many processes (parallel.py)
+    fast_threads: int | None = None  # threads decoding fast-level chunks; None: one per CPU
     ray: str | None = None  # a Ray address, "auto" or "local": workers are Ray actors (0 workers: one per CPU)
 
 
@@ -114,6 +117,13 @@ class ChunkDecoder:
         self.alphabet: Alphabet | None = None
         self.pool: Pool | None = None
         self._pending: dict[int, Future[Any]] = {}
+        self._item_sizes = [t.item_size for t in reader.layout.tensors]
+        self._threads: ThreadPoolExecutor | None = None
+        self._thread_count = 0
+        if any(e.codec == Codec.CM_FAST for e in reader.index.chunks):
+            self._thread_count = opts.fast_threads or default_workers()
+            if self._thread_count > 1:
+                self._threads = ThreadPoolExecutor(self._thread_count, thread_name_prefix="lmgc-cm")
         if any(e.codec == Codec.LM for e in reader.index.chunks):
             import torch
 
@@ -151,16 +161,37 @@ class ChunkDecoder:
                 setup = WorkerSetup.of(lm, scheme.name, header.layout.procedure, restricted, here, alphabet.digest())
                 self.pool = start_pool(setup, opts.workers, opts.ray)
 
+    @property
+    def lookahead(self) -> int:
+        """How many chunks ahead :meth:`submit` is worth calling for."""
+        return 2 * max(self.pool.workers if self.pool is not None else 0, self._thread_count)
+
     def submit(self, i: int) -> None:
-        """With workers: start decoding LM chunk ``i`` in a worker (:meth:`decode` takes the result)."""
-        if self.pool is None or i in self._pending or self.reader.index.chunks[i].codec != Codec.LM:
+        """With workers: start decoding chunk ``i`` in a worker (:meth:`decode` takes the result)."""
+        if i in self._pending:
             return
-        _, payload = self.reader.read_chunk(i)
-        self._pending[i] = self.pool.decode(self.reader.plan[i].windows, payload, self.msb_first)
+        codec = self.reader.index.chunks[i].codec
+        if codec == Codec.LM and self.pool is not None:
+            _, payload = self.reader.read_chunk(i)
+            self._pending[i] = self.pool.decode(self.reader.plan[i].windows, payload, self.msb_first)
+        elif codec == Codec.CM_FAST and self._threads is not None:
+            _, payload = self.reader.read_chunk(i)
+            self._pending[i] = self._threads.submit(self._decode_fast, i, payload)
+
+    def _decode_fast(self, i: int, payload: bytes) -> bytes:
+        plan = self.reader.plan[i]
+        try:
+            return cm_codec.decode(plan.windows, plan.begin, payload, plan.nbytes, self._item_sizes)
+        except CorruptChunkError as exc:
+            raise CorruptChunkError(f"{self.reader.describe_chunk(i)} could not be decoded ({exc})") from None
 
     def close(self) -> None:
         if self.pool is not None:
             self.pool.close()
+        if self._threads is not None:
+            for future in self._pending.values():
+                future.cancel()
+            self._threads.shutdown(wait=True)
 
     def decode(self, i: int, step: Callable[[float, int], None] | None = None) -> bytes:
         """The original bytes of chunk ``i``; CorruptChunkError names the chunk when they cannot be had."""
@@ -195,6 +226,8 @@ class ChunkDecoder:
                     "the model or runtime does not reproduce the encoder's predictions"
                 ) from None
             data = b"".join(parts)
+        elif entry.codec == Codec.CM_FAST:
+            data = self._pending.pop(i).result() if i in self._pending else self._decode_fast(i, payload)
         elif entry.codec in (Codec.ZSTD, Codec.SHUFFLE_ZSTD, Codec.BITSHUFFLE_ZSTD):
             try:
                 data = zstandard.ZstdDecompressor().decompress(payload, max_output_size=plan.nbytes)
@@ -248,9 +281,8 @@ def decode_file(
             tokens = 0
             done_bytes = 0
             restore = InverseFilter(layout, reader.filters)
-            workers = chunks.pool.workers if chunks.pool is not None else 0
             for plan in reader.plan:
-                for ahead in reader.plan[plan.index : plan.index + 2 * workers]:
+                for ahead in reader.plan[plan.index : plan.index + chunks.lookahead]:
                     chunks.submit(ahead.index)  # keep the workers busy a few chunks ahead
                 base = done_bytes
 

@@ -6,8 +6,9 @@ import hashlib
 import os
 import threading
 import time
+from collections.abc import Callable, Iterator
 from concurrent.futures import Future
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, BinaryIO
 
@@ -16,6 +17,8 @@ import zstandard
 from . import __version__, runtime
 from .alphabet import Alphabet
 from .atomic import refuse_existing
+from .cm import codec as cm_codec
+from .cm.pool import default_workers, ordered_map
 from .coder import CODER_NAME, QUANT_BITS
 from .container.constants import Codec
 from .container.header import AlphabetRecord, Header, Index, ModelRecord, WindowLayout
@@ -23,17 +26,20 @@ from .container.writer import ArchiveWriter
 from .errors import UnsupportedError
 from .events import ChunkDone, EventSink, Finished, Notice, Progress, Started, ignore
 from .filters import ForwardFilter, choose_filters, mark_plan
+from .levels import DEFAULT_LEVEL, DEFAULT_TIME_BUDGET, FAST_BATCH, FAST_WINDOW_BYTES, LevelChoice, choose_level
 from .lmchunk import encode_windows
 from .mixing import mixing_for
 from .models import DEFAULT_DTYPE, LoadedModel, get
 from .parallel import Pool, WorkerSetup, check_workers, result, start_pool
-from .plan import PLAIN_CHUNK_BYTES, ChunkPlan, plan_chunks, value_size
+from .plan import PLAIN_CHUNK_BYTES, ChunkPlan, Window, plan_chunks, value_size
 from .predictor import DEFAULT_ENGINE, TRANSFORMERS_PROCEDURE, make_predictor, procedure_for
+from .rows import MIN_VALUES, SAMPLE_VALUES, TRIAL_VALUES, candidate_rows, exponent_fields
 from .serialize import BYTE_ORDERS, DEFAULT_BYTE_ORDER, DEFAULT_SCHEME, get_scheme
 from .shuffle import bit_shuffle, byte_shuffle
-from .source import SourceLayout, read_layout
+from .source import LM_DTYPES, SourceLayout, read_layout
 
 ZSTD_LEVEL = 19
+FAST_ZSTD_LEVEL = 3  # the fast level's codec for plain chunks (integer tensors, gaps)
 DEFAULT_WINDOW_BYTES = 512
 DEFAULT_BATCH = 16
 
@@ -58,8 +64,11 @@ class EncodeOptions:
     workers: int = 1  # >1: LM chunks coded in that many processes (parallel.py), same bytes out
     ray: str | None = None  # a Ray address, "auto" or "local": workers are Ray actors (0 workers: one per CPU)
     filters: bool = True  # store tensors whose lines sum to zero (softmax heads, LayerNorm streams) filtered
+    level: str = DEFAULT_LEVEL  # "fast" (no LM), "max" (the LM) or "auto" (levels.py)
+    time_budget: float = DEFAULT_TIME_BUDGET  # seconds the LM level may take under "auto"
 
     def check(self) -> None:
+        choose_level(0, self.level, self.time_budget)  # refuses unknown levels and budgets
         get_scheme(self.scheme)
         if self.byte_order not in BYTE_ORDERS:
             raise UnsupportedError(f"byte order must be one of {', '.join(BYTE_ORDERS)}")
@@ -90,8 +99,23 @@ class EncodeResult:
         return self.archive_size / self.source_size if self.source_size else 0.0
 
 
+def float_bytes(layout: SourceLayout) -> int:
+    """Bytes of the tensors the models code (floats); the rest is stored raw or with zstd."""
+    return sum(t.nbytes for t in layout.tensors if t.dtype in LM_DTYPES)
+
+
+def level_for(layout: SourceLayout, opts: EncodeOptions) -> LevelChoice:
+    """What ``opts.level`` means for this file (``auto``: levels.py)."""
+    return choose_level(float_bytes(layout), opts.level, opts.time_budget, fast_threads(opts))
+
+
+def fast_threads(opts: EncodeOptions) -> int:
+    """The fast level's coding threads: ``threads`` when given, else one per CPU."""
+    return opts.threads or default_workers()
+
+
 def _choose(raw: bytes, lm_payload: bytes | None, fallback: bool = True, value_size: int = 1) -> tuple[int, bytes]:
-    """Smallest of LM, zstd, shuffle+zstd, bitshuffle+zstd and raw (DESIGN rule 4: never let
+    """Smallest of LM, zstd, shuffle+zstd, bitshuffle+zstd and raw (docs/DESIGN.md rule 4: never let
     the LM make a chunk bigger). The shuffles win on dense float chunks: BENCHMARKS.md."""
     if lm_payload is not None and not fallback:
         return Codec.LM, lm_payload
@@ -127,7 +151,12 @@ def encode_file(
     refuse_existing(target, overwrite)
     if Path(source).resolve() == Path(target).resolve():
         raise UnsupportedError("output would overwrite the input")
-    plan, forward = plan_for(source, layout, opts)
+    choice = level_for(layout, opts)
+    if choice.message:
+        on_event(Notice(choice.message))
+    if choice.level == "fast":
+        return _encode_fast(source, target, layout, opts, overwrite, on_event, cancel, start)
+    plan, forward, rows = plan_for(source, layout, opts)
     scheme = get_scheme(opts.scheme)
     needs_model = any(c.lm for c in plan)
     mixing = mixing_for(scheme, opts.mixing, opts.top_byte)  # mixing.py works on hex text only
@@ -179,6 +208,7 @@ def encode_file(
         runtime=runtime.describe(lm.device if lm else "cpu"),
         coder={"name": CODER_NAME, "quant_bits": QUANT_BITS, "quantization": "softmax-f64-floor-plus-one"},
         filters=tuple((f.tensor, f.kind) for f in forward.filters),
+        rows=rows,
     )
     on_event(Started("encode", str(source), layout.data_size))
     msb_first = opts.byte_order == "msb_first"
@@ -205,33 +235,25 @@ def encode_file(
             pending[nxt.index] = (pool.encode(nxt.windows, parts, msb_first), raw)
 
     try:
-        sha = hashlib.sha256()
-        tensor_bits = [0.0] * len(layout.tensors)
-        tensor_model_bits = [0.0] * len(layout.tensors)
-        gap_bits = 0.0
-        tokens = 0
-        codecs: dict[str, int] = {}
-        done_bytes = 0
+        tally = _Tally(layout, writer, on_event)
         with open(source, "rb") as f, open(source, "rb") as ahead:
-            sha.update(f.read(layout.data_offset))
+            tally.sha.update(f.read(layout.data_offset))
             for chunk in plan:
                 f.seek(layout.data_offset + chunk.begin)
                 raw = f.read(chunk.nbytes)
                 if len(raw) != chunk.nbytes:
                     raise UnsupportedError(f"{source} changed while being read")
-                sha.update(raw)
                 stored = forward.apply(chunk.begin, raw)  # what the codecs see: raw, unless filtered
                 lm_payload: bytes | None = None
                 window_bits: list[float] = []
                 if chunk.lm:
                     assert predictor is not None and alphabet is not None and lm is not None
-                    base = done_bytes
+                    base = tally.done_bytes
                     chunk_bytes = chunk.nbytes
 
                     def step(fraction: float, n: int, base: int = base, size: int = chunk_bytes) -> None:
-                        nonlocal tokens
-                        tokens += n
-                        on_event(Progress("encode", base + int(size * fraction), layout.data_size, tokens))
+                        tally.tokens += n
+                        on_event(Progress("encode", base + int(size * fraction), layout.data_size, tally.tokens))
 
                     if pool is not None:
                         submit_ahead(ahead)
@@ -255,57 +277,162 @@ def encode_file(
                             mixing=mixing,
                         )
                 codec, payload = _choose(stored, lm_payload, opts.fallback, value_size(chunk, layout))
-                entry = writer.add_chunk(codec, chunk.begin, chunk.nbytes, payload, round(sum(window_bits)))
-                for w, b in zip(chunk.windows, window_bits, strict=False):
-                    tensor_model_bits[w.tensor] += b
-                shares = _attribute(chunk, codec, len(payload) * 8, window_bits)
-                for ti, bits in shares.items():
-                    if ti >= 0:
-                        tensor_bits[ti] += bits
-                    else:
-                        gap_bits += bits
-                codecs[Codec.NAMES[codec]] = codecs.get(Codec.NAMES[codec], 0) + 1
-                done_bytes += chunk.nbytes
-                on_event(
-                    ChunkDone(
-                        chunk.index,
-                        Codec.NAMES[codec],
-                        chunk.begin,
-                        chunk.nbytes,
-                        entry.payload_length,
-                        tuple(
-                            (layout.tensors[ti].name if ti >= 0 else "(gap)", nbytes, shares[ti])
-                            for ti, nbytes in _bytes_by_tensor(chunk).items()
-                        ),
-                    )
-                )
-                on_event(Progress("encode", done_bytes, layout.data_size, tokens))
-        seconds = time.monotonic() - start
-        digest = sha.digest()
-        index = Index(
-            tuple(writer.entries), tuple(tensor_bits), tuple(tensor_model_bits), gap_bits, digest, tokens, seconds
-        )
-        size = writer.finish(index)
+                tally.add(chunk, raw, codec, payload, window_bits)
+        size, digest = tally.finish(time.monotonic() - start)
     except BaseException:
         writer.abort()
         raise
     finally:
         if pool is not None:
             pool.close()
-    on_event(Finished("encode", layout.file_size, size, digest.hex(), seconds, tokens))
-    coded = sum(e.payload_length for e in writer.entries)
-    return EncodeResult(layout.file_size, size, digest.hex(), seconds, tokens, codecs, layout.data_size, coded)
+    return tally.result(size, digest, time.monotonic() - start)
+
+
+class _Tally:
+    """What the encoder learns while it writes chunks: the source's SHA-256, bits per tensor,
+    codec counts and progress; ends in the index and the result."""
+
+    def __init__(self, layout: SourceLayout, writer: ArchiveWriter, on_event: EventSink) -> None:
+        self.layout, self.writer, self.on_event = layout, writer, on_event
+        self.sha = hashlib.sha256()
+        self.tensor_bits = [0.0] * len(layout.tensors)
+        self.tensor_model_bits = [0.0] * len(layout.tensors)
+        self.gap_bits = 0.0
+        self.tokens = 0
+        self.codecs: dict[str, int] = {}
+        self.done_bytes = 0
+
+    def add(self, chunk: ChunkPlan, raw: bytes, codec: int, payload: bytes, window_bits: list[float]) -> None:
+        """Write one chunk (``raw``: its source bytes) and account for it."""
+        layout = self.layout
+        self.sha.update(raw)
+        entry = self.writer.add_chunk(codec, chunk.begin, chunk.nbytes, payload, round(sum(window_bits)))
+        if codec != Codec.CM_FAST:  # the LM's ideal bits, whichever codec was kept
+            for w, b in zip(chunk.windows, window_bits, strict=False):
+                self.tensor_model_bits[w.tensor] += b
+        shares = _attribute(chunk, codec, len(payload) * 8, window_bits)
+        for ti, bits in shares.items():
+            if ti >= 0:
+                self.tensor_bits[ti] += bits
+            else:
+                self.gap_bits += bits
+        name = Codec.NAMES[codec]
+        self.codecs[name] = self.codecs.get(name, 0) + 1
+        self.done_bytes += chunk.nbytes
+        self.on_event(
+            ChunkDone(
+                chunk.index,
+                name,
+                chunk.begin,
+                chunk.nbytes,
+                entry.payload_length,
+                tuple(
+                    (layout.tensors[ti].name if ti >= 0 else "(gap)", nbytes, shares[ti])
+                    for ti, nbytes in _bytes_by_tensor(chunk).items()
+                ),
+            )
+        )
+        self.on_event(Progress("encode", self.done_bytes, layout.data_size, self.tokens))
+
+    def finish(self, seconds: float) -> tuple[int, bytes]:
+        """Write the index and footer: the archive's size and the source's SHA-256."""
+        digest = self.sha.digest()
+        index = Index(
+            tuple(self.writer.entries),
+            tuple(self.tensor_bits),
+            tuple(self.tensor_model_bits),
+            self.gap_bits,
+            digest,
+            self.tokens,
+            seconds,
+        )
+        return self.writer.finish(index), digest
+
+    def result(self, size: int, digest: bytes, seconds: float) -> EncodeResult:
+        layout = self.layout
+        self.on_event(Finished("encode", layout.file_size, size, digest.hex(), seconds, self.tokens))
+        coded = sum(e.payload_length for e in self.writer.entries)
+        return EncodeResult(
+            layout.file_size, size, digest.hex(), seconds, self.tokens, self.codecs, layout.data_size, coded
+        )
+
+
+def _encode_fast(
+    source: str | os.PathLike[str],
+    target: str | os.PathLike[str],
+    layout: SourceLayout,
+    opts: EncodeOptions,
+    overwrite: bool,
+    on_event: EventSink,
+    cancel: threading.Event | None,
+    start: float,
+) -> EncodeResult:
+    """The fast level: float chunks by the compiled context-mixing model (cm/), no LM, on threads."""
+    fast = replace(opts, window_bytes=FAST_WINDOW_BYTES, batch=FAST_BATCH, bytes_per_group=0)
+    plan, forward, rows = plan_for(source, layout, fast)
+    header = Header(
+        created_by=f"lmgc {__version__}",
+        source_header=layout.header_bytes,
+        source_size=layout.file_size,
+        scheme=get_scheme(opts.scheme).name,
+        byte_order="msb_first",
+        layout=WindowLayout(
+            window_bytes=fast.window_bytes,
+            batch=fast.batch,
+            bytes_per_group=0,
+            plain_chunk_bytes=opts.plain_chunk_bytes,
+            head="none",
+            procedure=cm_codec.NAME,
+        ),
+        model=None,
+        alphabet=None,
+        runtime=runtime.describe("cpu"),
+        coder=dict(cm_codec.CODER),
+        filters=tuple((f.tensor, f.kind) for f in forward.filters),
+        rows=rows,
+    )
+    on_event(Started("encode", str(source), layout.data_size))
+    item_sizes = [t.item_size for t in layout.tensors]
+    writer = ArchiveWriter(target, header, overwrite)
+
+    def read() -> Iterator[tuple[ChunkPlan, bytes, bytes]]:
+        with open(source, "rb") as f:
+            tally.sha.update(f.read(layout.data_offset))
+            for chunk in plan:
+                f.seek(layout.data_offset + chunk.begin)
+                raw = f.read(chunk.nbytes)
+                if len(raw) != chunk.nbytes:
+                    raise UnsupportedError(f"{source} changed while being read")
+                yield chunk, raw, forward.apply(chunk.begin, raw)
+
+    def code(item: tuple[ChunkPlan, bytes, bytes]) -> tuple[int, bytes, list[float]]:
+        chunk, _, stored = item
+        if chunk.lm:
+            coded = cm_codec.encode(chunk.windows, chunk.begin, stored, item_sizes)
+            if coded is not None:
+                return Codec.CM_FAST, *coded
+            return Codec.RAW, stored, []
+        packed = zstandard.ZstdCompressor(level=FAST_ZSTD_LEVEL).compress(stored)
+        return (Codec.ZSTD, packed, []) if len(packed) < len(stored) else (Codec.RAW, stored, [])
+
+    try:
+        tally = _Tally(layout, writer, on_event)
+        for (chunk, raw, _), (codec, payload, bits) in ordered_map(code, read(), fast_threads(opts), cancel):
+            tally.add(chunk, raw, codec, payload, bits)
+        size, digest = tally.finish(time.monotonic() - start)
+    except BaseException:
+        writer.abort()
+        raise
+    return tally.result(size, digest, time.monotonic() - start)
 
 
 def plan_for(
     source: str | os.PathLike[str], layout: SourceLayout, opts: EncodeOptions
-) -> tuple[list[ChunkPlan], ForwardFilter]:
-    """The chunk plan and the zero-sum filters worth keeping for this file (none when
-    ``opts.filters`` is off; filters.py), the plan's windows marked where a filter stores
-    distances. Choosing reads every float tensor once, before the header is written."""
-    plan = plan_chunks(layout, opts.window_bytes, opts.batch, opts.bytes_per_group, opts.plain_chunk_bytes)
-    if not opts.filters:
-        return plan, ForwardFilter(layout, (), {})
+) -> tuple[list[ChunkPlan], ForwardFilter, tuple[tuple[int, int], ...]]:
+    """The chunk plan, the zero-sum filters worth keeping for this file (none when ``opts.filters``
+    is off; filters.py) and the row lengths found for flat tensors (rows.py; header ``rows``), the
+    plan's windows marked where a filter stores distances. Reads every float tensor before the
+    header is written: once for the filters, and flat ones once more for their rows."""
     with open(source, "rb") as f:
 
         def read(offset: int, size: int) -> bytes:
@@ -315,8 +442,40 @@ def plan_for(
                 raise UnsupportedError(f"{source} changed while being read")
             return data
 
+        rows = flat_rows(layout, read) if opts.bytes_per_group == 0 else ()
+        plan = plan_chunks(
+            layout, opts.window_bytes, opts.batch, opts.bytes_per_group, opts.plain_chunk_bytes, dict(rows)
+        )
+        if not opts.filters:
+            return plan, ForwardFilter(layout, (), {}), rows
         filters, words = choose_filters(layout, read, opts.bytes_per_group)
-    return mark_plan(plan, layout, filters), ForwardFilter(layout, filters, words)
+    return mark_plan(plan, layout, filters), ForwardFilter(layout, filters, words), rows
+
+
+def flat_rows(layout: SourceLayout, read: Callable[[int, int], bytes]) -> tuple[tuple[int, int], ...]:
+    """Row lengths of flat float tensors that code smaller as rows: for each 1-D tensor, the candidates
+    the exponents' autocorrelation suggests (rows.py), each tried with the fast level's model on a
+    sample; one is kept when it saves at least 0.5 % of the sample."""
+    found = []
+    for ti, t in enumerate(layout.tensors):
+        if t.dtype not in LM_DTYPES or len(t.shape) != 1 or t.shape[0] < MIN_VALUES:
+            continue
+        g = t.item_size
+        head = read(t.begin, min(t.nbytes, SAMPLE_VALUES * g))
+        candidates = [r for r in candidate_rows(exponent_fields(head, g)) if r <= t.shape[0] // 2]
+        if not candidates:
+            continue
+        sample = head[: TRIAL_VALUES * g]
+
+        def cost(row: int, sample: bytes = sample, g: int = g) -> int:
+            coded = cm_codec.encode([Window(0, 0, len(sample), g, 0, row, -1)], 0, sample, [g])
+            return len(coded[0]) if coded is not None else len(sample)
+
+        base = cost(0)
+        best_cost, best = min((cost(r), r) for r in candidates)
+        if best_cost <= base * 0.995:
+            found.append((ti, best))
+    return tuple(found)
 
 
 def _bytes_by_tensor(chunk: ChunkPlan) -> dict[int, int]:
@@ -330,7 +489,7 @@ def _bytes_by_tensor(chunk: ChunkPlan) -> dict[int, int]:
 
 def _attribute(chunk: ChunkPlan, codec: int, payload_bits: int, window_bits: list[float]) -> dict[int, float]:
     """Split a chunk's real coded bits over its tensors: by model bits for LM chunks, by bytes otherwise."""
-    if codec == Codec.LM and sum(window_bits) > 0:
+    if codec in (Codec.LM, Codec.CM_FAST) and sum(window_bits) > 0:
         total = sum(window_bits)
         out: dict[int, float] = {}
         for w, b in zip(chunk.windows, window_bits, strict=True):

@@ -14,7 +14,7 @@ arithmetic. This engine does only what the coder needs:
   (all cached positions are in the past of every row);
 * an output head of only the alphabet's rows (~100-200 of 49,152).
 
-Determinism (DESIGN rule 1) comes from the procedure, not from the engine
+Determinism (docs/DESIGN.md rule 1) comes from the procedure, not from the engine
 being "exact": encoder and decoder run these same operations on the same
 shapes in the same order, so they get the same bits. The procedure name
 :data:`PROCEDURE` is written into every archive; any change here that can

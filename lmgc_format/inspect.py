@@ -64,6 +64,7 @@ def describe_archive(path: str | os.PathLike[str]) -> dict[str, Any]:
             },
             "coder": h.coder,
             "filters": [{"tensor": r.layout.tensors[f.tensor].name, "kind": f.kind} for f in r.filters],
+            "rows": [{"tensor": r.layout.tensors[t].name, "row": row} for t, row in r.header.rows],
             "runtime": h.runtime,
             "totals": {
                 "percent_of_original": round(100 * r.size / h.source_size, 3) if h.source_size else None,

@@ -16,6 +16,7 @@ encoder and the decoder derive the same plan. Rules:
 from __future__ import annotations
 
 import math
+from collections.abc import Mapping
 from dataclasses import dataclass
 
 from .serialize import group_size
@@ -88,7 +89,9 @@ def plan_chunks(
     batch: int,
     bytes_per_group: int,
     plain_chunk_bytes: int = PLAIN_CHUNK_BYTES,
+    rows: Mapping[int, int] | None = None,
 ) -> list[ChunkPlan]:
+    """``rows``: row lengths (groups) of flat tensors, tensor index -> row (rows.py; header ``rows``)."""
     if window_bytes < 1 or batch < 1 or plain_chunk_bytes < 1:
         raise ValueError("window_bytes, batch and plain_chunk_bytes must be positive")
     chunks: list[ChunkPlan] = []
@@ -116,6 +119,8 @@ def plan_chunks(
             step = max(group, window_bytes // group * group)
             row = _row_groups(t.shape, t.item_size, group)
             ref = vectors.get(t.shape[0], -1) if row else -1
+            if rows and ti in rows:  # a flat tensor's inferred rows: no bias vector goes with them
+                row, ref = rows[ti], -1
             for start in range(t.begin, t.end, step):
                 pending.append(Window(ti, start, min(t.end, start + step), group, (start - t.begin) // group, row, ref))
                 if len(pending) == batch:

@@ -1,6 +1,6 @@
 """Next-token logits for B windows run in lockstep, one token per step, with a KV cache.
 
-This is the one procedure both encoder and decoder use (DESIGN rule 1): the
+This is the one procedure both encoder and decoder use (docs/DESIGN.md rule 1): the
 decoder can only learn token t+1 after decoding token t, so the encoder must
 not use a faster full-window forward -- its logits would differ in the last
 bits and the decoder would drift. Every window of a batch starts at BOS in the
@@ -153,6 +153,10 @@ def split_procedure(procedure: str) -> tuple[str, str | None]:
 
 def check_procedure(procedure: str) -> None:
     """Refuse a procedure this version cannot run, naming what it can."""
+    from .cm.codec import NAME as FAST_PROCEDURE
+
+    if procedure == FAST_PROCEDURE:  # the fast level: no LM at all
+        return
     engine, mixing = split_procedure(procedure)
     if engine not in ENGINES.values() or (mixing is not None and mixing not in MIXINGS):
         known = ", ".join(repr(p) for p in ENGINES.values())

@@ -19,6 +19,7 @@ from rich.table import Table
 
 from lmgc_format import __version__
 from lmgc_format.errors import LmgcError
+from lmgc_format.levels import DEFAULT_TIME_BUDGET
 from lmgc_format.serialize import DEFAULT_SCHEME, SCHEMES
 
 from .fmt import human_bytes
@@ -141,6 +142,24 @@ top_byte_option = click.option(
     "LM; the LM still reads it. Smaller archives at the same speed. Recorded in the archive.",
 )
 
+level_option = click.option(
+    "--level",
+    type=click.Choice(["auto", "fast", "max"]),
+    default="auto",
+    show_default=True,
+    help="fast: the gradient model alone, compiled, megabytes per second, no LM; max: the LM with the same "
+    "model (a few dozen bytes per second on a CPU, about 1 % smaller); auto: max where its estimated time fits "
+    "--time-budget, else fast. Every level decodes on any machine that has lmgc (max also needs the model).",
+)
+time_budget_option = click.option(
+    "--time-budget",
+    type=click.FloatRange(min=1.0),
+    default=DEFAULT_TIME_BUDGET,
+    show_default=True,
+    metavar="SECONDS",
+    help="With --level auto: the longest the LM level may take (estimated from the file size).",
+)
+
 filters_option = click.option(
     "--filters/--no-filters",
     default=True,
@@ -192,7 +211,14 @@ filters_option = click.option(
 @mix_option
 @top_byte_option
 @filters_option
-@click.option("--threads", type=click.IntRange(1, 1024), help="Torch threads (recorded; the decoder uses the same).")
+@level_option
+@time_budget_option
+@click.option(
+    "--threads",
+    type=click.IntRange(1, 1024),
+    help="LM level: torch threads (recorded; the decoder uses the same). Fast level: coding threads "
+    "[one per CPU]; the bytes do not depend on it.",
+)
 @workers_option
 @ray_option
 @click.option("--verify/--no-verify", default=False, show_default=True, help="Decode the archive again and compare.")
@@ -213,14 +239,23 @@ def compress(
     mix: bool,
     top_byte: bool,
     filters: bool,
+    level: str,
+    time_budget: float,
     threads: int | None,
     workers: int | None,
     ray: str | None,
     verify: bool,
     quiet: bool,
 ) -> None:
-    """Compress a safetensors file into a .lmgc archive."""
-    from lmgc_format.encoder import EncodeOptions, encode_file
+    """Compress a safetensors file into a .lmgc archive.
+
+    The level decides the model: fast (the gradient model alone, compiled: megabytes per second), max (the
+    LM on top of it: about 1 % smaller, a few dozen bytes per second on a CPU), or auto (the default: the
+    LM where its estimated time fits --time-budget). The LM options (--model, --scheme, --window-bytes,
+    ...) apply to the max level; the fast level has a fixed layout.
+    """
+    from lmgc_format.encoder import EncodeOptions, encode_file, level_for
+    from lmgc_format.source import read_layout
 
     target = output or source.with_name(source.name + ".lmgc")
     opts = EncodeOptions(
@@ -239,8 +274,11 @@ def compress(
         filters=filters,
         workers=_workers(workers, ray),
         ray=ray,
+        level=level,
+        time_budget=time_budget,
     )
-    if not quiet:
+    opts.check()
+    if not quiet and level_for(read_layout(source), opts).level == "max":
         err_console.print(f"loading model {model or 'smollm2-135m'} …", style="dim")
     with EventProgress(err_console, quiet) as bar:
         result = encode_file(source, target, opts, overwrite=overwrite, on_event=bar)
@@ -402,6 +440,13 @@ def inspect(archive: Path, as_json: bool, chunks: bool) -> None:
     "every scheme; replaces --model.",
 )
 @click.option("--no-lm", is_flag=True, help="Classical codecs only (no model needed, seconds).")
+@click.option(
+    "--levels",
+    default="fast,max",
+    show_default=True,
+    metavar="LIST",
+    help="lmgc levels to bench: fast, max (one row per model and scheme), auto (what compress would pick).",
+)
 @byte_order_option
 @click.option(
     "--no-fallback",
@@ -449,6 +494,7 @@ def bench(
     schemes: str,
     models: str | None,
     no_lm: bool,
+    levels: str,
     byte_order: str,
     no_fallback: bool,
     window_bytes: int,
@@ -506,7 +552,8 @@ def bench(
         )
         return
     picked = by_name([c.strip() for c in codecs.split(",") if c.strip()] if codecs else None)
-    scheme_list = [] if no_lm else [s.strip() for s in schemes.split(",") if s.strip()]
+    level_list = [] if no_lm else _list_option(levels, ("fast", "auto", "max"), "--levels")
+    scheme_list = [s.strip() for s in schemes.split(",") if s.strip()] if "max" in level_list else []
     for sc in scheme_list:
         if sc not in SCHEMES:
             raise click.BadParameter(
@@ -537,7 +584,8 @@ def bench(
             )
             for m in model_list
             for sc in scheme_list
-        ],
+        ]
+        + [LmSetting(level=level) for level in level_list if level != "max"],
     )
     reports = []
     for path in files:

@@ -43,11 +43,19 @@ def inspect_renderables(info: dict[str, Any], with_chunks: bool) -> list[Rendera
             "windows",
             f"{win['window_bytes']} bytes, batch {win['batch']}, head {win['head']}, {win['procedure']}",
         ),
-        ("coder", f"{info['coder'].get('name')} {info['coder'].get('quant_bits')}-bit"),
+        (
+            "coder",
+            f"{info['coder'].get('name')} {info['coder'].get('quant_bits', info['coder'].get('probability_bits'))}-bit",
+        ),
         (
             "filters",
             ", ".join(f"{f['tensor']} ({f['kind']})" for f in info["filters"])
             or "none (no tensor's lines sum to zero)",
+        ),
+        *(
+            [("rows", ", ".join(f"{r['tensor']} ({r['row']} per row)" for r in info["rows"]))]
+            if info.get("rows")
+            else []
         ),
         ("runtime", ", ".join(f"{k} {v}" for k, v in info["runtime"].items())),
         (

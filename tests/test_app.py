@@ -74,6 +74,27 @@ async def test_encode_fills_the_layer_table_and_verifies(tmp_path: Path, tiny_mo
         assert inspect.info["model"]["sha256"] in shown and "layer.weight" in shown
 
 
+async def test_level_choice_shows_before_start_and_fast_encode_verifies(tmp_path: Path) -> None:
+    src = tmp_path / "big.safetensors"
+    save_file({"w": gradient_like((128, 256), 3), "b": gradient_like((128,), 4)}, str(src))
+    app = make_app(path=src, model="no-such-model")  # the fast level never loads a model
+    async with app.run_test(size=(100, 30)) as pilot:
+        await pilot.pause()
+        choice = text_of(app, "#enc-choice")
+        assert "using the fast level" in choice and "--level max" in choice
+        app.query_one("#enc-level").value = "max"  # type: ignore[attr-defined]
+        await pilot.pause()
+        assert "max level" in text_of(app, "#enc-choice")
+        app.query_one("#enc-level").value = "fast"  # type: ignore[attr-defined]
+        await pilot.pause()
+        pane = app.query_one(EncodePane)
+        await pilot.press("s")
+        await wait_for(pilot, lambda: not pane.running)
+        assert "verified" in text_of(app, "#enc-result"), text_of(app, "#enc-result")
+        table = app.query_one("#enc-layers", DataTable)
+        assert float(table.get_cell("w", "bits/byte")) < 8.0
+
+
 async def test_cancel_leaves_no_output(tmp_path: Path, tiny_model: str) -> None:
     src = tmp_path / "big.safetensors"
     save_file({"w": gradient_like((64, 256), 3), "v": gradient_like((64, 256), 4)}, str(src))
@@ -81,6 +102,7 @@ async def test_cancel_leaves_no_output(tmp_path: Path, tiny_model: str) -> None:
     async with app.run_test(size=(100, 30)) as pilot:
         await pilot.pause()
         app.query_one("#enc-verify").value = False  # type: ignore[attr-defined]
+        app.query_one("#enc-level").value = "max"  # type: ignore[attr-defined]  # the LM: slow enough to cancel
         pane = app.query_one(EncodePane)
         await pilot.press("s")
         assert pane.running

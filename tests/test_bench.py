@@ -94,8 +94,18 @@ def test_cli_bench_json(tiny_model: str, small_file: Path) -> None:
     )
     assert res.exit_code == 0, res.output
     (report,) = json.loads(res.output)
-    assert [r["codec"] for r in report["results"]] == ["gzip -9", "zstd -19", "lmgc comma", "lmgc space"]
+    # --levels fast,max by default: the fast level's row, then one per scheme for the LM
+    assert [r["codec"] for r in report["results"]] == ["gzip -9", "zstd -19", "lmgc comma", "lmgc space", "lmgc fast"]
     assert all(r["roundtrip"] for r in report["results"])
+    assert "cm-fast-v1" in report["results"][-1]["note"]
+    res = CliRunner().invoke(
+        cli,
+        ["bench", str(small_file), "--codecs", "zstd-19", "--levels", "fast", "--json", "-q"],
+        catch_exceptions=False,
+    )
+    assert [r["codec"] for r in json.loads(res.output)[0]["results"]] == ["zstd -19", "lmgc fast"]
+    res = CliRunner().invoke(cli, ["bench", str(small_file), "--levels", "fastest"])
+    assert res.exit_code == 2 and "fastest" in res.output
     res = CliRunner().invoke(cli, ["bench", str(small_file), "--schemes", "hexy"])
     assert res.exit_code == 2 and "unknown scheme" in res.output
 
@@ -180,7 +190,8 @@ def test_cli_bench_models_side_by_side(tiny_model: str, other_tiny_model: str, s
     (report,) = json.loads(res.output)
     lm = [r for r in report["results"] if r["codec"].startswith("lmgc")]
     tags = [Path(m).name for m in (tiny_model, other_tiny_model)]
-    assert [r["codec"] for r in lm] == [f"lmgc comma [{t}] (estimate)" for t in tags]
-    assert all(r["size"] and r["estimate"] for r in lm)
+    assert [r["codec"] for r in lm] == [*(f"lmgc comma [{t}] (estimate)" for t in tags), "lmgc fast"]
+    assert all(r["size"] and r["estimate"] for r in lm[:2])
+    assert lm[2]["roundtrip"] and not lm[2]["estimate"]  # the fast level is coded for real: quicker than estimated
     res = CliRunner().invoke(cli, [*args, "--models", tiny_model, "--model", tiny_model])
     assert res.exit_code == 2 and "not both" in res.output

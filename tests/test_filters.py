@@ -170,7 +170,7 @@ def test_archive_with_filters_roundtrips(tmp_path: Path, tiny_model: str) -> Non
         decode_file(arc, out, DecodeOptions(model=tiny_model))
         assert out.read_bytes() == src.read_bytes()
         with ArchiveReader(arc) as r:
-            assert (r.version, bool(r.filters)) == (((1, 2), True) if on else ((1, 2), False))
+            assert (r.version, bool(r.filters)) == (((1, 3), True) if on else ((1, 3), False))
             flags = struct.unpack_from("<I", arc.read_bytes(), 12)[0]
             assert flags == (FLAG_FILTERS if on else 0)
             assert len(r.header.filters) == (2 if on else 0)
@@ -189,8 +189,8 @@ def test_old_reader_refuses_unknown_flags_and_filters_without_flag(tmp_path: Pat
     arc = tmp_path / "g.lmgc"
     encode_file(src, arc, EncodeOptions(model=tiny_model, window_bytes=64, batch=4))
     raw = bytearray(arc.read_bytes())
-    with pytest.raises(FormatError, match="reserved flags 0x2"):
-        Preamble.unpack(bytes(raw[:12]) + struct.pack("<I", 2 | FLAG_FILTERS) + bytes(raw[16:24]))
+    with pytest.raises(FormatError, match="reserved flags 0x4"):
+        Preamble.unpack(bytes(raw[:12]) + struct.pack("<I", 4 | FLAG_FILTERS) + bytes(raw[16:24]))
     raw[12:16] = struct.pack("<I", 0)  # a writer that forgot the flag: refused, not decoded wrong
     bad = tmp_path / "bad.lmgc"
     bad.write_bytes(bytes(raw))

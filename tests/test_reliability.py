@@ -284,14 +284,18 @@ def test_disk_full_is_a_clear_error_and_leaves_nothing(
     assert sorted(p.name for p in tmp_path.iterdir()) == [small_file.name]
 
 
-def test_sigterm_mid_encode_leaves_no_partial_file(tmp_path: Path, tiny_model: str) -> None:
+@pytest.mark.parametrize("level", ["max", "fast"])
+def test_sigterm_mid_encode_leaves_no_partial_file(tmp_path: Path, tiny_model: str, level: str) -> None:
     src = tmp_path / "big.safetensors"
-    save_file({"w": gradient_like((64, 512), 5)}, str(src))
+    # the fast level codes megabytes per second: give it enough to be still at work when the signal comes
+    shape = (64, 512) if level == "max" else (4096, 4096)
+    save_file({"w": gradient_like(shape, 5)}, str(src))
     target = tmp_path / "big.lmgc"
     target.write_bytes(b"old archive")  # an existing output must survive the interruption untouched
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    args = ["compress", str(src), "-o", str(target), "-f", "--model", tiny_model, "-q", "--level", level]
     proc = subprocess.Popen(
-        [sys.executable, "-m", "lmgc_tui", "compress", str(src), "-o", str(target), "-f", "--model", tiny_model, "-q"],
+        [sys.executable, "-m", "lmgc_tui", *args],
         env=env,
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,

@@ -50,7 +50,7 @@ def test_dense_file_roundtrips_through_shuffle_chunks(tmp_path: Path, tiny_model
         {"w": dense(1500, 1), "h": dense(300, 2).astype(np.float16), "i": np.arange(50, dtype=np.int64)}, str(src)
     )
     arc, out = tmp_path / "dense.lmgc", tmp_path / "out.safetensors"
-    encode_file(src, arc, EncodeOptions(model=tiny_model, window_bytes=256, batch=4))
+    encode_file(src, arc, EncodeOptions(model=tiny_model, window_bytes=256, batch=4, level="max"))
     with ArchiveReader(arc) as r:
         codecs = {e.codec for e in r.index.chunks}
         assert r.version >= (1, 1)  # the shuffle codecs came with 1.1

@@ -95,6 +95,21 @@ def _blosc2(shuffle: str) -> Classical:
     return Classical(f"blosc2 {shuffle}+zstd", enc, dec)
 
 
+def _byte_split_xz() -> Classical:
+    """Each value's bytes split into planes (byte 0 of every value, then byte 1, ...), then xz -9: the
+    classical answer to floats, whose exponent bytes repeat while the mantissa bytes do not."""
+    from lmgc_format.shuffle import byte_shuffle, byte_unshuffle
+    from lmgc_format.source import DTYPE_SIZES
+
+    def enc(d: bytes, dtype: str) -> bytes:
+        return lzma.compress(byte_shuffle(d, DTYPE_SIZES.get(dtype, 1)), preset=9)
+
+    def dec(p: bytes, dtype: str, _n: int) -> bytes:
+        return byte_unshuffle(lzma.decompress(p), DTYPE_SIZES.get(dtype, 1))
+
+    return Classical("bytesplit+xz -9", enc, dec)
+
+
 # -- float codecs -----------------------------------------------------------------------------
 
 
@@ -127,7 +142,7 @@ def _zipnn(dtype: str) -> object:
 
 
 def _zipnn_enc(d: bytes, dtype: str) -> bytes:
-    return bytes(_zipnn(dtype).compress(d))  # type: ignore[attr-defined]
+    return bytes(_zipnn(dtype).compress(bytearray(d)))  # type: ignore[attr-defined]  # a copy: ZipNN mutates its input
 
 
 def _zipnn_dec(p: bytes, dtype: str, _n: int) -> bytes:
@@ -184,6 +199,7 @@ CODECS: tuple[Classical, ...] = (
     Classical("PPMd o6", _ppmd_enc, _ppmd_dec),
     _blosc2("shuffle"),
     _blosc2("bitshuffle"),
+    _byte_split_xz(),
     Classical("fpzip", _fpzip_enc, _fpzip_dec, "lossless mode (precision 0)"),
     Classical("zfp", _zfp_enc, _zfp_dec, "reversible mode"),
     Classical("ZipNN", _zipnn_enc, _zipnn_dec),

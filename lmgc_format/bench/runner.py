@@ -89,8 +89,11 @@ class LmSetting:
     filters: bool = True  # zero-sum filters (filters.py)
     estimate: bool = False  # one forward pass per window, nothing decoded (estimate.py)
     model_tag: str = ""  # set when several models run side by side: shown in the label
+    level: str = "max"  # "fast" and "auto" ignore the LM settings above (levels.py)
 
     def label(self) -> str:
+        if self.level != "max":
+            return f"lmgc {self.level}"
         notes = [] if self.engine == "auto" or self.estimate else [self.engine]
         if self.byte_order != "msb_first":
             notes.append(f"{self.byte_order} order")
@@ -206,8 +209,9 @@ def run_lm(
         mixing=setting.mixing,
         top_byte=setting.top_byte,
         filters=setting.filters,
+        level=setting.level,
     )
-    if setting.estimate:
+    if setting.estimate and setting.level == "max":  # the fast level is quicker coded than estimated
         return _estimated(path, setting.label(), opts, on_event, cancel)
     rt = round_trip(path, opts, on_event, cancel)
     enc, dec = rt.encoded, rt.decoded
@@ -219,7 +223,7 @@ def run_lm(
         _rate(n, enc.seconds),
         _rate(n, dec.seconds),
         rt.identical,
-        f"whole archive {rt.archive_size:,} B; {enc.tokens:,} tokens, "
+        f"whole archive {rt.archive_size:,} B; {rt.procedure}; {enc.tokens:,} tokens, "
         f"{enc.tokens / enc.seconds if enc.seconds else 0:,.0f} tok/s; chunks "
         + ", ".join(f"{name} {count}" for name, count in sorted(enc.codecs.items())),
     )

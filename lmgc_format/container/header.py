@@ -107,6 +107,9 @@ class Header:
     # [tensor index, filter kind] pairs (filters.py), format 1.2; checked against the tensor
     # table by the reader (filters.check_filters). Written only when there are some.
     filters: tuple[tuple[int, str], ...] = ()
+    # [tensor index, row length in groups] of flat tensors coded as rows (rows.py), format 1.3; checked
+    # against the tensor table by the reader. Written only when there are some.
+    rows: tuple[tuple[int, int], ...] = ()
 
     def to_bytes(self) -> bytes:
         """msgpack, zstd-compressed (the safetensors JSON inside compresses ~3x)."""
@@ -133,6 +136,8 @@ class Header:
         }
         if self.filters:
             obj["filters"] = [list(f) for f in self.filters]
+        if self.rows:
+            obj["rows"] = [list(r) for r in self.rows]
         return obj
 
     @classmethod
@@ -162,6 +167,11 @@ class Header:
         runtime = field(obj, "runtime", dict, w)
         coder = field(obj, "coder", dict, w)
         filters = parse_pairs(obj.get("filters", []))
+        rows_obj = obj.get("rows", [])
+        if not isinstance(rows_obj, list) or not all(
+            isinstance(r, list) and len(r) == 2 and type(r[0]) is int and type(r[1]) is int for r in rows_obj
+        ):
+            raise FormatError("header.rows: every entry must be [tensor index, row length]")
         return cls(
             created_by=field(obj, "created_by", str, w),
             source_header=field(src, "header_json", bytes, "header.source"),
@@ -174,6 +184,7 @@ class Header:
             runtime=runtime,
             coder=coder,
             filters=filters,
+            rows=tuple((r[0], r[1]) for r in rows_obj),
         )
 
 

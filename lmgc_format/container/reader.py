@@ -10,9 +10,10 @@ from typing import BinaryIO
 from ..errors import CorruptChunkError, FormatError, InputError
 from ..filters import TensorFilter, check_filters, mark_plan
 from ..plan import ChunkPlan, plan_chunks
-from ..source import SourceLayout, TensorEntry, parse_header
+from ..source import LM_DTYPES, SourceLayout, TensorEntry, parse_header
 from .constants import (
     FLAG_FILTERS,
+    FLAG_ROWS,
     FOOTER_SIZE,
     FRAME_HEAD_SIZE,
     MAX_CHUNKS,
@@ -79,10 +80,27 @@ class ArchiveReader:
             self.header.layout.batch,
             self.header.layout.bytes_per_group,
             self.header.layout.plain_chunk_bytes,
+            self._rows(pre.flags),
         )
         self._check_index(footer, header_end)
         self.filters = self._filters(pre.flags)
         self.plan = mark_plan(self.plan, self.layout, self.filters)
+
+    def _rows(self, flags: int) -> dict[int, int]:
+        """The header's row lengths of flat tensors, checked against the tensor table (rows.py)."""
+        rows = self.header.rows
+        if bool(flags & FLAG_ROWS) != bool(rows) or (rows and self.version < (1, 3)):
+            raise FormatError("archive: the rows flag, the header's rows and the format version disagree")
+        out: dict[int, int] = {}
+        tensors = self.layout.tensors
+        for tensor, row in rows:
+            if not 0 <= tensor < len(tensors) or tensor in out:
+                raise FormatError("header.rows: tensor indices must be in range and distinct")
+            t = tensors[tensor]
+            if t.dtype not in LM_DTYPES or len(t.shape) != 1 or not 2 <= row <= max(2, t.shape[0] // 2):
+                raise FormatError(f"header.rows: tensor {t.name!r} cannot have rows of {row}")
+            out[tensor] = row
+        return out
 
     def _filters(self, flags: int) -> tuple[TensorFilter, ...]:
         filters = check_filters(self.header.filters, self.layout, self.header.layout.bytes_per_group)
@@ -113,10 +131,13 @@ class ArchiveReader:
         for entry, plan in zip(chunks, self.plan, strict=True):
             if (entry.data_offset, entry.data_length) != (plan.begin, plan.nbytes):
                 raise FormatError(f"index: chunk {plan.index} covers the wrong bytes")
-            if entry.codec not in Codec.NAMES or (entry.codec == Codec.LM and not plan.lm):
+            if entry.codec not in Codec.NAMES or (entry.codec in (Codec.LM, Codec.CM_FAST) and not plan.lm):
                 raise FormatError(f"index: chunk {plan.index} has an invalid codec")
-            if entry.codec in (Codec.SHUFFLE_ZSTD, Codec.BITSHUFFLE_ZSTD) and self.version < (1, 1):
-                raise FormatError(f"index: chunk {plan.index} uses a format 1.1 codec in a {self.version} archive")
+            since = Codec.SINCE.get(entry.codec, (1, 0))
+            if self.version < since:
+                raise FormatError(
+                    f"index: chunk {plan.index} uses a format {since[0]}.{since[1]} codec in a {self.version} archive"
+                )
             if entry.codec == Codec.LM and self.header.model is None:
                 raise FormatError(f"index: chunk {plan.index} needs a model the header does not name")
             if entry.payload_length > MAX_PAYLOAD_LEN:

@@ -6,7 +6,7 @@ import os
 import zlib
 
 from ..atomic import AtomicOutput
-from .constants import FLAG_FILTERS, FRAME_HEAD_SIZE, PREAMBLE_SIZE
+from .constants import FLAG_FILTERS, FLAG_ROWS, FRAME_HEAD_SIZE, PREAMBLE_SIZE
 from .fixed import Footer, FrameHead, preamble_for
 from .header import ChunkEntry, Header, Index
 
@@ -16,7 +16,8 @@ class ArchiveWriter:
         raw = header.to_bytes()
         self.out = AtomicOutput(target, overwrite)
         try:
-            self.out.write(preamble_for(raw, FLAG_FILTERS if header.filters else 0).pack())
+            flags = (FLAG_FILTERS if header.filters else 0) | (FLAG_ROWS if header.rows else 0)
+            self.out.write(preamble_for(raw, flags).pack())
             self.out.write(raw)
         except BaseException:  # the caller never gets a writer to abort: clean up here
             self.out.abort()

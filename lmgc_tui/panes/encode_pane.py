@@ -5,6 +5,7 @@ from __future__ import annotations
 import threading
 from pathlib import Path
 
+from rich.text import Text
 from textual import work
 from textual.app import ComposeResult
 from textual.containers import Horizontal, Vertical
@@ -14,6 +15,7 @@ from textual.widgets import Button, Checkbox, DataTable, Input, Label, RichLog, 
 from lmgc_format import events as ev
 from lmgc_format.encoder import DEFAULT_BATCH, DEFAULT_WINDOW_BYTES
 from lmgc_format.errors import LmgcError
+from lmgc_format.levels import DEFAULT_LEVEL, LEVELS
 from lmgc_format.models import DEFAULT_MODEL
 from lmgc_format.serialize import DEFAULT_SCHEME, SCHEMES
 from lmgc_format.source import read_layout
@@ -41,6 +43,8 @@ class EncodePane(Vertical):
     EncodePane .form Input { width: 1fr; }
     EncodePane #enc-window, EncodePane #enc-batch { width: 8; }
     EncodePane #enc-scheme { width: 18; }
+    EncodePane #enc-level { width: 12; }
+    EncodePane #enc-choice { height: auto; padding: 0 1; color: $text-muted; }
     EncodePane #enc-source { height: 1; padding: 0 1; color: $text-muted; }
     EncodePane #enc-result { height: auto; padding: 0 1; }
     EncodePane #enc-result.ok { background: $success 30%; color: $text; text-style: bold; }
@@ -64,7 +68,16 @@ class EncodePane(Vertical):
     def compose(self) -> ComposeResult:
         yield Static("no file opened: pick one in the Open tab (o)", id="enc-source")
         with Horizontal(classes="form"):
-            yield Label("model")
+            yield Label("level")
+            yield Select(
+                [(level, level) for level in LEVELS],
+                value=DEFAULT_LEVEL,
+                allow_blank=False,
+                id="enc-level",
+                compact=True,
+                tooltip="fast: no LM, MB/s; max: the LM, ~1 % smaller, slow; auto: max where it fits the budget",
+            )
+            yield Label(" model")
             yield Input(self.default_model, id="enc-model", compact=True, tooltip="packaged name, HF dir or .gguf")
             yield Label(" scheme")
             yield Select(
@@ -83,6 +96,7 @@ class EncodePane(Vertical):
             yield Button("Start", id="enc-start", variant="primary", compact=True)
             yield Label(" ")
             yield Button("Cancel", id="enc-cancel", variant="error", compact=True, disabled=True)
+        yield Static("", id="enc-choice")
         yield JobProgress("enc", id="enc-progress-row")
         yield Static("", id="enc-result")
         with Horizontal(id="enc-body"):
@@ -111,6 +125,7 @@ class EncodePane(Vertical):
         self.query_one("#enc-output", Input).value = str(path.with_name(path.name + ".lmgc"))
         self.query_one("#enc-result", Static).update("")
         self.query_one("#enc-result", Static).set_classes("")
+        self._show_choice()
         self._fill_table()
         self.query_one(BitsChart).show(self.board)
 
@@ -132,7 +147,8 @@ class EncodePane(Vertical):
         model = self.query_one("#enc-model", Input).value.strip() or None
         from lmgc_format.encoder import EncodeOptions
 
-        opts = EncodeOptions(model=model, scheme=str(scheme), window_bytes=window, batch=batch)
+        level = str(self.query_one("#enc-level", Select).value)
+        opts = EncodeOptions(model=model, scheme=str(scheme), window_bytes=window, batch=batch, level=level)
         try:
             opts.check()
         except LmgcError as exc:
@@ -142,7 +158,9 @@ class EncodePane(Vertical):
         self.cancel_event = threading.Event()
         self.buffer.drain()
         self._set_running(True)
-        self.log_line(f"encoding {self.source} → {target} with {model or DEFAULT_MODEL}, scheme {scheme}")
+        choice = self._show_choice()
+        using = f"the LM {model or DEFAULT_MODEL}, scheme {scheme}" if choice == "max" else "the fast level (no LM)"
+        self.log_line(f"encoding {self.source} → {target} with {using}")
         self.run_worker_job(
             self.source,
             target,
@@ -248,6 +266,23 @@ class EncodePane(Vertical):
         self._set_running(False)
 
     # -- helpers ----------------------------------------------------------------------------------
+
+    def _show_choice(self) -> str:
+        """Say before Start which level the settings give for the opened file (as the CLI does)."""
+        from lmgc_format.encoder import EncodeOptions, level_for
+
+        label = self.query_one("#enc-choice", Static)
+        if self.source is None:
+            label.update("")
+            return ""
+        level = str(self.query_one("#enc-level", Select).value)
+        choice = level_for(read_layout(self.source), EncodeOptions(level=level))
+        label.update(Text(choice.message or f"{choice.level} level, as chosen"))
+        return choice.level
+
+    def on_select_changed(self, event: Select.Changed) -> None:
+        if event.select.id == "enc-level" and not self.running:
+            self._show_choice()
 
     def log_line(self, text: str) -> None:
         self.query_one("#enc-log", RichLog).write(text)

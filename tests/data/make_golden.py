@@ -5,6 +5,9 @@ python -m tests.data.make_golden          # writes golden_engine, golden_lockste
                                           # golden_filters (+ its source golden_head), golden_top4
                                           # + golden_floats.json
 python -m tests.data.make_golden NAME...  # writes only those (this machine's logits must match the record)
+python -m tests.data.make_golden golden_fast.safetensors.lmgc
+                                          # the fast level's golden (+ its source golden_fast.safetensors):
+                                          # integer arithmetic only, so it decodes on every machine
 
 The 1.0 goldens (golden_ints, golden_tiny) and the first 1.1 golden (golden_shuffle) are frozen:
 ``make_v1_0`` and ``make_v1_1`` are kept for the record only (run today they would write files
@@ -164,10 +167,46 @@ def make_lm_goldens(names: list[str] | None = None) -> None:
     FLOATS.write_text(json.dumps(floats, indent=2, sort_keys=True) + "\n")
 
 
+def make_fast_source() -> None:
+    """golden_fast.safetensors: one tensor of every float dtype and shape the fast level treats apart
+    (a rank-one matrix with its bias, a 3-D convolution kernel, a softmax head that a filter stores,
+    bf16, fp16, fp64, a vector) and an integer tensor; numpy's PCG64 draws the same on every machine."""
+    rng = np.random.default_rng(20261130)
+    a, b = rng.standard_normal(24), rng.standard_normal(40)
+    weight = (np.outer(a, b) * 1e-3 + rng.standard_normal((24, 40)) * 2e-4).astype(np.float32)
+    weight[rng.random((24, 40)) < 0.1] = 0.0
+    head = (rng.standard_normal((10, 16)) * 1e-2).astype(np.float32)
+    head[-1] = -head[:-1].sum(axis=0, dtype=np.float32)  # sums to zero down the first axis
+    tensors = {
+        "fc.bias": torch.from_numpy((a * 1e-3).astype(np.float32)),
+        "fc.weight": torch.from_numpy(weight),
+        "conv.weight": torch.from_numpy((rng.standard_t(3, (8, 3, 3, 3)) * 1e-3).astype(np.float32)),
+        "head.weight": torch.from_numpy(head),
+        "bf16.weight": torch.from_numpy(weight[:12]).to(torch.bfloat16),
+        "fp16.weight": torch.from_numpy(weight[12:].astype(np.float16)),
+        "fp64.vector": torch.from_numpy(rng.standard_normal(30) * 1e-4),
+        "steps": torch.arange(7, dtype=torch.int64),
+    }
+    save_file(tensors, str(HERE / "golden_fast.safetensors"))
+
+
+def make_fast_golden() -> None:
+    """golden_fast.safetensors.lmgc: the fast level (cm-fast-v1) over golden_fast.safetensors."""
+    make_fast_source()
+    opts = EncodeOptions(level="fast", threads=1)
+    encode_file(HERE / "golden_fast.safetensors", HERE / "golden_fast.safetensors.lmgc", opts, overwrite=True)
+
+
 def main() -> None:
     import sys
 
-    make_lm_goldens(sys.argv[1:] or None)
+    names = sys.argv[1:]
+    if "golden_fast.safetensors.lmgc" in names:
+        make_fast_golden()
+        names.remove("golden_fast.safetensors.lmgc")
+        if not names:
+            return
+    make_lm_goldens(names or None)
     for p in sorted(HERE.glob("golden_*")):
         print(p.name, p.stat().st_size)
 

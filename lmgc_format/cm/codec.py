@@ -1,0 +1,98 @@
+"""``cm-fast-v1``: a chunk of float windows coded by the compiled context-mixing kernel, no LM.
+
+What the kernel needs of a chunk is where every window sits: its tensor, its
+first value's index there, the matrix row length (the plan's ``row``), where
+in the chunk the tensor starts (so a value can look one row up without
+leaving the chunk) and where the row vector (the bias) lies, if the chunk holds
+it. :func:`window_table` derives that from the plan, which both sides
+rebuild from the header, so nothing of it is stored.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import numpy as np
+
+from ..errors import CorruptChunkError
+from ..plan import Window
+from . import fixed
+
+NAME = "cm-fast-v1"
+# count limit, initial mixer weight (Q16), mixer rate, APM rate, APM share (of 4): see kernel.P_*.
+PARAMS = (255, 10000, 24, 7, 3)
+_NO_REF = -(1 << 62)
+# What the header's ``coder`` says of a fast-level archive (for people; the codec id pins the procedure).
+CODER = {"name": "binary-arithmetic-32", "probability_bits": 16, "model": NAME}
+
+
+def window_table(windows: Sequence[Window], chunk_begin: int, item_sizes: Sequence[int]) -> np.ndarray:
+    """int64 (n, 13): begin, end (in the chunk), group, first, row, tensor, tensor start in the chunk,
+    row vector: offset of its value 0 (or _NO_REF), end, value size, filter start, filter step,
+    row vector start."""
+    table = np.zeros((len(windows), 13), dtype=np.int64)
+    starts: dict[int, int] = {}  # tensor -> where its bytes begin in the chunk
+    origin: dict[int, list[int]] = {}  # tensor -> [offset of its value 0 (may precede the chunk), end, size]
+    for w in windows:
+        lo = w.begin - chunk_begin
+        if w.tensor not in origin:
+            starts[w.tensor] = lo
+            origin[w.tensor] = [lo - w.first * w.group, 0, w.group]
+        origin[w.tensor][1] = w.end - chunk_begin
+    for n, w in enumerate(windows):
+        ref = origin.get(w.ref) if w.ref >= 0 else None
+        table[n] = (
+            w.begin - chunk_begin,
+            w.end - chunk_begin,
+            w.group,
+            w.first,
+            w.row,
+            w.tensor,
+            starts[w.tensor],
+            ref[0] if ref else _NO_REF,
+            ref[1] if ref else 0,
+            ref[2] if ref else item_sizes[w.tensor],
+            w.pred_start,
+            w.pred_every,
+            starts[w.ref] if ref else 0,
+        )
+    return table
+
+
+def _kernel():  # type: ignore[no-untyped-def]
+    from .kernel import run  # numba compiles on first import (cached on disk)
+
+    return run
+
+
+def encode(
+    windows: Sequence[Window], chunk_begin: int, data: bytes, item_sizes: Sequence[int]
+) -> tuple[bytes, list[float]] | None:
+    """The chunk's ``cm-fast-v1`` payload and the bits each window took (payload bytes written while
+    it was coded, x 8), or None when the payload would be larger than the data."""
+    squash, stretch, rate = fixed.tables()
+    buf = np.frombuffer(data, dtype=np.uint8).copy()  # one compiled signature: writable arrays
+    out = np.empty(len(data) + 64, dtype=np.uint8)
+    table = window_table(windows, chunk_begin, item_sizes)
+    ends = np.zeros(len(windows), dtype=np.int64)
+    n = _kernel()(False, buf, out, table, squash, stretch, rate, np.array(PARAMS, dtype=np.int64), ends)
+    if n < 0 or n > len(data):
+        return None
+    ends[-1] = n  # the flush belongs to the last window
+    bits = np.diff(ends, prepend=0) * 8
+    return out[:n].tobytes(), [float(b) for b in bits]
+
+
+def decode(
+    windows: Sequence[Window], chunk_begin: int, payload: bytes, nbytes: int, item_sizes: Sequence[int]
+) -> bytes:
+    """Inverse of :func:`encode`: the chunk's ``nbytes`` bytes."""
+    squash, stretch, rate = fixed.tables()
+    buf = np.zeros(nbytes, dtype=np.uint8)
+    coded = np.frombuffer(payload, dtype=np.uint8).copy()
+    table = window_table(windows, chunk_begin, item_sizes)
+    ends = np.zeros(len(windows), dtype=np.int64)
+    used = _kernel()(True, buf, coded, table, squash, stretch, rate, np.array(PARAMS, dtype=np.int64), ends)
+    if used != len(payload):  # a valid stream is read to its last byte, no further
+        raise CorruptChunkError(f"{NAME} payload of {len(payload)} bytes decoded as {used}")
+    return buf.tobytes()

@@ -11,10 +11,13 @@ no float in it anyway).
 Per value (``group`` bytes, little-endian in the file), the bytes are coded
 from the most significant (sign and exponent) down, each as eight binary
 decisions along its bit tree (``node`` = 1, then ``2 * node + bit``). Each
-decision is predicted by seven adaptive counts whose contexts depend on the
-byte's rank ``k`` (see docs/FORMAT.md "cm-fast-v1" for the table), mixed by a
-gated linear mixer in the logistic domain (lpaq), refined by an APM, and coded
-by a 32-bit carry-less binary arithmetic coder with 16-bit probabilities.
+decision of the top byte and of the next byte's first two bits (the
+exponent's last bit, the mantissa's first) is predicted by seven adaptive
+counts whose contexts depend on the byte's rank ``k`` (docs/FORMAT.md
+"cm-fast-v1" has the table), mixed by a gated linear mixer in the logistic
+domain (lpaq) and refined by an APM; the near-random bits below get one count.
+A 32-bit carry-less binary arithmetic coder with 16-bit probabilities codes
+them.
 """
 
 from __future__ import annotations
@@ -23,7 +26,7 @@ import numpy as np
 from numba import njit
 
 INPUTS = 7  # adaptive counts per decision of the top two bytes (the mixer adds a bias input)
-LITE_INPUTS = 3  # of the bits below
+LITE_INPUTS = 1  # of the bits below: (rank, top byte) alone; more inputs only added noise (BENCHMARKS.md)
 FULL_NODES = 4  # bits of the second byte that get every input: those at nodes 1 .. FULL_NODES - 1
 TABLE_BITS = 18  # entries per count table: 2 ** TABLE_BITS
 _MASK32 = 0xFFFFFFFF
@@ -246,20 +249,18 @@ def run(
                     bases[0] = _base(_hash(h0, top))
                     bases[1] = _base(_hash(h0 + 2, pk * 512 + top))
                     bases[2] = _base(_hash(h0 + 3, uk * 512 + top))
-                    bases[3] = _base(_hash(h0 + 1, b_above))
-                    if k == 1:
+                    if k == 1:  # the only byte below the top whose (first) bits use every input
+                        bases[3] = _base(_hash(h0 + 1, b_above))
                         bases[4] = _base(_hash(h0 + 4, (sv * 256 + eg) * 256 + top))
-                    else:
-                        bases[4] = _base(_hash(h0 + 4, top * 256 + b_above))
-                    bases[5] = _base(_hash(h0 + 5, pk))
-                    bases[6] = _base(_hash(h0 + 6, uk * 512 + b_above))
+                        bases[5] = _base(_hash(h0 + 5, pk))
+                        bases[6] = _base(_hash(h0 + 6, uk * 512 + b_above))
                     wset = 512 + (kk - 1) * 512 + (1 if (top & 0x7F) == 0 else 0) * 256
                     actx = kk * 256
                 node = 1
                 cur = int(buf[p_at])
                 for shift in range(7, -1, -1):
                     # Past the top byte and the next one's first two bits (the exponent's last bit and the
-                    # mantissa's first), bits are close to random: the first three counts are all they repay.
+                    # mantissa's first), bits are close to random: one count (rank, top byte) is all they repay.
                     nin = INPUTS if k == 0 or (k == 1 and node < FULL_NODES) else LITE_INPUTS
                     # Predict.
                     dot = 0
@@ -281,8 +282,11 @@ def run(
                     z = dot + 2048
                     lo = z >> 7
                     fr = z & 127
-                    pa = (apm[a, lo] * (128 - fr) + apm[a, lo + 1] * fr) >> 7
-                    p = (pm * 16 * (4 - apm_share) + apm_share * pa) >> 2
+                    if nin == INPUTS:
+                        pa = (apm[a, lo] * (128 - fr) + apm[a, lo + 1] * fr) >> 7
+                        p = (pm * 16 * (4 - apm_share) + apm_share * pa) >> 2
+                    else:
+                        p = pm * 16
                     if p < 32:
                         p = 32
                     if p > 65535 - 32:
@@ -326,9 +330,10 @@ def run(
                         probs[m, ix] = pr
                         if n < count_limit:
                             counts[m, ix] = n + 1
-                    target = bit << 16
-                    apm[a, lo] += ((target - apm[a, lo]) * (128 - fr)) >> (apm_rate + 7)
-                    apm[a, lo + 1] += ((target - apm[a, lo + 1]) * fr) >> (apm_rate + 7)
+                    if nin == INPUTS:
+                        target = bit << 16
+                        apm[a, lo] += ((target - apm[a, lo]) * (128 - fr)) >> (apm_rate + 7)
+                        apm[a, lo + 1] += ((target - apm[a, lo + 1]) * fr) >> (apm_rate + 7)
                     node = 2 * node + bit
                 byte = node - 256
                 if decode:

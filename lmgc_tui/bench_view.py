@@ -57,7 +57,14 @@ def _ordered(report: FileReport) -> list[CodecResult]:
 def bench_table(report: FileReport) -> Table:
     table = Table(title=summary(report), title_justify="left")
     for h in HEADERS:
-        table.add_column(h, justify="left" if h in ("codec", "note") else "right", overflow="fold")
+        # the note may wrap (it is prose); names and numbers are never folded (ellipsis in a narrow terminal)
+        wrap = h == "note"
+        table.add_column(
+            h,
+            justify="left" if h in ("codec", "note") else "right",
+            overflow="fold" if wrap else "ellipsis",
+            no_wrap=not wrap,
+        )
     for r in _ordered(report):
         style = "bold green" if r.codec.startswith(report.lm_name) else ("dim" if not r.ranked else "")
         table.add_row(*_row(r), style=style)

@@ -28,6 +28,23 @@ from .progress import EventProgress
 
 err_console = Console(stderr=True)
 out_console = Console()
+UNBOUNDED = 1 << 14  # columns: wide enough that no table folds a name
+
+
+def print_table(renderable: Any, wide: bool = False) -> None:
+    """Print a table on stdout. In a pipe (or with --wide) it is as wide as its content, so that grep and
+    awk see every name whole on one line (as ls and zstd -l do); in a terminal Rich fits it to the
+    window, shortening with an ellipsis rather than folding a name (see the columns' settings)."""
+    if wide or not out_console.is_terminal:
+        # Rich caps print(width=) at the console's width: a console of its own, on the same stdout
+        Console(width=UNBOUNDED, no_color=not out_console.is_terminal).print(renderable, crop=False)
+    else:
+        out_console.print(renderable)
+
+
+wide_option = click.option(
+    "--wide", is_flag=True, help="Never shorten a column, even in a terminal (in a pipe nothing is shortened)."
+)
 
 
 class LmgcGroup(click.Group):
@@ -405,7 +422,8 @@ def verify(archive: Path, model: str | None, force: bool, workers: int | None, r
 @click.argument("archive", type=click.Path(dir_okay=False, path_type=Path))
 @click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
 @click.option("--chunks", is_flag=True, help="Also list every chunk.")
-def inspect(archive: Path, as_json: bool, chunks: bool) -> None:
+@wide_option
+def inspect(archive: Path, as_json: bool, chunks: bool, wide: bool) -> None:
     """Describe an archive: header, model, scheme, window layout, per-tensor bits/byte."""
     from lmgc_format.inspect import describe_archive
 
@@ -414,7 +432,7 @@ def inspect(archive: Path, as_json: bool, chunks: bool) -> None:
         click.echo(json.dumps(info, indent=2))
         return
     for part in inspect_renderables(info, chunks):
-        out_console.print(part)
+        print_table(part, wide)
 
 
 @cli.command()
@@ -486,6 +504,7 @@ def inspect(archive: Path, as_json: bool, chunks: bool) -> None:
 @click.option(
     "--save", type=click.Path(dir_okay=False, path_type=Path), help="Also write the results as JSON to this file."
 )
+@wide_option
 @quiet_option
 def bench(
     files: tuple[Path, ...],
@@ -512,6 +531,7 @@ def bench(
     as_json: bool,
     markdown: bool,
     save: Path | None,
+    wide: bool,
     quiet: bool,
 ) -> None:
     """Compare the LM codec with classical codecs on the same tensor bytes.
@@ -544,11 +564,24 @@ def bench(
             markdown,
             save,
             quiet,
+            wide,
         )
         return
     if speed:
         _bench_speed(
-            files, model, schemes, window_bytes, batch, engines, dtypes, (mix, top_byte), as_json, markdown, save, quiet
+            files,
+            model,
+            schemes,
+            window_bytes,
+            batch,
+            engines,
+            dtypes,
+            (mix, top_byte),
+            as_json,
+            markdown,
+            save,
+            quiet,
+            wide,
         )
         return
     picked = by_name([c.strip() for c in codecs.split(",") if c.strip()] if codecs else None)
@@ -604,7 +637,7 @@ def bench(
         click.echo(bench_markdown(reports))
     else:
         for r in reports:
-            out_console.print(bench_table(r))
+            print_table(bench_table(r), wide)
 
 
 def _model_tag(model: str | None) -> str:
@@ -637,6 +670,7 @@ def _bench_positions(
     markdown: bool,
     save: Path | None,
     quiet: bool,
+    wide: bool = False,
 ) -> None:
     from lmgc_format.bench.positions import position_report
 
@@ -683,7 +717,7 @@ def _bench_positions(
         if markdown:
             click.echo(positions_markdown(str(path), rows))
         elif not as_json:
-            out_console.print(positions_table(str(path), rows))
+            print_table(positions_table(str(path), rows), wide)
     if as_json:
         click.echo(json.dumps(out, indent=2))
 
@@ -701,6 +735,7 @@ def _bench_speed(
     markdown: bool,
     save: Path | None,
     quiet: bool,
+    wide: bool = False,
 ) -> None:
     from lmgc_format.bench.speed import measure
 
@@ -736,13 +771,14 @@ def _bench_speed(
         if markdown:
             click.echo(speed_markdown(str(path), results))
         elif not as_json:
-            out_console.print(speed_table(str(path), results))
+            print_table(speed_table(str(path), results), wide)
     if as_json:
         click.echo(json.dumps(out, indent=2))
 
 
 @cli.command()
-def models() -> None:
+@wide_option
+def models(wide: bool) -> None:
     """List the models available offline."""
     from lmgc_format.models import DEFAULT_MODEL, available
 
@@ -753,9 +789,10 @@ def models() -> None:
         status = f"[green]installed[/] {m.path}" if m.path else f"[red]not installed[/]: {m.install_hint}"
         name = m.name + (" (default)" if m.name == DEFAULT_MODEL else "")
         table.add_row(name, m.description, status)
-    out_console.print(table)
+    print_table(table, wide)
     out_console.print(
-        "Any local Hugging Face causal-LM directory (safetensors weights) or .gguf file also works: --model PATH"
+        "Any local Hugging Face causal-LM directory (safetensors weights) or .gguf file also works: --model PATH",
+        soft_wrap=True,
     )
 
 

@@ -84,7 +84,9 @@ def inspect_renderables(info: dict[str, Any], with_chunks: bool) -> list[Rendera
         ("LM bits/byte", "right"),
         ("% of original", "right"),
     ):
-        table.add_column(col, justify=just, overflow="fold")  # type: ignore[arg-type]
+        # A name is never folded: in a narrow terminal it is shortened with an ellipsis (--wide and pipes
+        # show it whole); the other columns are short.
+        table.add_column(col, justify=just, no_wrap=True, overflow="ellipsis")  # type: ignore[arg-type]
     for row in info["tensors"]:
         table.add_row(
             row["name"],

@@ -55,4 +55,4 @@ class EventProgress:
             rate = f"{event.tokens / elapsed:,.0f} tok/s" if event.tokens else ""
             self.progress.update(self.task, completed=event.done_bytes, tok_s=rate)
         elif isinstance(event, ev.Notice) and not self.quiet:
-            self.progress.console.print(f"[yellow]note:[/] {event.message}")
+            self.progress.console.print(f"[yellow]note:[/] {event.message}", soft_wrap=True, highlight=False)

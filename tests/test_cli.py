@@ -3,13 +3,18 @@
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
 from pathlib import Path
 
 from click.testing import CliRunner
+from safetensors.torch import save_file
 
 from lmgc_format.container.constants import FRAME_HEAD_SIZE
 from lmgc_format.container.reader import ArchiveReader
+from lmgc_format.encoder import EncodeOptions, encode_file
 from lmgc_tui.cli import cli
+from tests.conftest import ROOT, gradient_like
 
 
 def run(*args: str) -> tuple[int, str]:
@@ -102,3 +107,28 @@ def test_verify_fails_on_damage(tmp_path: Path, tiny_model: str, small_file: Pat
 def test_models_lists_default() -> None:
     code, out = run("models")
     assert code == 0 and "smollm2-135m" in out and "installed" in out
+
+
+LONG_NAME = "encoder.layers.0.self_attention.query_key_value.weight.gradx"  # 60 characters
+
+
+def _piped(*args: str) -> str:
+    """Run lmgc-tui with stdout to a pipe, as `... | grep` does (not CliRunner: a real process)."""
+    proc = subprocess.run(
+        [sys.executable, "-m", "lmgc_tui", *args], capture_output=True, text=True, cwd=ROOT, timeout=600, check=True
+    )
+    return proc.stdout
+
+
+def test_tables_in_a_pipe_keep_long_names_on_one_line(tmp_path: Path) -> None:
+    """Rich would fold a 60-character name over three lines at 80 columns; grep must find it whole."""
+    assert len(LONG_NAME) == 60
+    src = tmp_path / ("g" * 70 + ".safetensors")
+    save_file({LONG_NAME: gradient_like((8, 8), 1), "b": gradient_like((8,), 2)}, str(src))
+    arc = tmp_path / "g.lmgc"
+    encode_file(src, arc, EncodeOptions(level="fast"))
+    assert any(LONG_NAME in line for line in _piped("inspect", str(arc)).splitlines())
+    bench = _piped("bench", str(src), "--codecs", "zstd-19", "--levels", "fast", "-q")
+    assert any(src.name in line for line in bench.splitlines())
+    models = _piped("models")
+    assert any(line.count("/") >= 4 and ".gguf" in line for line in models.splitlines())  # the whole path

@@ -36,6 +36,7 @@ from .plan import value_size
 from .predictor import Predictor, check_procedure, make_predictor, split_procedure
 from .serialize import get_scheme
 from .shuffle import bit_unshuffle, byte_unshuffle
+from .zstdcap import decompress_at_most
 
 
 @dataclass(frozen=True)
@@ -230,7 +231,7 @@ class ChunkDecoder:
             data = self._pending.pop(i).result() if i in self._pending else self._decode_fast(i, payload)
         elif entry.codec in (Codec.ZSTD, Codec.SHUFFLE_ZSTD, Codec.BITSHUFFLE_ZSTD):
             try:
-                data = zstandard.ZstdDecompressor().decompress(payload, max_output_size=plan.nbytes)
+                data = decompress_at_most(payload, plan.nbytes)
             except zstandard.ZstdError as exc:
                 raise CorruptChunkError(f"{reader.describe_chunk(i)} is damaged ({exc})") from None
             if entry.codec != Codec.ZSTD and len(data) == plan.nbytes:

@@ -92,8 +92,15 @@ def parse_header(header_bytes: bytes, data_size: int) -> tuple[TensorEntry, ...]
             seen[key] = value
         return seen
 
+    def bounded_int(digits: str) -> int:
+        # Offsets and shapes fit in 20 digits; a 5,000-digit number would hit Python's int-digit limit
+        # (a ValueError) or cost quadratic time before any check could refuse it.
+        if len(digits.lstrip("-")) > 20:
+            raise InputError(f"safetensors header holds a {len(digits)}-digit number: no tensor table needs one")
+        return int(digits)
+
     try:
-        obj = json.loads(text, object_pairs_hook=no_duplicates)
+        obj = json.loads(text, object_pairs_hook=no_duplicates, parse_int=bounded_int)
     except json.JSONDecodeError as exc:
         raise InputError(f"safetensors header is not valid JSON: {exc.msg} at position {exc.pos}") from None
     except RecursionError:  # "[[[[…" a hundred thousand deep: json recurses per level

@@ -70,7 +70,7 @@ class LmgcApp(App[None]):
             try:
                 self.query_one(EncodePane).set_source(message.path)
             except LmgcError as exc:
-                self.notify(str(exc), severity="error")
+                self.notify(str(exc), severity="error", markup=False)
                 return
             self.action_show_tab("encode")
         else:

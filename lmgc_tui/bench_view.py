@@ -8,6 +8,8 @@ from lmgc_format.bench.positions import PositionRow
 from lmgc_format.bench.runner import CodecResult, FileReport
 from lmgc_format.bench.speed import SpeedResult
 
+from .fmt import plain
+
 
 def _rate(bps: float | None) -> str:
     if bps is None:
@@ -55,7 +57,7 @@ def _ordered(report: FileReport) -> list[CodecResult]:
 
 
 def bench_table(report: FileReport) -> Table:
-    table = Table(title=summary(report), title_justify="left")
+    table = Table(title=plain(summary(report)), title_justify="left")
     for h in HEADERS:
         # the note may wrap (it is prose); names and numbers are never folded (ellipsis in a narrow terminal)
         wrap = h == "note"
@@ -67,7 +69,7 @@ def bench_table(report: FileReport) -> Table:
         )
     for r in _ordered(report):
         style = "bold green" if r.codec.startswith(report.lm_name) else ("dim" if not r.ranked else "")
-        table.add_row(*_row(r), style=style)
+        table.add_row(*(plain(cell) for cell in _row(r)), style=style)
     return table
 
 
@@ -118,11 +120,11 @@ def _speed_row(r: SpeedResult) -> list[str]:
 
 
 def _table(title: str, headers: tuple[str, ...], rows: list[list[str]], left: tuple[str, ...]) -> Table:
-    table = Table(title=title, title_justify="left")
+    table = Table(title=plain(title), title_justify="left")
     for h in headers:
         table.add_column(h, justify="left" if h in left else "right")
     for cells in rows:
-        table.add_row(*cells)
+        table.add_row(*(plain(cell) for cell in cells))
     return table
 
 

@@ -22,7 +22,7 @@ from lmgc_format.errors import LmgcError
 from lmgc_format.levels import DEFAULT_TIME_BUDGET
 from lmgc_format.serialize import DEFAULT_SCHEME, SCHEMES
 
-from .fmt import human_bytes
+from .fmt import human_bytes, shown
 from .inspect_view import inspect_renderables
 from .progress import EventProgress
 
@@ -62,7 +62,7 @@ class LmgcGroup(click.Group):
         except LmgcError as exc:
             if ctx.obj and ctx.obj.get("debug"):
                 raise
-            err_console.print(f"[bold red]lmgc-tui: error:[/] {exc}", highlight=False, soft_wrap=True)
+            err_console.print(f"[bold red]lmgc-tui: error:[/] {shown(exc)}", highlight=False, soft_wrap=True)
             ctx.exit(exc.exit_code)
         except KeyboardInterrupt:
             err_console.print("[bold red]lmgc-tui: interrupted[/] (no partial output was left)")
@@ -304,7 +304,7 @@ def compress(
         tok = (result.tokens / result.seconds) if result.seconds else 0.0
         data_pct = 100 * result.coded_bytes / result.data_bytes if result.data_bytes else 0.0
         out_console.print(
-            f"{source} -> {target}: tensor data {result.data_bytes:,} -> {result.coded_bytes:,} bytes "
+            f"{shown(source)} -> {shown(target)}: tensor data {result.data_bytes:,} -> {result.coded_bytes:,} bytes "
             f"([bold]{data_pct:.2f} %[/]), whole file {result.source_size:,} -> {result.archive_size:,} bytes "
             f"({100 * result.ratio:.2f} %); {human_bytes(rate)}/s, {tok:,.0f} tokens/s, {result.seconds:.1f} s",
             highlight=False,
@@ -363,7 +363,7 @@ def decompress(
     if not quiet:
         rate = (result.source_size / result.seconds) if result.seconds else 0.0
         out_console.print(
-            f"{archive} -> {output}: {result.source_size:,} bytes, SHA-256 {result.sha256[:16]}… ok, "
+            f"{shown(archive)} -> {shown(output)}: {result.source_size:,} bytes, SHA-256 {result.sha256[:16]}… ok, "
             f"{human_bytes(rate)}/s, {result.seconds:.1f} s",
             highlight=False,
             soft_wrap=True,
@@ -378,13 +378,13 @@ def _salvage(archive: Path, output: Path | None, overwrite: bool, opts: Any, qui
     with EventProgress(err_console, quiet) as bar:
         result = salvage_file(archive, target, opts, overwrite=overwrite, on_event=bar)
     for line in result.damaged_chunks:
-        err_console.print(f"[red]damaged:[/] {line}", highlight=False, soft_wrap=True)
+        err_console.print(f"[red]damaged:[/] {shown(line)}", highlight=False, soft_wrap=True)
     if result.written:
-        out_console.print(f"{target}: {len(result.kept)} intact tensor(s) written", highlight=False)
+        out_console.print(f"{shown(target)}: {len(result.kept)} intact tensor(s) written", highlight=False)
     else:
         out_console.print("no tensor could be salvaged; nothing was written", highlight=False)
     for t in result.lost:
-        out_console.print(f"  lost: {t.name}", highlight=False)
+        out_console.print(f"  lost: {shown(t.name)}", highlight=False)
     if result.lost:
         raise SystemExit(5)
 
@@ -399,8 +399,8 @@ def _verify(
         result = decode_file(archive, None, opts, on_event=bar)
     if not quiet:
         out_console.print(
-            f"[bold green]verified[/]: {archive} decodes to {result.source_size:,} bytes identical to the original "
-            f"(SHA-256 {result.sha256[:16]}…, {result.seconds:.1f} s)",
+            f"[bold green]verified[/]: {shown(archive)} decodes to {result.source_size:,} bytes identical to the "
+            f"original (SHA-256 {result.sha256[:16]}…, {result.seconds:.1f} s)",
             highlight=False,
             soft_wrap=True,
         )
@@ -626,7 +626,7 @@ def bench(
 
             def step(name: str, path: Path = path) -> None:
                 if not quiet:
-                    err_console.print(f"[dim]{path.name}: {name} …[/]", highlight=False)
+                    err_console.print(f"[dim]{shown(path.name)}: {shown(name)} …[/]", highlight=False)
 
             reports.append(bench_file(path, opts, on_event=bar, on_codec=step))
         if save is not None:  # after every file, so a long run that stops keeps what it measured
@@ -682,7 +682,7 @@ def _bench_positions(
     for path in files:
         if not quiet:
             mode = "LM alone" if not mix else "top byte apart, LM mixed" if top_byte else "LM mixed"
-            err_console.print(f"[dim]{path.name}: bits per byte position ({mode}) …[/]", highlight=False)
+            err_console.print(f"[dim]{shown(path.name)}: bits per byte position ({mode}) …[/]", highlight=False)
         rows = position_report(
             path,
             model=model,
@@ -750,7 +750,7 @@ def _bench_speed(
         for dt in dtype_list:
             for eng in engine_list:
                 if not quiet:
-                    err_console.print(f"[dim]{path.name}: {eng} engine, {dt} …[/]", highlight=False)
+                    err_console.print(f"[dim]{shown(path.name)}: {eng} engine, {dt} …[/]", highlight=False)
                 with EventProgress(err_console, quiet) as bar:
                     r = measure(
                         path,

@@ -1,6 +1,9 @@
-"""Number formatting shared by the command line and the app (no Textual import: the CLI uses it)."""
+"""Formatting shared by the command line and the app (no Textual import: the CLI uses it): numbers, and
+user-supplied strings (file and tensor names) made safe to show."""
 
 from __future__ import annotations
+
+from rich.text import Text
 
 
 def human_bytes(n: float) -> str:
@@ -27,3 +30,31 @@ def progress_line(done: int, total: int, tokens: int, elapsed: float) -> str:
         f"{human_bytes(done)} / {human_bytes(total)}  {human_bytes(rate)}/s  "
         f"{tokens / elapsed:,.0f} tok/s  ETA {eta_text(eta)}"
     )
+
+
+def printable(s: object) -> str:
+    """``s`` with every control character shown as an escape (``\\x1b``, ``\\u202e``), so that a tensor or
+    file name can never set the terminal's title or colours, move the cursor or reorder the line."""
+    text = str(s)
+    if text.isprintable():
+        return text
+    out = []
+    for ch in text:
+        if ch.isprintable() or ch == " ":
+            out.append(ch)
+        else:
+            code = ord(ch)
+            out.append(f"\\x{code:02x}" if code < 0x100 else f"\\u{code:04x}" if code < 0x10000 else f"\\U{code:08x}")
+    return "".join(out)
+
+
+def shown(s: object) -> str:
+    """``s`` ready to sit inside Rich/Textual markup: control characters escaped, brackets taken literally."""
+    from rich.markup import escape
+
+    return escape(printable(s))
+
+
+def plain(s: object) -> Text:
+    """``s`` as a Rich Text (never parsed as markup), control characters escaped: for table cells."""
+    return Text(printable(s))

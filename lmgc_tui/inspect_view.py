@@ -7,6 +7,8 @@ from typing import Any
 from rich.console import RenderableType
 from rich.table import Table
 
+from .fmt import plain
+
 
 def inspect_renderables(info: dict[str, Any], with_chunks: bool) -> list[RenderableType]:
     """What `lmgc-tui inspect` prints, as rich renderables (the app's Inspect tab shows the same)."""
@@ -72,7 +74,7 @@ def inspect_renderables(info: dict[str, Any], with_chunks: bool) -> list[Rendera
         ),
     ]
     for k, v in rows:
-        summary.add_row(k, v)
+        summary.add_row(k, plain(v))  # values hold file and tensor names: never markup
     out.append(summary)
     table = Table(title="per tensor", title_justify="left")
     for col, just in (
@@ -89,7 +91,7 @@ def inspect_renderables(info: dict[str, Any], with_chunks: bool) -> list[Rendera
         table.add_column(col, justify=just, no_wrap=True, overflow="ellipsis")  # type: ignore[arg-type]
     for row in info["tensors"]:
         table.add_row(
-            row["name"],
+            plain(row["name"]),
             row["dtype"],
             "×".join(map(str, row["shape"])) or "scalar",
             f"{row['bytes']:,}",

@@ -18,6 +18,8 @@ from rich.progress import (
 
 from lmgc_format import events as ev
 
+from .fmt import shown
+
 
 class EventProgress:
     """Context manager whose :meth:`__call__` is an ``EventSink``."""
@@ -55,4 +57,4 @@ class EventProgress:
             rate = f"{event.tokens / elapsed:,.0f} tok/s" if event.tokens else ""
             self.progress.update(self.task, completed=event.done_bytes, tok_s=rate)
         elif isinstance(event, ev.Notice) and not self.quiet:
-            self.progress.console.print(f"[yellow]note:[/] {event.message}", soft_wrap=True, highlight=False)
+            self.progress.console.print(f"[yellow]note:[/] {shown(event.message)}", soft_wrap=True, highlight=False)

@@ -12,7 +12,7 @@ from textual.widgets import ProgressBar, Static
 
 from lmgc_format import events as ev
 
-from .fmt import progress_line
+from .fmt import plain, progress_line
 from .layers import LayerBoard
 
 
@@ -45,7 +45,7 @@ class JobProgress(Horizontal):
     def show(self, event: ev.Progress, label: str = "") -> None:
         self.query_one(ProgressBar).update(total=max(event.total_bytes, 1), progress=event.done_bytes)
         line = progress_line(event.done_bytes, event.total_bytes, event.tokens, time.monotonic() - self.started_at)
-        self.query_one(Static).update(f"{label} {line}" if label else line)
+        self.query_one(Static).update(Text(f"{label} {line}" if label else line))
 
 
 class BitsChart(Static):
@@ -72,5 +72,5 @@ class BitsChart(Static):
                     style = "green" if bpb < 4 else "yellow" if bpb < 6 else "red"
                     bar = Text("█" * filled, style=style) + Text("░" * (width - filled), style="dim")
                     value = Text(f"{bpb:.2f}")
-                table.add_row(row.name, bar, value)
+                table.add_row(plain(row.name), bar, value)
         self.update(table)

@@ -201,3 +201,22 @@ async def test_missing_model_is_a_message_not_a_crash(tmp_path: Path, small_file
         assert any(sev == "error" for sev, _ in notes(app))
         assert app.is_running
     assert not small_file.with_name(small_file.name + ".lmgc").exists()
+
+
+async def test_hostile_names_do_not_break_the_app(tmp_path: Path) -> None:
+    """A tensor named like Rich markup or a terminal escape is shown as text (issue 21, items 6 and 8)."""
+    src = tmp_path / "g[red].safetensors"
+    names = ["[/x]", "a\x1b]0;t\x07b"]
+    save_file({n: gradient_like((16, 16), i) for i, n in enumerate(names)}, str(src))
+    app = make_app(path=src, model="no-such-model")
+    async with app.run_test(size=(120, 34)) as pilot:
+        await pilot.pause()
+        table = app.query_one("#enc-layers", DataTable)
+        assert str(table.get_cell("[/x]", "tensor")) == "[/x]"
+        assert str(table.get_cell("a\x1b]0;t\x07b", "tensor")) == "a\\x1b]0;t\\x07b"
+        app.query_one("#enc-level").value = "fast"  # type: ignore[attr-defined]
+        pane = app.query_one(EncodePane)
+        await pilot.press("s")
+        await wait_for(pilot, lambda: not pane.running)
+        assert "verified" in text_of(app, "#enc-result")
+        assert app.is_running

@@ -69,6 +69,13 @@ HOSTILE = {
         "overlap",
     ),
     "bad metadata": (js({"__metadata__": {"k": 1}}), b"", None, "__metadata__"),
+    # Python refuses to turn more than 4,300 digits into an int (a ValueError, once a traceback)
+    "5000-digit number": (
+        b'{"a":{"dtype":"F32","shape":[' + b"9" * 5000 + b'],"data_offsets":[0,4]}}',
+        b"\0" * 4,
+        None,
+        "5000-digit number",
+    ),
 }
 
 
@@ -312,3 +319,69 @@ def test_sigterm_mid_encode_leaves_no_partial_file(tmp_path: Path, tiny_model: s
     assert b"interrupted" in err
     assert sorted(p.name for p in tmp_path.iterdir()) == ["big.lmgc", "big.safetensors"]
     assert target.read_bytes() == b"old archive"
+
+
+# -- names that are markup or terminal escapes (issue 21, items 6 and 8) ------------------------------
+
+HOSTILE_NAMES = ["[/x]", "[red]grads[/red]", "a\x1b]0;pwned\x07b", "\x1b[2J\x1b[31mred", "rtl\u202etxt"]
+
+
+def test_hostile_names_are_shown_escaped_on_the_command_line(tmp_path: Path) -> None:
+    """Square brackets are not Rich markup, control characters are shown as escapes: no MarkupError, no
+    terminal title or colour set by a name, in compress, inspect, verify and decompress."""
+    src = tmp_path / "grads[red].safetensors"
+    save_file({name: gradient_like((4, 4), i) for i, name in enumerate(HOSTILE_NAMES)}, str(src))
+    arc = tmp_path / "grads[red].lmgc"
+    runner = CliRunner()
+    res = runner.invoke(cli, ["compress", str(src), "-o", str(arc), "--level", "fast"], catch_exceptions=False)
+    assert res.exit_code == 0, res.output
+    assert "grads[red].safetensors" in res.output  # the file name as it is, brackets included
+    res = runner.invoke(cli, ["inspect", str(arc)], catch_exceptions=False)
+    assert res.exit_code == 0, res.output
+    assert "[/x]" in res.output and "[red]grads[/red]" in res.output
+    assert "\x1b" not in res.output and "\x07" not in res.output and "\u202e" not in res.output
+    assert "a\\x1b]0;pwned\\x07b" in res.output and "rtl\\u202etxt" in res.output
+    res = runner.invoke(cli, ["inspect", str(arc), "--json"], catch_exceptions=False)
+    assert sorted(t["name"] for t in json.loads(res.output)["tensors"]) == sorted(HOSTILE_NAMES)  # JSON exact
+    res = runner.invoke(cli, ["verify", str(arc)], catch_exceptions=False)
+    assert res.exit_code == 0 and "grads[red].lmgc" in res.output
+    res = runner.invoke(cli, ["decompress", str(arc), "-o", str(tmp_path / "x[b].safetensors")])
+    assert res.exit_code == 0 and "x[b].safetensors" in res.output
+
+
+def test_error_messages_with_brackets_are_not_markup(tmp_path: Path) -> None:
+    res = CliRunner().invoke(cli, ["verify", str(tmp_path / "[/nope].lmgc")])
+    assert res.exit_code != 0 and "Traceback" not in res.output and "[/nope].lmgc" in res.output
+
+
+def test_zstd_chunk_declaring_more_than_its_length_stops_at_once(tmp_path: Path) -> None:
+    """A crafted zstd chunk (CRC recomputed) whose frame declares 256 MiB while the index says 4 KB:
+    refused after reading 4 KB + 1, not after 256 MiB (issue 21, item 3)."""
+    src = tmp_path / "ints.safetensors"
+    save_file({"ints": torch.zeros(1024, dtype=torch.int32)}, str(src))
+    arc = tmp_path / "ints.lmgc"
+    encode_file(src, arc, EncodeOptions(level="fast"))
+    with ArchiveReader(arc) as r:
+        entry = r.index.chunks[0]
+        header = r.header
+        index = r.index
+    assert entry.codec == 1  # zstd
+    from dataclasses import replace
+
+    from lmgc_format.container.writer import ArchiveWriter
+
+    bomb = zstandard.ZstdCompressor().compress(b"\0" * (256 << 20))
+    bad = tmp_path / "bomb.lmgc"
+    writer = ArchiveWriter(bad, header)
+    writer.add_chunk(1, entry.data_offset, entry.data_length, bomb, 0)
+    writer.finish(replace(index, chunks=tuple(writer.entries)))
+    import tracemalloc
+
+    tracemalloc.start()
+    try:
+        with pytest.raises(CorruptChunkError):
+            decode_file(bad, None)
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    assert peak < 32 << 20  # the frame's 256 MiB were never produced

@@ -11,6 +11,7 @@ import zstandard
 from ..errors import FormatError
 from ..filters import parse_pairs
 from ..serialize import BYTE_ORDERS, SCHEMES
+from ..zstdcap import decompress_at_most
 from .constants import MAJOR, MAX_HEADER_LEN, MINOR
 from .sections import field, pack, unpack
 
@@ -143,7 +144,7 @@ class Header:
     @classmethod
     def from_bytes(cls, raw: bytes) -> Header:
         try:
-            plain = zstandard.ZstdDecompressor().decompress(raw, max_output_size=MAX_HEADER_LEN)
+            plain = decompress_at_most(raw, MAX_HEADER_LEN)
         except zstandard.ZstdError as exc:
             raise FormatError(f"header is not a valid zstd frame ({exc})") from None
         if len(plain) > MAX_HEADER_LEN:

@@ -20,7 +20,7 @@ from lmgc_format.models import DEFAULT_MODEL
 from lmgc_format.serialize import DEFAULT_SCHEME, SCHEMES
 from lmgc_format.source import read_layout
 
-from ..fmt import human_bytes
+from ..fmt import human_bytes, plain, shown
 from ..jobs import EventBuffer, JobDone, run_job
 from ..layers import LayerBoard
 from ..widgets import BitsChart, JobProgress
@@ -120,7 +120,7 @@ class EncodePane(Vertical):
         self.source = path
         self.board = LayerBoard(layout.tensors)
         self.query_one("#enc-source", Static).update(
-            f"source: {path} ({layout.file_size:,} bytes, {len(layout.tensors)} tensors)"
+            plain(f"source: {path} ({layout.file_size:,} bytes, {len(layout.tensors)} tensors)")
         )
         self.query_one("#enc-output", Input).value = str(path.with_name(path.name + ".lmgc"))
         self.query_one("#enc-result", Static).update("")
@@ -152,7 +152,7 @@ class EncodePane(Vertical):
         try:
             opts.check()
         except LmgcError as exc:
-            self.app.notify(str(exc), title="settings", severity="error")
+            self.app.notify(str(exc), title="settings", severity="error", markup=False)
             return
         self.set_source(self.source)  # fresh table
         self.cancel_event = threading.Event()
@@ -160,7 +160,7 @@ class EncodePane(Vertical):
         self._set_running(True)
         choice = self._show_choice()
         using = f"the LM {model or DEFAULT_MODEL}, scheme {scheme}" if choice == "max" else "the fast level (no LM)"
-        self.log_line(f"encoding {self.source} → {target} with {using}")
+        self.log_line(f"encoding {shown(self.source)} → {shown(target)} with {shown(using)}")
         self.run_worker_job(
             self.source,
             target,
@@ -212,7 +212,7 @@ class EncodePane(Vertical):
                 self.phase = event.operation
                 self.query_one(JobProgress).begin(event.total_bytes)
             elif isinstance(event, ev.Notice):
-                self.log_line(f"[yellow]note:[/] {event.message}")
+                self.log_line(f"[yellow]note:[/] {shown(event.message)}")
             elif isinstance(event, ev.Progress):
                 self.query_one(JobProgress).show(event, self.phase)
             if self.board is not None and self.phase == "encode":
@@ -220,7 +220,8 @@ class EncodePane(Vertical):
             if isinstance(event, ev.ChunkDone) and self.phase == "encode":
                 names = ", ".join(n for n, _, _ in event.tensors)
                 self.log_line(
-                    f"chunk {event.index}: {event.data_length:,} B → {event.payload_length:,} B ({event.codec}) {names}"
+                    f"chunk {event.index}: {event.data_length:,} B → {event.payload_length:,} B ({event.codec}) "
+                    + shown(names)
                 )
         if changed:
             self._update_rows(changed)
@@ -238,8 +239,8 @@ class EncodePane(Vertical):
                 f"encoded: tensor data {r.data_bytes:,} → {r.coded_bytes:,} bytes ({pct:.2f} %), "
                 f"archive {r.archive_size:,} bytes ({100 * r.ratio:.2f} % of the file), {r.seconds:.1f} s"
             )
-            self.log_line(f"[green]{text}[/]")
-            result.update(text)
+            self.log_line(f"[green]{shown(text)}[/]")
+            result.update(plain(text))
             if out.target is not None:
                 self.post_message(ArchiveWritten(out.target))
             if not self.query_one("#enc-verify", Checkbox).value:
@@ -248,21 +249,21 @@ class EncodePane(Vertical):
         if out.operation == "verify" and out.ok:
             text = f"verified: {out.result.source_size:,} bytes identical (SHA-256 {out.result.sha256[:16]}…)"
             result.set_classes("ok")
-            result.update("✔ " + text)
-            self.log_line(f"[bold green]{text}[/]")
-            self.app.notify(text, title="round trip verified")
+            result.update(plain("✔ " + text))
+            self.log_line(f"[bold green]{shown(text)}[/]")
+            self.app.notify(text, title="round trip verified", markup=False)
         elif out.cancelled:
             text = f"{out.operation} cancelled: no output was written"
             result.set_classes("bad")
-            result.update(text)
-            self.log_line(f"[yellow]{text}[/]")
-            self.app.notify(text, severity="warning")
+            result.update(plain(text))
+            self.log_line(f"[yellow]{shown(text)}[/]")
+            self.app.notify(text, severity="warning", markup=False)
         else:
             text = f"{out.operation} failed: {out.error}"
             result.set_classes("bad")
-            result.update("✘ " + text)
-            self.log_line(f"[red]{text}[/]")
-            self.app.notify(str(out.error), title=f"{out.operation} failed", severity="error")
+            result.update(plain("✘ " + text))
+            self.log_line(f"[red]{shown(text)}[/]")
+            self.app.notify(str(out.error), title=f"{out.operation} failed", severity="error", markup=False)
         self._set_running(False)
 
     # -- helpers ----------------------------------------------------------------------------------
@@ -298,7 +299,7 @@ class EncodePane(Vertical):
         if self.board is None:
             return
         for row in self.board.rows.values():
-            table.add_row(row.name, human_bytes(row.nbytes), "-", "-", row.status, key=row.name)
+            table.add_row(plain(row.name), human_bytes(row.nbytes), "-", "-", row.status, key=row.name)
 
     def _update_rows(self, names: set[str]) -> None:
         table = self.query_one("#enc-layers", DataTable)

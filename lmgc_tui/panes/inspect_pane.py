@@ -36,7 +36,7 @@ class InspectPane(VerticalScroll):
         except LmgcError as exc:
             self.info = None
             self.mount(Static(f"cannot inspect {path}: {exc}", id="insp-empty", classes="error"))
-            self.app.notify(str(exc), title="not a valid archive", severity="error")
+            self.app.notify(str(exc), title="not a valid archive", severity="error", markup=False)
             return False
         self.mount_all([Static(part) for part in inspect_renderables(self.info, with_chunks=True)])
         return True

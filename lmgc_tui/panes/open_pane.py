@@ -14,7 +14,7 @@ from lmgc_format.errors import LmgcError
 from lmgc_format.inspect import describe_archive
 from lmgc_format.source import read_layout
 
-from ..fmt import human_bytes
+from ..fmt import human_bytes, plain
 
 SUFFIXES = (".safetensors", ".lmgc")
 
@@ -99,11 +99,11 @@ class OpenPane(Vertical):
                 kind = "safetensors"
         except LmgcError as exc:
             info.set_class(True, "error")
-            info.update(f"cannot open {path}: {exc}")
-            self.app.notify(str(exc), title="cannot open file", severity="error")
+            info.update(plain(f"cannot open {path}: {exc}"))
+            self.app.notify(str(exc), title="cannot open file", severity="error", markup=False)
             return
         info.set_class(False, "error")
-        info.update(text)
+        info.update(plain(text))
         for name, dtype, shape, nbytes in rows:
-            table.add_row(name, dtype, "×".join(map(str, shape)) or "scalar", human_bytes(nbytes))
+            table.add_row(plain(name), dtype, "×".join(map(str, shape)) or "scalar", human_bytes(nbytes))
         self.post_message(FileChosen(path, kind))

@@ -5,6 +5,7 @@ from __future__ import annotations
 import threading
 from pathlib import Path
 
+from rich.text import Text
 from textual import work
 from textual.app import ComposeResult
 from textual.containers import Horizontal, Vertical
@@ -12,6 +13,7 @@ from textual.widgets import Button, Input, RichLog, Static
 
 from lmgc_format import events as ev
 
+from ..fmt import plain
 from ..jobs import EventBuffer, JobDone, run_job
 from ..widgets import JobProgress
 
@@ -66,8 +68,8 @@ class VerifyPane(Vertical):
         self._set_running(True)
         result = self.query_one("#ver-result", Static)
         result.set_classes("")
-        result.update(f"verifying {path} …")
-        self.query_one("#ver-log", RichLog).write(f"verifying {path}")
+        result.update(plain(f"verifying {path} …"))
+        self.query_one("#ver-log", RichLog).write(plain(f"verifying {path}"))
         self.run_verify(path)
 
     @work(thread=True, exclusive=True, exit_on_error=False, group="verify")
@@ -93,7 +95,7 @@ class VerifyPane(Vertical):
             elif isinstance(event, ev.Progress):
                 self.query_one(JobProgress).show(event)
             elif isinstance(event, ev.Notice):
-                self.query_one("#ver-log", RichLog).write(f"[yellow]note:[/] {event.message}")
+                self.query_one("#ver-log", RichLog).write(Text("note: ", style="yellow") + plain(event.message))
 
     def on_job_done(self, message: JobDone) -> None:
         message.stop()
@@ -107,16 +109,16 @@ class VerifyPane(Vertical):
                 f"(SHA-256 {out.result.sha256[:16]}…, {out.seconds:.1f} s)"
             )
             result.set_classes("ok")
-            self.app.notify(text, title="round trip verified")
+            self.app.notify(text, title="round trip verified", markup=False)
         elif out.cancelled:
             text = "verify cancelled"
             result.set_classes("bad")
         else:
             text = f"✘ {out.error}"
             result.set_classes("bad")
-            self.app.notify(str(out.error), title="verify failed", severity="error")
-        result.update(text)
-        log.write(text)
+            self.app.notify(str(out.error), title="verify failed", severity="error", markup=False)
+        result.update(plain(text))
+        log.write(plain(text))
         self._set_running(False)
 
     def cancel(self) -> None:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import stat
 import tempfile
 from pathlib import Path
 from typing import BinaryIO
@@ -12,9 +13,37 @@ from .errors import LmgcError, OutputExistsError
 
 
 def refuse_existing(target: str | os.PathLike[str], overwrite: bool) -> None:
-    """Fail before any long work when the output exists and may not be replaced."""
-    if not overwrite and Path(target).exists():
+    """Fail before any long work when the output exists and may not be replaced (a link counts, even one
+    that points nowhere), or cannot be written: its directory missing or read-only."""
+    path = Path(target)
+    if not overwrite and os.path.lexists(path):
         raise OutputExistsError(f"{target} already exists (use -f to overwrite)")
+    if path.is_dir():
+        raise OutputExistsError(f"{target} is a directory")
+    parent = _write_dir(path)
+    if not parent.is_dir():
+        raise LmgcError(f"cannot write {target}: directory {parent} does not exist")
+    if not os.access(parent, os.W_OK | os.X_OK) and not _is_special(_resolved(path)):
+        raise LmgcError(f"cannot write {target}: directory {parent} is not writable")
+
+
+def _resolved(path: Path) -> Path:
+    """Where writing ``path`` really goes: through a symbolic link to its target (as zstd and xz write)."""
+    return Path(os.path.realpath(path)) if path.is_symlink() else path
+
+
+def _is_special(path: Path) -> bool:
+    """A device, FIFO or socket: written in place (it cannot be renamed over, and must not be replaced)."""
+    try:
+        mode = path.stat().st_mode
+    except OSError:
+        return False
+    return not stat.S_ISREG(mode) and not stat.S_ISDIR(mode)
+
+
+def _write_dir(path: Path) -> Path:
+    real = _resolved(path)
+    return real.parent if str(real.parent) else Path(".")
 
 
 def _umask() -> int:
@@ -27,23 +56,31 @@ class AtomicOutput:
     """A temp file beside ``target``; :meth:`commit` fsyncs and renames it into place.
 
     Anything that leaves without ``commit`` (exception, Ctrl-C, cancel) removes
-    the temp file and leaves an existing target untouched.
+    the temp file and leaves an existing target untouched. A symbolic link is
+    written through (its target is replaced, the link stays); a device, FIFO or
+    socket (``/dev/null``, ``/dev/stdout``) is written in place, never replaced.
     """
 
     def __init__(self, target: str | os.PathLike[str], overwrite: bool) -> None:
-        self.target = Path(target)
+        self.given = Path(target)
         self.overwrite = overwrite
-        refuse_existing(self.target, overwrite)
-        if self.target.is_dir():
-            raise OutputExistsError(f"{self.target} is a directory")
-        parent = self.target.parent if str(self.target.parent) else Path(".")
+        refuse_existing(self.given, overwrite)
+        self.target = _resolved(self.given)
+        self.temp: Path | None = None
+        self._done = False
+        if _is_special(self.target):
+            try:
+                self.file: BinaryIO = open(self.target, "wb")  # closed by commit/abort
+            except OSError as exc:
+                raise LmgcError(f"cannot write {self.given}: {exc.strerror}") from None
+            return
+        parent = _write_dir(self.target)
         try:
             fd, name = tempfile.mkstemp(prefix=f".{self.target.name}.", suffix=".partial", dir=parent)
         except OSError as exc:
             raise LmgcError(f"cannot write in {parent}: {exc.strerror}") from None
         self.temp = Path(name)
-        self.file: BinaryIO = os.fdopen(fd, "wb")
-        self._done = False
+        self.file = os.fdopen(fd, "wb")
 
     def write(self, data: bytes) -> None:
         try:
@@ -52,13 +89,20 @@ class AtomicOutput:
             raise LmgcError(f"cannot write {self.target}: {exc.strerror}") from None
 
     def commit(self) -> None:
+        if self.temp is None:  # a device or FIFO: written in place
+            try:
+                self.file.close()
+            except OSError as exc:
+                raise LmgcError(f"cannot write {self.given}: {exc.strerror}") from None
+            self._done = True
+            return
         try:
             self.file.flush()
             os.fsync(self.file.fileno())
             self.file.close()
             # mkstemp creates 0600; give the result the mode a plain open() would (0666 minus umask)
             os.chmod(self.temp, 0o666 & ~_umask())
-            if self.target.exists() and not self.overwrite:
+            if os.path.lexists(self.given) and not self.overwrite:
                 raise OutputExistsError(f"{self.target} appeared while working (use -f to overwrite)")
             os.replace(self.temp, self.target)
             with contextlib.suppress(OSError):  # directory fsync is not possible everywhere
@@ -77,8 +121,9 @@ class AtomicOutput:
             return
         with contextlib.suppress(OSError):
             self.file.close()
-        with contextlib.suppress(OSError):
-            self.temp.unlink()
+        if self.temp is not None:
+            with contextlib.suppress(OSError):
+                self.temp.unlink()
         self._done = True
 
     def __enter__(self) -> AtomicOutput:

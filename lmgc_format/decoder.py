@@ -38,6 +38,8 @@ from .serialize import get_scheme
 from .shuffle import bit_unshuffle, byte_unshuffle
 from .zstdcap import decompress_at_most
 
+MAX_THREADS = 1024  # the most torch threads a decoder sets, whatever an archive records
+
 
 @dataclass(frozen=True)
 class DecodeOptions:
@@ -91,6 +93,13 @@ def _model_for(
     return lm
 
 
+def _recorded_threads(recorded: dict[str, Any], default: int) -> int:
+    """The thread count the archive's runtime block records, if it is one (a crafted header may say
+    anything: a string, 100000); else ``default``."""
+    threads = recorded.get("threads")
+    return threads if type(threads) is int and 1 <= threads <= MAX_THREADS else default
+
+
 class ChunkDecoder:
     """Everything needed to decode the chunks of one archive, one at a time.
 
@@ -139,7 +148,7 @@ class ChunkDecoder:
                 if not opts.force:
                     raise ModelMismatchError(msg + " (use --force to try anyway)")
                 on_event(Notice("forced: " + msg))
-            torch.set_num_threads(opts.threads or int(header.runtime.get("threads", torch.get_num_threads())))
+            torch.set_num_threads(opts.threads or _recorded_threads(header.runtime, torch.get_num_threads()))
             predictor = make_predictor(lm, alphabet, header.layout.procedure, header.layout.head == "restricted")
             if predictor.head_mode != header.layout.head:
                 raise ModelMismatchError(

@@ -25,6 +25,10 @@ from .source import LM_DTYPES, SourceLayout
 PLAIN_CHUNK_BYTES = 1 << 20
 
 
+class TooManyChunks(ValueError):
+    """The plan grew past the ``max_chunks`` its caller allowed."""
+
+
 @dataclass(frozen=True)
 class Window:
     tensor: int  # index into SourceLayout.tensors
@@ -90,8 +94,17 @@ def plan_chunks(
     bytes_per_group: int,
     plain_chunk_bytes: int = PLAIN_CHUNK_BYTES,
     rows: Mapping[int, int] | None = None,
+    max_chunks: int | None = None,
 ) -> list[ChunkPlan]:
-    """``rows``: row lengths (groups) of flat tensors, tensor index -> row (rows.py; header ``rows``)."""
+    """``rows``: row lengths (groups) of flat tensors, tensor index -> row (rows.py; header ``rows``).
+    ``max_chunks``: stop with :class:`TooManyChunks` as soon as the plan grows past it (a reader knows
+    how many chunks the archive holds: a crafted header must not make it build billions first)."""
+
+    def add(chunk: ChunkPlan) -> None:
+        chunks.append(chunk)
+        if max_chunks is not None and len(chunks) > max_chunks:
+            raise TooManyChunks(f"the window layout implies more than {max_chunks:,} chunks")
+
     if window_bytes < 1 or batch < 1 or plain_chunk_bytes < 1:
         raise ValueError("window_bytes, batch and plain_chunk_bytes must be positive")
     chunks: list[ChunkPlan] = []
@@ -99,13 +112,13 @@ def plan_chunks(
 
     def flush() -> None:
         if pending:
-            chunks.append(ChunkPlan(len(chunks), True, pending[0].begin, pending[-1].end, tuple(pending), -1))
+            add(ChunkPlan(len(chunks), True, pending[0].begin, pending[-1].end, tuple(pending), -1))
             pending.clear()
 
     def plain(begin: int, end: int, tensor: int) -> None:
         flush()
         for start in range(begin, end, plain_chunk_bytes):
-            chunks.append(ChunkPlan(len(chunks), False, start, min(end, start + plain_chunk_bytes), (), tensor))
+            add(ChunkPlan(len(chunks), False, start, min(end, start + plain_chunk_bytes), (), tensor))
 
     pos = 0
     vectors: dict[int, int] = {}  # length -> the latest 1-D tensor of that length with one value per group

@@ -15,12 +15,13 @@ import struct
 from dataclasses import dataclass
 from pathlib import Path
 
+from .container.constants import MAGIC as LMGC_MAGIC
 from .errors import InputError
 
 # Caps (documented in docs/FORMAT.md): the header of a safetensors file is
 # JSON and must fit in memory; 100 MB is what the safetensors library allows.
 MAX_SAFETENSORS_HEADER = 100_000_000
-MAX_TENSORS = 1_000_000
+MAX_TENSORS = 200_000  # checkpoint shards hold thousands; a million took ~13 s to parse
 MAX_RANK = 64
 
 DTYPE_SIZES: dict[str, int] = {
@@ -84,7 +85,13 @@ def parse_header(header_bytes: bytes, data_size: int) -> tuple[TensorEntry, ...]
         raise InputError(f"safetensors header is not UTF-8 ({exc.reason} at byte {exc.start})") from None
     names: set[str] = set()
 
+    objects = 0
+
     def no_duplicates(pairs: list[tuple[str, object]]) -> dict[str, object]:
+        nonlocal objects
+        objects += 1  # one JSON object per tensor: stop counting past the cap, not after parsing them all
+        if objects > MAX_TENSORS + 2:
+            raise InputError(f"safetensors header lists more than {MAX_TENSORS:,} entries (the cap)")
         seen: dict[str, object] = {}
         for key, value in pairs:
             if key in seen:
@@ -162,6 +169,8 @@ def read_layout(path: str | os.PathLike[str]) -> SourceLayout:
             prefix = f.read(8)
             if len(prefix) < 8:
                 raise InputError(f"{p}: too short to be a safetensors file ({size} bytes)")
+            if prefix == LMGC_MAGIC:
+                raise InputError(f"{p} is an lmgc archive, not a safetensors file: use `lmgc-tui decompress`")
             (n,) = struct.unpack("<Q", prefix)
             if n > MAX_SAFETENSORS_HEADER:
                 raise InputError(f"{p}: safetensors header of {n} bytes exceeds the cap of {MAX_SAFETENSORS_HEADER}")
@@ -174,5 +183,8 @@ def read_layout(path: str | os.PathLike[str]) -> SourceLayout:
         raise InputError(f"{p}: is a directory") from None
     except PermissionError:
         raise InputError(f"{p}: permission denied") from None
-    tensors = parse_header(header, size - 8 - n)
+    try:
+        tensors = parse_header(header, size - 8 - n)
+    except InputError as exc:  # every input error names the file
+        raise InputError(f"{p}: {exc}") from None
     return SourceLayout(header_bytes=header, data_offset=8 + n, file_size=size, tensors=tensors)

@@ -52,8 +52,11 @@ class LmgcGroup(click.Group):
 
     def parse_args(self, ctx: click.Context, args: list[str]) -> list[str]:
         # `lmgc-tui FILE` is short for `lmgc-tui app FILE` (a path, not a command name)
-        if args and args[0] not in self.commands and not args[0].startswith("-") and Path(args[0]).exists():
-            args = ["app", *args]
+        if args and args[0] not in self.commands and not args[0].startswith("-"):
+            if Path(args[0]).exists():
+                args = ["app", *args]
+            elif "." in args[0] or "/" in args[0]:  # meant as a file, not as a command
+                raise click.UsageError(f"{args[0]}: no such file (and no command of that name; see --help)")
         return super().parse_args(ctx, args)
 
     def invoke(self, ctx: click.Context) -> Any:
@@ -271,7 +274,8 @@ def compress(
     LM where its estimated time fits --time-budget). The LM options (--model, --scheme, --window-bytes,
     ...) apply to the max level; the fast level has a fixed layout.
     """
-    from lmgc_format.encoder import EncodeOptions, encode_file, level_for
+    from lmgc_format.atomic import refuse_existing
+    from lmgc_format.encoder import EncodeOptions, encode_file, float_bytes, level_for
     from lmgc_format.source import read_layout
 
     target = output or source.with_name(source.name + ".lmgc")
@@ -295,7 +299,10 @@ def compress(
         time_budget=time_budget,
     )
     opts.check()
-    if not quiet and level_for(read_layout(source), opts).level == "max":
+    # Everything that can be checked is checked before a model takes a minute to load.
+    layout = read_layout(source)
+    refuse_existing(target, overwrite)
+    if not quiet and level_for(layout, opts).level == "max" and float_bytes(layout):
         err_console.print(f"loading model {model or 'smollm2-135m'} …", style="dim")
     with EventProgress(err_console, quiet) as bar:
         result = encode_file(source, target, opts, overwrite=overwrite, on_event=bar)

@@ -385,3 +385,121 @@ def test_zstd_chunk_declaring_more_than_its_length_stops_at_once(tmp_path: Path)
     finally:
         tracemalloc.stop()
     assert peak < 32 << 20  # the frame's 256 MiB were never produced
+
+
+# -- outputs that are links or devices, checks before the model, messages (issue 21, items 1, 5, 9, 10) --
+
+
+def test_output_links_are_written_through_and_devices_in_place(tmp_path: Path) -> None:
+    src = tmp_path / "g.safetensors"
+    save_file({"w": gradient_like((16, 16), 1)}, str(src))
+    real = tmp_path / "real.lmgc"
+    real.write_bytes(b"old")
+    link = tmp_path / "link.lmgc"
+    link.symlink_to(real)
+    with pytest.raises(LmgcError, match="already exists"):
+        encode_file(src, link, EncodeOptions(level="fast"))
+    encode_file(src, link, EncodeOptions(level="fast"), overwrite=True)
+    assert link.is_symlink() and os.readlink(link) == str(real)  # the link stays a link
+    assert real.read_bytes()[:8] == b"\x89LMGC\r\n\x1a"  # its target got the archive
+    dangling = tmp_path / "dangling.lmgc"
+    dangling.symlink_to(tmp_path / "nowhere.lmgc")
+    with pytest.raises(LmgcError, match="already exists"):  # a link that points nowhere still exists
+        encode_file(src, dangling, EncodeOptions(level="fast"))
+    assert dangling.is_symlink()
+    # /dev/null: written in place, never replaced (decompress -o /dev/null -f for benchmarking)
+    res = CliRunner().invoke(cli, ["decompress", str(real), "-o", os.devnull, "-f", "-q"])
+    assert res.exit_code == 0, res.output
+    assert not Path(os.devnull).is_file() and Path(os.devnull).is_char_device()
+
+
+def test_output_directory_problems_are_found_before_any_work(tmp_path: Path) -> None:
+    src = tmp_path / "g.safetensors"
+    save_file({"w": gradient_like((16, 16), 1)}, str(src))
+    res = CliRunner().invoke(cli, ["compress", str(src), "-o", str(tmp_path / "no" / "dir.lmgc"), "--level", "max"])
+    assert res.exit_code == 1 and "does not exist" in res.output and "loading model" not in res.output
+    (tmp_path / "out.lmgc").write_bytes(b"x")
+    res = CliRunner().invoke(cli, ["compress", str(src), "-o", str(tmp_path / "out.lmgc"), "--level", "max"])
+    assert res.exit_code == 8 and "loading model" not in res.output
+    ints = tmp_path / "ints.safetensors"
+    save_file({"i": torch.arange(10)}, str(ints))
+    res = CliRunner().invoke(cli, ["compress", str(ints), "--level", "max", "--model", str(tmp_path / "none")])
+    assert res.exit_code == 0 and "loading model" not in res.output  # nothing for a model to code
+
+
+def test_recorded_thread_count_is_checked() -> None:
+    from lmgc_format.decoder import _recorded_threads
+
+    assert _recorded_threads({"threads": 2}, 7) == 2
+    for bad in ("4", 100000, 0, -1, 2.0, None, True):
+        assert _recorded_threads({"threads": bad}, 7) == 7
+    assert _recorded_threads({}, 7) == 7
+
+
+def test_messages_say_what_is_wrong(tmp_path: Path, plain_archive: Path) -> None:
+    runner = CliRunner()
+    res = runner.invoke(cli, ["compress", str(plain_archive)])
+    assert res.exit_code == 3 and "is an lmgc archive" in res.output and "decompress" in res.output
+    padded = tmp_path / "padded.lmgc"
+    padded.write_bytes(plain_archive.read_bytes() + b"\0" * 100)
+    res = runner.invoke(cli, ["verify", str(padded)])
+    assert res.exit_code == 4 and "100 bytes of trailing data" in res.output and "truncated" not in res.output
+    res = runner.invoke(cli, ["typo.safetensors"])
+    assert res.exit_code == 2 and "typo.safetensors: no such file" in res.output
+    bad = tmp_path / "bad.safetensors"
+    bad.write_bytes(struct.pack("<Q", 5) + b"{nope")
+    res = runner.invoke(cli, ["compress", str(bad)])
+    assert res.exit_code == 3 and str(bad) in res.output  # input errors name the file
+
+
+@pytest.mark.parametrize("raw", [b"\xc1", b"\x91\xc1", b"\x80\x80", b""])
+def test_msgpack_errors_never_end_in_an_empty_colon(raw: bytes) -> None:
+    from lmgc_format.container.sections import unpack
+
+    with pytest.raises(FormatError) as info:
+        unpack(raw, "index")
+    assert not str(info.value).rstrip().endswith(":")
+
+
+@pytest.mark.parametrize(
+    ("shape", "window_bytes", "source_size"),
+    [
+        ([1 << 32], 1, None),  # a 16 GiB F32 tensor in 1-byte windows: billions of chunks
+        ([4], 4, 1 << 62),  # a source "size" of 2^62 bytes: a gap of as many plain chunks
+    ],
+)
+def test_crafted_plan_of_billions_of_chunks_is_refused_at_once(
+    tmp_path: Path, shape: list[int], window_bytes: int, source_size: int | None
+) -> None:
+    """A 1 KB archive whose header (CRC recomputed) implies billions of chunks: refused before the
+    plan is built, by inspect, verify and decompress alike (issue 21, item 2)."""
+    from dataclasses import replace
+
+    from lmgc_format.container.writer import ArchiveWriter
+
+    src = tmp_path / "g.safetensors"
+    save_file({"w": gradient_like((4,), 1)}, str(src))
+    arc = tmp_path / "g.lmgc"
+    encode_file(src, arc, EncodeOptions(level="fast"))
+    with ArchiveReader(arc) as r:
+        header, index = r.header, r.index
+        chunks = [(e, r.read_chunk(i)[1]) for i, e in enumerate(r.index.chunks)]
+    nbytes = 4 * shape[0]
+    table = json.dumps({"w": {"dtype": "F32", "shape": shape, "data_offsets": [0, nbytes]}}).encode()
+    crafted = replace(
+        header,
+        source_header=table,
+        source_size=source_size or 8 + len(table) + nbytes,
+        layout=replace(header.layout, window_bytes=window_bytes, batch=1, plain_chunk_bytes=1),
+    )
+    bad = tmp_path / "bad.lmgc"
+    writer = ArchiveWriter(bad, crafted)
+    for e, payload in chunks:
+        writer.add_chunk(e.codec, e.data_offset, e.data_length, payload, e.model_bits)
+    writer.finish(replace(index, chunks=tuple(writer.entries)))
+    for command in (["inspect", str(bad)], ["verify", str(bad)], ["decompress", str(bad), "-o", str(tmp_path / "o")]):
+        t0 = time.monotonic()
+        res = CliRunner().invoke(cli, command)
+        assert res.exit_code == 4, res.output
+        assert "chunks" in res.output
+        assert time.monotonic() - t0 < 5

@@ -36,7 +36,9 @@ def _need(module: str) -> object:
     try:
         return __import__(module)
     except ImportError:
-        raise Unavailable(f"needs the {module!r} package (pip install lmgc[bench])") from None
+        raise Unavailable(
+            f"needs the {module!r} package: pip install 'lmgc[bench]' (in a clone: pip install -e '.[bench]')"
+        ) from None
 
 
 _NUMPY = {"F64": np.float64, "F32": np.float32, "F16": np.float16}

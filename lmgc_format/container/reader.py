@@ -9,11 +9,12 @@ from typing import BinaryIO
 
 from ..errors import CorruptChunkError, FormatError, InputError
 from ..filters import TensorFilter, check_filters, mark_plan
-from ..plan import ChunkPlan, plan_chunks
+from ..plan import ChunkPlan, TooManyChunks, plan_chunks
 from ..source import LM_DTYPES, SourceLayout, TensorEntry, parse_header
 from .constants import (
     FLAG_FILTERS,
     FLAG_ROWS,
+    FOOTER_MAGIC,
     FOOTER_SIZE,
     FRAME_HEAD_SIZE,
     MAX_CHUNKS,
@@ -24,6 +25,8 @@ from .constants import (
 )
 from .fixed import Footer, FrameHead, Preamble
 from .header import ChunkEntry, Header, Index
+
+_TAIL_SCAN = 1 << 20  # how far from the end a misplaced footer is looked for
 
 
 class ArchiveReader:
@@ -63,7 +66,7 @@ class ArchiveReader:
         if zlib.crc32(raw_header) != pre.header_crc:
             raise FormatError("archive header is damaged (CRC mismatch)")
         self.header = Header.from_bytes(raw_header)
-        footer = Footer.unpack(self._read_at(self.size - FOOTER_SIZE, FOOTER_SIZE))
+        footer = self._footer()
         index_end = footer.index_offset + footer.index_len
         if footer.index_len > MAX_INDEX_LEN or footer.chunk_count > MAX_CHUNKS:
             raise FormatError("footer declares an index larger than the caps allow")
@@ -74,17 +77,43 @@ class ArchiveReader:
             raise FormatError("archive index is damaged (CRC mismatch)")
         self.index = Index.from_bytes(raw_index)
         self.layout = self._layout()
-        self.plan = plan_chunks(
-            self.layout,
-            self.header.layout.window_bytes,
-            self.header.layout.batch,
-            self.header.layout.bytes_per_group,
-            self.header.layout.plain_chunk_bytes,
-            self._rows(pre.flags),
-        )
+        # Every chunk has a frame head of its own: the file's size bounds how many there can be.
+        if footer.chunk_count * FRAME_HEAD_SIZE > self.size or len(self.index.chunks) != footer.chunk_count:
+            raise FormatError(
+                f"footer lists {footer.chunk_count:,} chunks, the index {len(self.index.chunks):,}, in an archive of "
+                f"{self.size:,} bytes"
+            )
+        try:
+            self.plan = plan_chunks(
+                self.layout,
+                self.header.layout.window_bytes,
+                self.header.layout.batch,
+                self.header.layout.bytes_per_group,
+                self.header.layout.plain_chunk_bytes,
+                self._rows(pre.flags),
+                max_chunks=footer.chunk_count,
+            )
+        except TooManyChunks as exc:
+            raise FormatError(f"{exc}, the footer lists {footer.chunk_count:,}") from None
         self._check_index(footer, header_end)
         self.filters = self._filters(pre.flags)
         self.plan = mark_plan(self.plan, self.layout, self.filters)
+
+    def _footer(self) -> Footer:
+        raw = self._read_at(self.size - FOOTER_SIZE, FOOTER_SIZE)
+        if raw.endswith(FOOTER_MAGIC):
+            return Footer.unpack(raw)
+        # Not at the end: bytes appended after a complete archive (a copy, a concatenation) say so
+        tail_start = max(0, self.size - _TAIL_SCAN)
+        tail = self._read_at(tail_start, self.size - tail_start)
+        at = tail.rfind(FOOTER_MAGIC)
+        if at >= 0:
+            end = tail_start + at + len(FOOTER_MAGIC)
+            raise FormatError(
+                f"archive has {self.size - end:,} bytes of trailing data after its footer (which ends at offset "
+                f"{end:,}); cut them off to read it"
+            )
+        return Footer.unpack(raw)
 
     def _rows(self, flags: int) -> dict[int, int]:
         """The header's row lengths of flat tensors, checked against the tensor table (rows.py)."""

@@ -33,7 +33,7 @@ def unpack(raw: bytes, what: str) -> dict[str, Any]:
             max_ext_len=0,
         )
     except (msgpack.ExtraData, msgpack.FormatError, msgpack.StackError, ValueError, TypeError) as exc:
-        raise FormatError(f"{what} is not valid msgpack: {exc}") from None
+        raise FormatError(f"{what} is not valid msgpack: {str(exc) or type(exc).__name__}") from None
     if not isinstance(obj, dict):
         raise FormatError(f"{what} is not a msgpack map")
     return obj

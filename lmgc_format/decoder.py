@@ -87,7 +87,8 @@ def _model_for(
         msg = f"archive was made with model {rec.id!r} ({rec.architecture}, {rec.dtype}); " + "; ".join(problems)
         if not opts.force:
             raise ModelMismatchError(
-                msg + " (use --force to try anyway; the result is still checked against the stored SHA-256)"
+                msg + " (use --ignore-model-mismatch to try anyway; the result is still checked against the "
+                "stored SHA-256)"
             )
         on_event(Notice("forced: " + msg))
     return lm
@@ -146,7 +147,7 @@ class ChunkDecoder:
                     f"({alphabet.size} tokens) than the archive's ({header.alphabet.size})"
                 )
                 if not opts.force:
-                    raise ModelMismatchError(msg + " (use --force to try anyway)")
+                    raise ModelMismatchError(msg + " (use --ignore-model-mismatch to try anyway)")
                 on_event(Notice("forced: " + msg))
             torch.set_num_threads(opts.threads or _recorded_threads(header.runtime, torch.get_num_threads()))
             predictor = make_predictor(lm, alphabet, header.layout.procedure, header.layout.head == "restricted")

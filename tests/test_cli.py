@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -132,3 +133,29 @@ def test_tables_in_a_pipe_keep_long_names_on_one_line(tmp_path: Path) -> None:
     assert any(src.name in line for line in bench.splitlines())
     models = _piped("models")
     assert any(line.count("/") >= 4 and ".gguf" in line for line in models.splitlines())  # the whole path
+
+
+def test_stdin_stdout_several_files_and_zstd_habits(tmp_path: Path) -> None:
+    """zstd/xz habits (issue 21, item 11): - for standard input and output, several inputs, -k."""
+    src = tmp_path / "g.safetensors"
+    save_file({"w": gradient_like((32, 32), 1)}, str(src))
+    runner = CliRunner()
+    res = runner.invoke(cli, ["compress", "-", "-o", "-", "--level", "fast", "-q"], input=src.read_bytes())
+    assert res.exit_code == 0, res.output
+    archive = res.stdout_bytes
+    assert archive[:8] == b"\x89LMGC\r\n\x1a"
+    (tmp_path / "a.lmgc").write_bytes(archive)
+    res = runner.invoke(cli, ["decompress", "-c", str(tmp_path / "a.lmgc"), "-q"])
+    assert res.exit_code == 0 and res.stdout_bytes == src.read_bytes()
+    res = runner.invoke(cli, ["decompress", "-", "-q"], input=archive)  # stdin in: stdout out
+    assert res.exit_code == 0 and res.stdout_bytes == src.read_bytes()
+    other = tmp_path / "h.safetensors"
+    save_file({"v": gradient_like((8, 8), 2)}, str(other))
+    res = runner.invoke(cli, ["compress", str(src), str(other), "-k", "--level", "fast", "-q"])
+    assert res.exit_code == 0, res.output
+    assert (tmp_path / "g.safetensors.lmgc").exists() and (tmp_path / "h.safetensors.lmgc").exists()
+    assert src.exists() and other.exists()  # -k: inputs are never deleted anyway
+    res = runner.invoke(cli, ["compress", str(src), str(other), "-o", str(tmp_path / "x.lmgc")])
+    assert res.exit_code == 2 and "one input" in res.output
+    res = runner.invoke(cli, ["decompress", str(tmp_path / "g.safetensors.lmgc"), "--force", "-o", os.devnull, "-f"])
+    assert res.exit_code == 0, res.output  # the old spelling of --ignore-model-mismatch still works

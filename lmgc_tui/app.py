@@ -11,7 +11,7 @@ from typing import ClassVar
 
 from textual.app import App, ComposeResult
 from textual.binding import Binding, BindingType
-from textual.widgets import Footer, Header, TabbedContent, TabPane
+from textual.widgets import Footer, Header, Input, TabbedContent, TabPane
 
 from lmgc_format import __version__
 from lmgc_format.errors import LmgcError
@@ -27,7 +27,7 @@ class LmgcApp(App[None]):
     TITLE = "lmgc-tui"
     SUB_TITLE = f"lossless gradient compression with a language model · {__version__}"
     BINDINGS: ClassVar[list[BindingType]] = [
-        Binding("o", "show_tab('open')", "Open"),
+        Binding("o", "open", "Open"),
         Binding("e", "show_tab('encode')", "Encode"),
         Binding("v", "show_tab('verify')", "Verify"),
         Binding("i", "show_tab('inspect')", "Inspect"),
@@ -35,8 +35,12 @@ class LmgcApp(App[None]):
         Binding("escape", "cancel", "Cancel", show=False),
         Binding("t", "toggle_theme", "Theme"),
         Binding("question_mark", "help", "Help", key_display="?"),
+        Binding("r", "reload_tree", "Reload", show=False),
         Binding("q", "quit", "Quit"),
     ]
+    # Single-letter keys are text while a text field has focus: typing "quest.safetensors" must not quit,
+    # start an encode or switch tabs (Escape leaves the field, then they work again).
+    LETTER_ACTIONS = frozenset({"open", "show_tab", "start", "toggle_theme", "help", "reload_tree", "quit"})
 
     def __init__(self, path: Path | None = None, model: str | None = None, root: Path | None = None) -> None:
         super().__init__()
@@ -84,6 +88,22 @@ class LmgcApp(App[None]):
 
     # -- actions ---------------------------------------------------------------------------------
 
+    def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
+        if action in self.LETTER_ACTIONS and isinstance(self.focused, Input):
+            return None  # not run (the key bar shows the field's keys meanwhile)
+        return True
+
+    def action_open(self) -> None:
+        """The Open tab (its tree focused); pressed again there, the cursor goes to the path field."""
+        if self.query_one(TabbedContent).active == "open":
+            self.query_one("#open-path").focus()
+            return
+        self.action_show_tab("open")
+
+    def action_reload_tree(self) -> None:
+        """Files made since the app started show up in the Open tab's tree."""
+        self.query_one(OpenPane).reload()
+
     def action_show_tab(self, tab: str) -> None:
         # Blur first: a focused widget inside the pane being hidden would hand focus to a
         # sibling in the same pane, and TabbedContent follows focus back to that pane.
@@ -113,6 +133,9 @@ class LmgcApp(App[None]):
             self.query_one(EncodePane).start()
 
     def action_cancel(self) -> None:
+        if isinstance(self.focused, Input):  # Escape leaves a text field; a second Escape cancels
+            self.set_focus(None)
+            return
         self.query_one(EncodePane).cancel()
         self.query_one(VerifyPane).cancel()
 

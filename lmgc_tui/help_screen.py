@@ -20,15 +20,17 @@ step by step, so it takes as long as encoding.
 
 | key | |
 |---|---|
-| `o` | **Open**: browse to a `.safetensors` or `.lmgc` file (or type a path) |
+| `o` | **Open**: browse to a `.safetensors` or `.lmgc` file; `o` again: type its path (`r` reloads the tree) |
 | `e` | **Encode** the opened safetensors file (settings, Start / Cancel) |
 | `v` | **Verify** an archive: decode in memory, check CRCs and SHA-256 |
 | `i` | **Inspect** an archive: header, model, scheme, per-tensor bits/byte |
 | `s` | start the encode (Encode tab) |
-| `escape` | cancel the running encode / verify |
+| `escape` | leave a text field; otherwise cancel the running encode / verify |
 | `t` | dark / light theme |
 | `?` | this help |
 | `q` | quit |
+
+While a text field has focus, letters are text: `escape` leaves it and the keys above work again.
 
 **Reading the numbers.** *bits/byte* is what a tensor cost after coding
 (8 = stored as is); *% orig* is the same as a share of the original size.

@@ -22,7 +22,7 @@ class LayerRow:
     end: int
     done_bytes: int = 0
     bits: float = 0.0
-    status: str = "pending"  # pending | coding | done
+    status: str = "pending"  # pending | coding | done | cancelled | failed
 
     @property
     def bits_per_byte(self) -> float | None:
@@ -64,6 +64,13 @@ class LayerBoard:
                 hit.bits += bits
                 hit.status = "done" if hit.done_bytes >= hit.nbytes else "coding"
                 changed.add(name)
+        return changed
+
+    def stop(self, status: str) -> set[str]:
+        """The job ended early: rows still "coding" say so instead (``status``: "cancelled", "failed")."""
+        changed = {row.name for row in self.rows.values() if row.status == "coding"}
+        for name in changed:
+            self.rows[name].status = status
         return changed
 
     def totals(self) -> tuple[int, float]:

@@ -8,7 +8,7 @@ from rich.table import Table
 from rich.text import Text
 from textual.app import ComposeResult
 from textual.containers import Horizontal
-from textual.widgets import ProgressBar, Static
+from textual.widgets import Checkbox, ProgressBar, Static
 
 from lmgc_format import events as ev
 
@@ -34,8 +34,18 @@ class JobProgress(Horizontal):
         self.started_at = time.monotonic()
 
     def compose(self) -> ComposeResult:
-        yield ProgressBar(total=None, id=f"{self.prefix}-bar", show_eta=False)
+        # total=1, not None: an unknown total animates, and nothing runs yet
+        yield ProgressBar(total=1, id=f"{self.prefix}-bar", show_eta=False)
         yield Static("", id=f"{self.prefix}-stats")
+
+    def waiting(self, text: str) -> None:
+        """Before the work starts (a model loading, say): an empty bar and what is happening."""
+        self.query_one(ProgressBar).update(total=1, progress=0)
+        self.query_one(Static).update(Text(text))
+
+    def stopped(self, text: str = "") -> None:
+        """The work ended without finishing: no rate, no ETA left on screen."""
+        self.query_one(Static).update(Text(text))
 
     def begin(self, total_bytes: int) -> None:
         """A new operation started (its rate and ETA are measured from now)."""
@@ -74,3 +84,12 @@ class BitsChart(Static):
                     value = Text(f"{bpb:.2f}")
                 table.add_row(plain(row.name), bar, value)
         self.update(table)
+
+
+class TickBox(Checkbox):
+    """A checkbox whose two states differ in shape, not only in colour: ✔ when on, blank when off (a
+    monochrome terminal, or a colour-blind user, sees the difference)."""
+
+    @property
+    def BUTTON_INNER(self) -> str:  # type: ignore[override]  # Textual reads the class name
+        return "✔" if self.value else " "

@@ -11,13 +11,14 @@ import pytest
 from rich.console import Console
 from safetensors.torch import save_file
 from textual.pilot import Pilot
-from textual.widgets import DataTable, Static, TabbedContent
+from textual.widgets import DataTable, Input, ProgressBar, RichLog, Static, TabbedContent
 
 from lmgc_format.encoder import EncodeOptions, encode_file
 from lmgc_tui.app import LmgcApp, make_app
 from lmgc_tui.help_screen import HelpScreen
 from lmgc_tui.panes.encode_pane import EncodePane
 from lmgc_tui.panes.inspect_pane import InspectPane
+from lmgc_tui.widgets import TickBox
 from tests.conftest import gradient_like
 
 
@@ -220,3 +221,59 @@ async def test_hostile_names_do_not_break_the_app(tmp_path: Path) -> None:
         await wait_for(pilot, lambda: not pane.running)
         assert "verified" in text_of(app, "#enc-result")
         assert app.is_running
+
+
+async def test_letters_typed_into_a_field_stay_text(tmp_path: Path, small_file: Path) -> None:
+    """Typing a path with q, s, e, o, v, i, t in it neither quits, starts, nor switches tabs (issue 21,
+    item 12); Escape leaves the field and the keys work again; o puts the cursor in the path field."""
+    app = make_app(path=small_file, model="no-such-model")
+    async with app.run_test(size=(100, 30)) as pilot:
+        await pilot.pause()
+        output = app.query_one("#enc-output", Input)
+        output.value = ""
+        output.focus()
+        await pilot.pause()
+        await pilot.press(*"quest/voice.safetensors.lmgc")
+        assert output.value == "quest/voice.safetensors.lmgc"
+        shown = {b.binding.key for b in app.active_bindings.values() if b.binding.show and b.enabled}
+        assert not shown & set("qseovit")  # no letter key is live while the field has focus
+        assert app.is_running and app.query_one(TabbedContent).active == "encode"
+        assert not app.query_one(EncodePane).running
+        await pilot.press("escape")
+        assert not isinstance(app.focused, Input)
+        await pilot.press("o")
+        await pilot.pause()
+        assert app.query_one(TabbedContent).active == "open" and app.focused is app.query_one("#open-tree")
+        await pilot.press("o")  # o again, on the Open tab: the path field
+        await pilot.pause()
+        assert app.focused is app.query_one("#open-path")
+        await pilot.press("escape", "i")
+        await pilot.pause()
+        assert app.query_one(TabbedContent).active == "inspect"
+        await pilot.press("v")
+        await pilot.pause()
+        keys = {b.binding.key: b.enabled for b in app.active_bindings.values() if b.binding.show}
+        assert app.query_one(TabbedContent).active == "verify" and keys.get("q") is True  # the key bar stays
+
+
+async def test_checkboxes_differ_in_shape_and_cancel_clears_the_rows(tmp_path: Path, tiny_model: str) -> None:
+    src = tmp_path / "big.safetensors"
+    save_file({"w": gradient_like((64, 256), 3), "v": gradient_like((64, 256), 4)}, str(src))
+    app = make_app(path=src, model=tiny_model)
+    async with app.run_test(size=(100, 30)) as pilot:
+        await pilot.pause()
+        verify, overwrite = app.query_one("#enc-verify", TickBox), app.query_one("#enc-overwrite", TickBox)
+        assert (verify.value, overwrite.value) == (True, False)
+        assert verify.BUTTON_INNER != overwrite.BUTTON_INNER and verify.BUTTON_INNER.strip()
+        assert app.query_one("#enc-bar", ProgressBar).total == 1  # no animation before a job
+        app.query_one("#enc-level").value = "max"  # type: ignore[attr-defined]
+        pane = app.query_one(EncodePane)
+        await pilot.press("s")
+        log = app.query_one("#enc-log", RichLog)
+        assert any("loading model" in line.text for line in log.lines)
+        await wait_for(pilot, lambda: any(r.status == "coding" for r in pane.board.rows.values()))  # type: ignore[union-attr]
+        await pilot.press("escape")
+        await wait_for(pilot, lambda: not pane.running, timeout=30)
+        table = app.query_one("#enc-layers", DataTable)
+        assert "coding" not in {str(table.get_cell(n, "status")) for n in ("w", "v")}
+        assert "ETA" not in str(app.query_one("#enc-stats", Static).content)

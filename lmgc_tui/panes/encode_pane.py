@@ -23,7 +23,7 @@ from lmgc_format.source import read_layout
 from ..fmt import human_bytes, plain, shown
 from ..jobs import EventBuffer, JobDone, run_job
 from ..layers import LayerBoard
-from ..widgets import BitsChart, JobProgress
+from ..widgets import BitsChart, JobProgress, TickBox
 
 REFRESH_SECONDS = 0.25  # how often buffered progress reaches the widgets
 
@@ -91,8 +91,8 @@ class EncodePane(Vertical):
             yield Label(" output")
             yield Input("", id="enc-output", compact=True, placeholder="FILE.lmgc")
         with Horizontal(classes="form"):
-            yield Checkbox("verify after encoding", True, id="enc-verify", compact=True)
-            yield Checkbox("overwrite output", False, id="enc-overwrite", compact=True)
+            yield TickBox("verify after encoding", True, id="enc-verify", compact=True)
+            yield TickBox("overwrite output", False, id="enc-overwrite", compact=True)
             yield Button("Start", id="enc-start", variant="primary", compact=True)
             yield Label(" ")
             yield Button("Cancel", id="enc-cancel", variant="error", compact=True, disabled=True)
@@ -161,6 +161,9 @@ class EncodePane(Vertical):
         choice = self._show_choice()
         using = f"the LM {model or DEFAULT_MODEL}, scheme {scheme}" if choice == "max" else "the fast level (no LM)"
         self.log_line(f"encoding {shown(self.source)} → {shown(target)} with {shown(using)}")
+        if choice == "max":  # a minute or more before the first byte is coded: say why nothing moves
+            self.query_one(JobProgress).waiting(f"loading model {model or DEFAULT_MODEL} …")
+            self.log_line(f"loading model {shown(model or DEFAULT_MODEL)} …")
         self.run_worker_job(
             self.source,
             target,
@@ -254,12 +257,14 @@ class EncodePane(Vertical):
             self.app.notify(text, title="round trip verified", markup=False)
         elif out.cancelled:
             text = f"{out.operation} cancelled: no output was written"
+            self._stop_rows("cancelled")
             result.set_classes("bad")
             result.update(plain(text))
             self.log_line(f"[yellow]{shown(text)}[/]")
             self.app.notify(text, severity="warning", markup=False)
         else:
             text = f"{out.operation} failed: {out.error}"
+            self._stop_rows("failed")
             result.set_classes("bad")
             result.update(plain("✘ " + text))
             self.log_line(f"[red]{shown(text)}[/]")
@@ -267,6 +272,12 @@ class EncodePane(Vertical):
         self._set_running(False)
 
     # -- helpers ----------------------------------------------------------------------------------
+
+    def _stop_rows(self, status: str) -> None:
+        """No row stays "coding" and no ETA stays on screen once a job has stopped early."""
+        self.query_one(JobProgress).stopped(status)
+        if self.board is not None and self.phase == "encode":
+            self._update_rows(self.board.stop(status))
 
     def _show_choice(self) -> str:
         """Say before Start which level the settings give for the opened file (as the CLI does)."""

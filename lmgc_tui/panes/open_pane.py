@@ -59,6 +59,14 @@ class OpenPane(Vertical):
                 )
                 yield DataTable(id="open-tensors", cursor_type="row", zebra_stripes=True)
 
+    def reload(self) -> None:
+        self.query_one(GradientTree).reload()
+
+    def on_descendant_focus(self, event: object) -> None:
+        # Coming back to the tree shows the files written meanwhile (the archives this app made, say).
+        if getattr(event, "widget", None) is self.query_one(GradientTree):
+            self.reload()
+
     def on_mount(self) -> None:
         table = self.query_one("#open-tensors", DataTable)
         for col in ("tensor", "dtype", "shape", "size"):

@@ -1,9 +1,13 @@
 """Time-boxed fuzzing of the archive reader and decoder (no model needed).
 
-Mutates the committed plain golden archive (byte edits, bit flips, truncations,
-splices, random files) and checks the one property that matters: every input ends
+Mutates the committed plain and fast-level golden archives two ways: bytes
+(edits, bit flips, truncations, splices, random files: the CRCs catch most) and
+meaning (``semantic_mutation``: header, tensor table, window layout, rows,
+filters, index and payloads changed and every CRC and offset recomputed, so only
+the reader's and decoder's own checks stand between them and the user; hostile
+names and numbers included). The one property that matters: every input ends
 in a clean ``LmgcError`` or decodes to exactly the original bytes. Anything else
-(another exception, a hang past the per-case limit, wrong bytes) is a finding.
+(another exception, a case over 5 s or 256 MiB, wrong bytes) is a finding.
 
     python scripts/fuzz.py --seconds 300
     python scripts/fuzz.py --seconds 60 --write-corpus tests/data/fuzz   # keep one file per distinct error
@@ -12,7 +16,9 @@ in a clean ``LmgcError`` or decodes to exactly the original bytes. Anything else
 from __future__ import annotations
 
 import argparse
+import contextlib
 import random
+import struct
 import sys
 import tempfile
 import time
@@ -27,6 +33,126 @@ from lmgc_format.errors import LmgcError  # noqa: E402
 
 SEED = ROOT / "tests" / "data" / "golden_ints.safetensors.lmgc"
 ORIGINAL = ROOT / "tests" / "data" / "golden_ints.safetensors"
+SEEDS = (
+    (SEED, ORIGINAL),
+    (ROOT / "tests" / "data" / "golden_fast.safetensors.lmgc", ROOT / "tests" / "data" / "golden_fast.safetensors"),
+)
+HOSTILE_NAMES = ("[/x]", "\x1b]0;pwned\x07", "a" * 300, "\u202e", "__metadata__x", "")
+HOSTILE_INTS = (0, 1, 2, 3, 255, 256, 1 << 20, (1 << 31) - 1, 1 << 32, 1 << 62, (1 << 64) - 1, -1, 10**30)
+
+
+def semantic_mutation(rng: random.Random, archive: Path, target: Path) -> None:
+    """``archive`` written again to ``target`` with one meaningful change and every CRC, offset and
+    count recomputed (ArchiveWriter), as a crafted file would be."""
+    import json
+    from dataclasses import replace
+
+    from lmgc_format.container.reader import ArchiveReader
+    from lmgc_format.container.writer import ArchiveWriter
+
+    with ArchiveReader(archive) as r:
+        header, index = r.header, r.index
+        chunks = [
+            (e.codec, e.data_offset, e.data_length, r.read_chunk(i)[1], e.model_bits)
+            for i, e in enumerate(index.chunks)
+        ]
+    kind = rng.randrange(9)
+    layout = header.layout
+    if kind == 0:  # the window layout
+        field = rng.choice(["window_bytes", "batch", "bytes_per_group", "plain_chunk_bytes"])
+        header = replace(header, layout=replace(layout, **{field: rng.choice(HOSTILE_INTS)}))
+    elif kind == 1:  # the source size
+        header = replace(header, source_size=rng.choice(HOSTILE_INTS))
+    elif kind == 2:  # the tensor table: names, shapes, offsets, dtypes
+        table = json.loads(header.source_header)
+        name = rng.choice([k for k in table if k != "__metadata__"] or ["x"])
+        entry = table.pop(name, {"dtype": "F32", "shape": [1], "data_offsets": [0, 4]})
+        what = rng.randrange(4)
+        if what == 0:
+            table[rng.choice(HOSTILE_NAMES)] = entry
+        elif what == 1:
+            entry["shape"] = [rng.choice(HOSTILE_INTS) for _ in range(rng.randint(0, 3))]
+            table[name] = entry
+        elif what == 2:
+            entry["data_offsets"] = [rng.choice(HOSTILE_INTS), rng.choice(HOSTILE_INTS)]
+            table[name] = entry
+        else:
+            entry["dtype"] = rng.choice(["F32", "BF16", "F16", "F64", "I64", "U8", "F8_E4M3", "F31"])
+            table[name] = entry
+        header = replace(header, source_header=json.dumps(table).encode())
+    elif kind == 3:  # rows of flat tensors
+        rows = tuple((rng.choice(HOSTILE_INTS[:8]), rng.choice(HOSTILE_INTS)) for _ in range(rng.randint(1, 3)))
+        header = replace(header, rows=rows)
+    elif kind == 4:  # filters
+        kinds = ["sum-first-axis-v1", "sum-last-axis-v1", "nope"]
+        filters = tuple((rng.choice(HOSTILE_INTS[:6]), rng.choice(kinds)) for _ in range(rng.randint(1, 3)))
+        header = replace(header, filters=filters)
+    elif kind == 5:  # the procedure
+        procedures = ["cm-fast-v1", "lmgc-llama-v1+cm-top-v4", "lockstep-kv-v1", "cm-fast-v9", ""]
+        header = replace(header, layout=replace(layout, procedure=rng.choice(procedures)))
+    elif kind == 6 and chunks:  # a chunk's codec
+        i = rng.randrange(len(chunks))
+        c = chunks[i]
+        chunks[i] = (rng.choice([0, 1, 2, 3, 4, 5, 6, 255]), *c[1:])
+    elif kind == 7 and chunks:  # a payload: damaged, cut, grown, or a zstd bomb (CRCs recomputed)
+        import zstandard
+
+        i = rng.randrange(len(chunks))
+        c = chunks[i]
+        payload = bytearray(c[3])
+        how = rng.randrange(4)
+        if how == 0 and payload:
+            payload[rng.randrange(len(payload))] ^= 1 << rng.randrange(8)
+        elif how == 1:
+            payload = payload[: rng.randrange(len(payload) + 1)]
+        elif how == 2:
+            payload += rng.randbytes(rng.randint(1, 64))
+        else:
+            payload = bytearray(zstandard.ZstdCompressor().compress(b"\0" * (64 << 20)))
+        chunks[i] = (c[0], c[1], c[2], bytes(payload), c[4])
+    else:  # the index's statistics
+        index = replace(index, tokens=rng.choice(HOSTILE_INTS), seconds=float(rng.choice(HOSTILE_INTS[:9])))
+    writer = ArchiveWriter(target, header, overwrite=True)
+    try:
+        for codec, offset, length, payload, bits in chunks:
+            writer.add_chunk(codec, offset, length, payload, bits)
+        writer.finish(replace(index, chunks=tuple(writer.entries)))
+    except BaseException:
+        writer.abort()
+        raise
+
+
+def check_case(path: Path, original: bytes, out: Path) -> str | None:
+    """None when ``path`` decodes to exactly ``original`` or is refused with one LmgcError (by inspect and
+    by decompress); else what went wrong (a crash, wrong bytes, an output left after an error, over 5 s
+    or 256 MiB)."""
+    import tracemalloc
+
+    from lmgc_format.inspect import describe_archive
+
+    out.unlink(missing_ok=True)
+    t0 = time.monotonic()
+    tracemalloc.start()
+    try:
+        with contextlib.suppress(LmgcError):
+            describe_archive(path)  # inspect reads everything but the payloads
+        decode_file(path, out)
+    except LmgcError:
+        if out.exists():
+            return "error but an output was left"
+    except Exception:
+        return "crash\n" + traceback.format_exc()
+    else:
+        if out.read_bytes() != original:
+            return "decoded to WRONG bytes"
+    finally:
+        peak = tracemalloc.get_traced_memory()[1]
+        tracemalloc.stop()
+    if time.monotonic() - t0 > 5:
+        return f"took {time.monotonic() - t0:.1f} s"
+    if peak > 256 << 20:
+        return f"peaked at {peak >> 20} MiB"
+    return None
 
 
 def mutate(rng: random.Random, raw: bytes) -> bytes:
@@ -61,36 +187,36 @@ def main() -> int:
     ap.add_argument("--corpus-size", type=int, default=40, help="how many to keep (spread over the distinct errors)")
     args = ap.parse_args()
     rng = random.Random(args.seed)
-    raw, original = SEED.read_bytes(), ORIGINAL.read_bytes()
-    cases = rejected = decoded_ok = 0
+    seeds = [(archive.read_bytes(), original.read_bytes(), archive) for archive, original in SEEDS]
+    cases = semantic = 0
     findings: list[str] = []
     kept: dict[str, bytes] = {}
+    for _, _, archive in seeds:  # warm up: the first fast-level decode compiles or loads the kernel
+        decode_file(archive, None)
     deadline = time.monotonic() + args.seconds
     with tempfile.TemporaryDirectory() as tmp:
         path, out = Path(tmp) / "case.lmgc", Path(tmp) / "out.safetensors"
         while time.monotonic() < deadline:
-            data = mutate(rng, raw)
-            path.write_bytes(data)
-            out.unlink(missing_ok=True)
+            raw, original, archive = rng.choice(seeds)
             cases += 1
-            t0 = time.monotonic()
-            try:
-                decode_file(path, out)
-            except LmgcError as exc:
-                rejected += 1
-                key = type(exc).__name__ + ": " + "".join(c for c in str(exc)[:40] if not c.isdigit())
-                kept.setdefault(key, data)
-                if out.exists():
-                    findings.append(f"case {cases}: error but an output was left: {exc}")
-            except Exception:
-                findings.append(f"case {cases}: crash\n{traceback.format_exc()}")
+            if rng.random() < 0.5:
+                semantic += 1
+                try:
+                    semantic_mutation(rng, archive, path)
+                except (LmgcError, OverflowError, struct.error):
+                    continue  # not even writable (msgpack and the frame heads have fixed-width integers)
             else:
-                if out.read_bytes() != original:
-                    findings.append(f"case {cases}: decoded to WRONG bytes")
-                else:
-                    decoded_ok += 1
-            if time.monotonic() - t0 > 5:
-                findings.append(f"case {cases}: took {time.monotonic() - t0:.1f} s")
+                path.write_bytes(mutate(rng, raw))
+            problem = check_case(path, original, out)
+            if problem is not None:
+                findings.append(f"case {cases}: {problem}")
+                continue
+            if not out.exists():
+                try:
+                    decode_file(path, None)
+                except LmgcError as exc:
+                    key = type(exc).__name__ + ": " + "".join(c for c in str(exc)[:40] if not c.isdigit())
+                    kept.setdefault(key, path.read_bytes())
     if args.write_corpus:
         args.write_corpus.mkdir(parents=True, exist_ok=True)
         for old in args.write_corpus.glob("case*.lmgc"):
@@ -100,9 +226,8 @@ def main() -> int:
         for i, (_key, data) in enumerate(items[::step][: args.corpus_size]):
             (args.write_corpus / f"case{i:03d}.lmgc").write_bytes(data)
     print(
-        f"{cases} cases in {args.seconds:.0f} s: {rejected} rejected with an LmgcError, "
-        f"{decoded_ok} decoded to the exact original, {len(findings)} findings, "
-        f"{len(kept)} distinct errors"
+        f"{cases} cases ({semantic} semantic, CRCs recomputed) in {args.seconds:.0f} s: "
+        f"{len(findings)} findings, {len(kept)} distinct errors"
     )
     for f in findings[:20]:
         print(f)

@@ -26,7 +26,7 @@ from .cm import codec as cm_codec
 from .cm.pool import default_workers
 from .container.constants import Codec
 from .container.reader import ArchiveReader
-from .errors import CorruptChunkError, IntegrityError, ModelError, ModelMismatchError, UnsupportedError
+from .errors import CancelledError, CorruptChunkError, IntegrityError, ModelError, ModelMismatchError, UnsupportedError
 from .events import EventSink, Finished, Notice, Progress, Started, ignore
 from .filters import InverseFilter
 from .lmchunk import decode_windows
@@ -238,6 +238,8 @@ class ChunkDecoder:
                 ) from None
             data = b"".join(parts)
         elif entry.codec == Codec.CM_FAST:
+            if self.cancel is not None and self.cancel.is_set():
+                raise CancelledError("cancelled")
             data = self._pending.pop(i).result() if i in self._pending else self._decode_fast(i, payload)
         elif entry.codec in (Codec.ZSTD, Codec.SHUFFLE_ZSTD, Codec.BITSHUFFLE_ZSTD):
             try:

@@ -236,14 +236,8 @@ def encode_file(
 
     try:
         tally = _Tally(layout, writer, on_event)
-        with open(source, "rb") as f, open(source, "rb") as ahead:
-            tally.sha.update(f.read(layout.data_offset))
-            for chunk in plan:
-                f.seek(layout.data_offset + chunk.begin)
-                raw = f.read(chunk.nbytes)
-                if len(raw) != chunk.nbytes:
-                    raise UnsupportedError(f"{source} changed while being read")
-                stored = forward.apply(chunk.begin, raw)  # what the codecs see: raw, unless filtered
+        with open(source, "rb") as ahead:
+            for chunk, raw, stored in _read_chunks(source, layout, plan, forward, tally):
                 lm_payload: bytes | None = None
                 window_bits: list[float] = []
                 if chunk.lm:
@@ -286,6 +280,21 @@ def encode_file(
         if pool is not None:
             pool.close()
     return tally.result(size, digest, time.monotonic() - start)
+
+
+def _read_chunks(
+    source: str | os.PathLike[str], layout: SourceLayout, plan: list[ChunkPlan], forward: ForwardFilter, tally: _Tally
+) -> Iterator[tuple[ChunkPlan, bytes, bytes]]:
+    """Each chunk's source bytes and what the codecs see (``stored``: raw, unless filtered), in file
+    order; the file's header goes into the tally's SHA-256 first (chunks follow as they are written)."""
+    with open(source, "rb") as f:
+        tally.sha.update(f.read(layout.data_offset))
+        for chunk in plan:
+            f.seek(layout.data_offset + chunk.begin)
+            raw = f.read(chunk.nbytes)
+            if len(raw) != chunk.nbytes:
+                raise UnsupportedError(f"{source} changed while being read")
+            yield chunk, raw, forward.apply(chunk.begin, raw)
 
 
 class _Tally:
@@ -395,16 +404,6 @@ def _encode_fast(
     item_sizes = [t.item_size for t in layout.tensors]
     writer = ArchiveWriter(target, header, overwrite)
 
-    def read() -> Iterator[tuple[ChunkPlan, bytes, bytes]]:
-        with open(source, "rb") as f:
-            tally.sha.update(f.read(layout.data_offset))
-            for chunk in plan:
-                f.seek(layout.data_offset + chunk.begin)
-                raw = f.read(chunk.nbytes)
-                if len(raw) != chunk.nbytes:
-                    raise UnsupportedError(f"{source} changed while being read")
-                yield chunk, raw, forward.apply(chunk.begin, raw)
-
     def code(item: tuple[ChunkPlan, bytes, bytes]) -> tuple[int, bytes, list[float]]:
         chunk, _, stored = item
         if chunk.lm:
@@ -417,7 +416,8 @@ def _encode_fast(
 
     try:
         tally = _Tally(layout, writer, on_event)
-        for (chunk, raw, _), (codec, payload, bits) in ordered_map(code, read(), fast_threads(opts), cancel):
+        chunks = _read_chunks(source, layout, plan, forward, tally)
+        for (chunk, raw, _), (codec, payload, bits) in ordered_map(code, chunks, fast_threads(opts), cancel):
             tally.add(chunk, raw, codec, payload, bits)
         size, digest = tally.finish(time.monotonic() - start)
     except BaseException:

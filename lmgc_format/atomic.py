@@ -23,7 +23,7 @@ def refuse_existing(target: str | os.PathLike[str], overwrite: bool) -> None:
     parent = _write_dir(path)
     if not parent.is_dir():
         raise LmgcError(f"cannot write {target}: directory {parent} does not exist")
-    if not os.access(parent, os.W_OK | os.X_OK) and not _is_special(_resolved(path)):
+    if not os.access(parent, os.W_OK | os.X_OK) and not _is_special(path):
         raise LmgcError(f"cannot write {target}: directory {parent} is not writable")
 
 
@@ -68,9 +68,10 @@ class AtomicOutput:
         self.target = _resolved(self.given)
         self.temp: Path | None = None
         self._done = False
-        if _is_special(self.target):
+        # stat() follows links: /dev/stdout -> /proc/self/fd/1 -> a pipe or terminal is special too
+        if _is_special(self.given):
             try:
-                self.file: BinaryIO = open(self.target, "wb")  # closed by commit/abort
+                self.file: BinaryIO = open(self.given, "wb")  # closed by commit/abort
             except OSError as exc:
                 raise LmgcError(f"cannot write {self.given}: {exc.strerror}") from None
             return

@@ -411,6 +411,15 @@ def test_output_links_are_written_through_and_devices_in_place(tmp_path: Path) -
     res = CliRunner().invoke(cli, ["decompress", str(real), "-o", os.devnull, "-f", "-q"])
     assert res.exit_code == 0, res.output
     assert not Path(os.devnull).is_file() and Path(os.devnull).is_char_device()
+    # /dev/stdout is a link to /proc/self/fd/1, a pipe here: written in place, the link left alone
+    proc = subprocess.run(
+        [sys.executable, "-m", "lmgc_tui", "decompress", str(real), "-o", "/dev/stdout", "-f", "-q"],
+        capture_output=True,
+        cwd=ROOT,
+        timeout=300,
+    )
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout == src.read_bytes() and Path("/dev/stdout").is_symlink()
 
 
 def test_output_directory_problems_are_found_before_any_work(tmp_path: Path) -> None:

@@ -63,6 +63,9 @@ def describe_archive(path: str | os.PathLike[str]) -> dict[str, Any]:
                 "procedure": h.layout.procedure,
             },
             "coder": h.coder,
+            # Decodes byte-exact on any machine: no chunk depends on an LM's float arithmetic (docs/FORMAT.md
+            # "Reproducibility"); the fast level and the classical codecs are exact everywhere.
+            "portable": not any(e.codec == Codec.LM for e in idx.chunks),
             "filters": [{"tensor": r.layout.tensors[f.tensor].name, "kind": f.kind} for f in r.filters],
             "rows": [{"tensor": r.layout.tensors[t].name, "row": row} for t, row in r.header.rows],
             "runtime": h.runtime,

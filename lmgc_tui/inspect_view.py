@@ -30,6 +30,12 @@ def inspect_renderables(info: dict[str, Any], with_chunks: bool) -> list[Rendera
         ),
         ("size", f"{t['percent_of_original']} % of original, {t['data_bits_per_byte']} bits/byte of tensor data"),
         (
+            "portable",
+            "yes: decodes byte-exact on any machine"
+            if info["portable"]
+            else "no: LM chunks decode only where the LM computes as the encoder's machine did",
+        ),
+        (
             "model",
             "none (no chunk needed one)"
             if m is None

@@ -19,6 +19,7 @@ from lmgc_format.container.reader import ArchiveReader
 from lmgc_format.decoder import DecodeOptions, decode_file
 from lmgc_format.encoder import EncodeOptions, encode_file
 from lmgc_format.errors import CorruptChunkError, UnsupportedError
+from lmgc_format.inspect import describe_archive
 from lmgc_format.plan import Window
 from tests.conftest import ROOT, gradient_like
 
@@ -180,6 +181,8 @@ def test_golden_fast_archive_decodes_everywhere(tmp_path: Path) -> None:
     out = tmp_path / "out.safetensors"
     decode_file(arc, out)
     assert out.read_bytes() == (DATA / "golden_fast.safetensors").read_bytes()
+    assert describe_archive(arc)["portable"] is True
+    assert describe_archive(DATA / "golden_top4.safetensors.lmgc")["portable"] is False
 
 
 def test_golden_fast_archive_is_what_this_machine_writes(tmp_path: Path) -> None:

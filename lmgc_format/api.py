@@ -15,13 +15,15 @@ with CancelledError. Every failure is an :class:`~lmgc_format.errors.LmgcError`.
 
 from __future__ import annotations
 
+import contextlib
 import os
+import shutil
 import tempfile
 import threading
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from dataclasses import fields
 from pathlib import Path
-from typing import Any
+from typing import Any, BinaryIO
 
 import numpy as np
 
@@ -111,32 +113,58 @@ def decompress(
             raise UnsupportedError(f'{exc}: decompress with framework="pt"') from None
 
 
+PathOrFile = str | os.PathLike[str] | BinaryIO
+
+
+@contextlib.contextmanager
+def _as_paths(source: PathOrFile, target: PathOrFile) -> Iterator[tuple[Path, Path]]:
+    """Paths for the codecs, which read their input more than once and write their output atomically:
+    a file object given as the source is copied to a temporary file first, one given as the target
+    receives the finished output afterwards (streamed in pieces, never held whole)."""
+    with tempfile.TemporaryDirectory(prefix="lmgc-") as tmp:
+        if isinstance(source, (str, os.PathLike)):
+            src = Path(source)
+        else:
+            src = Path(tmp) / "in"
+            with open(src, "wb") as f:
+                shutil.copyfileobj(source, f)
+        dst = Path(target) if isinstance(target, (str, os.PathLike)) else Path(tmp) / "out"
+        yield src, dst
+        if not isinstance(target, (str, os.PathLike)):
+            with open(dst, "rb") as f:
+                shutil.copyfileobj(f, target)
+
+
 def compress_file(
-    source: str | os.PathLike[str],
-    target: str | os.PathLike[str],
+    source: PathOrFile,
+    target: PathOrFile,
     *,
     overwrite: bool = False,
     on_event: EventSink = ignore,
     cancel: threading.Event | None = None,
     **options: Any,
 ) -> EncodeResult:
-    """``lmgc-tui compress SOURCE -o TARGET``: a safetensors file into an archive (written atomically)."""
-    return encode_file(source, target, _encode_options(options), overwrite=overwrite, on_event=on_event, cancel=cancel)
+    """``lmgc-tui compress SOURCE -o TARGET``: a safetensors file into an archive (written atomically).
+    Either may be a path or a binary file object."""
+    opts = _encode_options(options)
+    with _as_paths(source, target) as (src, dst):
+        return encode_file(src, dst, opts, overwrite=overwrite, on_event=on_event, cancel=cancel)
 
 
 def decompress_file(
-    archive: str | os.PathLike[str],
-    target: str | os.PathLike[str],
+    archive: PathOrFile,
+    target: PathOrFile,
     *,
     overwrite: bool = False,
     model: str | None = None,
     on_event: EventSink = ignore,
     cancel: threading.Event | None = None,
 ) -> DecodeResult:
-    """``lmgc-tui decompress ARCHIVE -o TARGET``: the original file, byte for byte (written atomically)."""
-    return decode_file(
-        archive, target, DecodeOptions(model=model), overwrite=overwrite, on_event=on_event, cancel=cancel
-    )
+    """``lmgc-tui decompress ARCHIVE -o TARGET``: the original file, byte for byte (written atomically).
+    Either may be a path or a binary file object."""
+    opts = DecodeOptions(model=model)
+    with _as_paths(archive, target) as (src, dst):
+        return decode_file(src, dst, opts, overwrite=overwrite, on_event=on_event, cancel=cancel)
 
 
 def verify(

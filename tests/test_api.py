@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import io
 import re
 import threading
 from pathlib import Path
@@ -77,6 +78,14 @@ def test_file_functions_are_the_cli_commands(tmp_path: Path, small_file: Path) -
     out = tmp_path / "g.safetensors"
     lmgc.decompress_file(arc, out)
     assert out.read_bytes() == small_file.read_bytes()
+    # binary file objects in and out (a socket, an HTTP body, a BytesIO)
+    archive = io.BytesIO()
+    with small_file.open("rb") as f:
+        lmgc.compress_file(f, archive, level="fast")
+    archive.seek(0)
+    restored = io.BytesIO()
+    lmgc.decompress_file(archive, restored)
+    assert restored.getvalue() == small_file.read_bytes()
 
 
 def test_numcodecs_codec_and_a_zarr_array(tmp_path: Path) -> None:

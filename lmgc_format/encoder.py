@@ -189,26 +189,17 @@ def encode_file(
                     "check this archive with --verify, or use --engine lmgc"
                 )
             )
-    header = Header(
-        created_by=f"lmgc {__version__}",
-        source_header=layout.header_bytes,
-        source_size=layout.file_size,
-        scheme=scheme.name,
-        byte_order=opts.byte_order,
-        layout=WindowLayout(
-            window_bytes=opts.window_bytes,
-            batch=opts.batch,
-            bytes_per_group=opts.bytes_per_group,
-            plain_chunk_bytes=opts.plain_chunk_bytes,
-            head=predictor.head_mode if predictor else "none",
-            procedure=procedure,
-        ),
+    header = _header(
+        layout,
+        opts,
+        forward,
+        rows,
+        head=predictor.head_mode if predictor else "none",
+        procedure=procedure,
         model=record,
         alphabet=AlphabetRecord(alphabet.size, alphabet.digest()) if alphabet else None,
-        runtime=runtime.describe(lm.device if lm else "cpu"),
+        device=lm.device if lm else "cpu",
         coder={"name": CODER_NAME, "quant_bits": QUANT_BITS, "quantization": "softmax-f64-floor-plus-one"},
-        filters=tuple((f.tensor, f.kind) for f in forward.filters),
-        rows=rows,
     )
     on_event(Started("encode", str(source), layout.data_size))
     msb_first = opts.byte_order == "msb_first"
@@ -366,6 +357,44 @@ class _Tally:
         )
 
 
+def _header(
+    layout: SourceLayout,
+    opts: EncodeOptions,
+    forward: ForwardFilter,
+    rows: tuple[tuple[int, int], ...],
+    *,
+    head: str,
+    procedure: str,
+    model: ModelRecord | None,
+    alphabet: AlphabetRecord | None,
+    device: str,
+    coder: dict[str, Any],
+) -> Header:
+    """The archive header for ``layout`` coded with ``opts``' layout; the keywords are what the level
+    decides (the LM's procedure and records, or the fast level's)."""
+    return Header(
+        created_by=f"lmgc {__version__}",
+        source_header=layout.header_bytes,
+        source_size=layout.file_size,
+        scheme=get_scheme(opts.scheme).name,
+        byte_order=opts.byte_order,
+        layout=WindowLayout(
+            window_bytes=opts.window_bytes,
+            batch=opts.batch,
+            bytes_per_group=opts.bytes_per_group,
+            plain_chunk_bytes=opts.plain_chunk_bytes,
+            head=head,
+            procedure=procedure,
+        ),
+        model=model,
+        alphabet=alphabet,
+        runtime=runtime.describe(device),
+        coder=coder,
+        filters=tuple((f.tensor, f.kind) for f in forward.filters),
+        rows=rows,
+    )
+
+
 def _encode_fast(
     source: str | os.PathLike[str],
     target: str | os.PathLike[str],
@@ -377,28 +406,19 @@ def _encode_fast(
     start: float,
 ) -> EncodeResult:
     """The fast level: float chunks by the compiled context-mixing model (cm/), no LM, on threads."""
-    fast = replace(opts, window_bytes=FAST_WINDOW_BYTES, batch=FAST_BATCH, bytes_per_group=0)
+    fast = replace(opts, window_bytes=FAST_WINDOW_BYTES, batch=FAST_BATCH, bytes_per_group=0, byte_order="msb_first")
     plan, forward, rows = plan_for(source, layout, fast)
-    header = Header(
-        created_by=f"lmgc {__version__}",
-        source_header=layout.header_bytes,
-        source_size=layout.file_size,
-        scheme=get_scheme(opts.scheme).name,
-        byte_order="msb_first",
-        layout=WindowLayout(
-            window_bytes=fast.window_bytes,
-            batch=fast.batch,
-            bytes_per_group=0,
-            plain_chunk_bytes=opts.plain_chunk_bytes,
-            head="none",
-            procedure=cm_codec.NAME,
-        ),
+    header = _header(
+        layout,
+        fast,
+        forward,
+        rows,
+        head="none",
+        procedure=cm_codec.NAME,
         model=None,
         alphabet=None,
-        runtime=runtime.describe("cpu"),
+        device="cpu",
         coder=dict(cm_codec.CODER),
-        filters=tuple((f.tensor, f.kind) for f in forward.filters),
-        rows=rows,
     )
     on_event(Started("encode", str(source), layout.data_size))
     item_sizes = [t.item_size for t in layout.tensors]

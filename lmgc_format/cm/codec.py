@@ -65,17 +65,25 @@ def _kernel():  # type: ignore[no-untyped-def]
     return run
 
 
+def _run(decode: bool, buf: np.ndarray, payload: np.ndarray, windows: Sequence[Window], chunk_begin: int,
+         item_sizes: Sequence[int]) -> tuple[int, np.ndarray]:  # fmt: skip
+    """The kernel over one chunk: the payload bytes written (encode) or read (decode), and the payload
+    length at the end of each window."""
+    squash, stretch, rate = fixed.tables()
+    table = window_table(windows, chunk_begin, item_sizes)
+    ends = np.zeros(len(windows), dtype=np.int64)
+    n = _kernel()(decode, buf, payload, table, squash, stretch, rate, np.array(PARAMS, dtype=np.int64), ends)
+    return int(n), ends
+
+
 def encode(
     windows: Sequence[Window], chunk_begin: int, data: bytes, item_sizes: Sequence[int]
 ) -> tuple[bytes, list[float]] | None:
     """The chunk's ``cm-fast-v1`` payload and the bits each window took (payload bytes written while
     it was coded, x 8), or None when the payload would be larger than the data."""
-    squash, stretch, rate = fixed.tables()
     buf = np.frombuffer(data, dtype=np.uint8).copy()  # one compiled signature: writable arrays
     out = np.empty(len(data) + 64, dtype=np.uint8)
-    table = window_table(windows, chunk_begin, item_sizes)
-    ends = np.zeros(len(windows), dtype=np.int64)
-    n = _kernel()(False, buf, out, table, squash, stretch, rate, np.array(PARAMS, dtype=np.int64), ends)
+    n, ends = _run(False, buf, out, windows, chunk_begin, item_sizes)
     if n < 0 or n > len(data):
         return None
     ends[-1] = n  # the flush belongs to the last window
@@ -87,12 +95,9 @@ def decode(
     windows: Sequence[Window], chunk_begin: int, payload: bytes, nbytes: int, item_sizes: Sequence[int]
 ) -> bytes:
     """Inverse of :func:`encode`: the chunk's ``nbytes`` bytes."""
-    squash, stretch, rate = fixed.tables()
     buf = np.zeros(nbytes, dtype=np.uint8)
     coded = np.frombuffer(payload, dtype=np.uint8).copy()
-    table = window_table(windows, chunk_begin, item_sizes)
-    ends = np.zeros(len(windows), dtype=np.int64)
-    used = _kernel()(True, buf, coded, table, squash, stretch, rate, np.array(PARAMS, dtype=np.int64), ends)
+    used, _ = _run(True, buf, coded, windows, chunk_begin, item_sizes)
     if used != len(payload):  # a valid stream is read to its last byte, no further
         raise CorruptChunkError(f"{NAME} payload of {len(payload)} bytes decoded as {used}")
     return buf.tobytes()

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import tempfile
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -19,10 +20,9 @@ from .alphabet import Alphabet
 from .atomic import refuse_existing
 from .cm import codec as cm_codec
 from .cm.pool import default_workers, ordered_map
-from .coder import CODER_NAME, QUANT_BITS
-from .container.constants import Codec
+from .container.constants import LM_CODER, Codec
 from .container.header import AlphabetRecord, Header, Index, ModelRecord, WindowLayout
-from .container.writer import ArchiveWriter
+from .container.writer import ArchiveWriter, write_stored
 from .errors import UnsupportedError
 from .events import ChunkDone, EventSink, Finished, Notice, Progress, Started, ignore
 from .filters import ForwardFilter, choose_filters, mark_plan
@@ -41,6 +41,10 @@ from .source import LM_DTYPES, SourceLayout, read_layout
 ZSTD_LEVEL = 19
 FAST_ZSTD_LEVEL = 3  # the fast level's codec for plain chunks (integer tensors, gaps)
 DEFAULT_WINDOW_BYTES = 512
+# Files smaller than this are stored without trying (and without loading a model): the archive's own
+# bytes (~120 beyond the tensor table) cannot be won back. Larger ones are stored when coding does not
+# win either (container/writer.py), so no archive exceeds its file by more than 24 bytes.
+STORE_BELOW = 256
 DEFAULT_BATCH = 16
 
 
@@ -93,6 +97,9 @@ class EncodeResult:
     codecs: dict[str, int] = field(default_factory=dict)  # codec name -> chunk count
     data_bytes: int = 0  # bytes of the safetensors data section
     coded_bytes: int = 0  # sum of chunk payloads (what the data cost, without container overhead)
+    # The file was stored as it is (format 1.4): coding it would not have made it smaller. ``codecs`` and
+    # ``coded_bytes`` then still say what coding gave (empty for files too small to try).
+    stored: bool = False
 
     @property
     def ratio(self) -> float:
@@ -151,11 +158,60 @@ def encode_file(
     refuse_existing(target, overwrite)
     if Path(source).resolve() == Path(target).resolve():
         raise UnsupportedError("output would overwrite the input")
+    if opts.fallback and layout.file_size < STORE_BELOW:  # fallback=False: code with the LM, to measure it
+        return _store(source, target, layout, overwrite, on_event, start)
     choice = level_for(layout, opts)
     if choice.message:
         on_event(Notice(choice.message))
     if choice.level == "fast":
         return _encode_fast(source, target, layout, opts, overwrite, on_event, cancel, start)
+    if choice.requested == "auto" and opts.fallback:
+        return _encode_smaller(source, target, layout, opts, overwrite, on_event, cancel, start, model)
+    return _encode_lm(source, target, layout, opts, overwrite, on_event, cancel, start, model)
+
+
+def _encode_smaller(
+    source: str | os.PathLike[str],
+    target: str | os.PathLike[str],
+    layout: SourceLayout,
+    opts: EncodeOptions,
+    overwrite: bool,
+    on_event: EventSink,
+    cancel: threading.Event | None,
+    start: float,
+    model: LoadedModel | None,
+) -> EncodeResult:
+    """``auto`` within the time budget: the LM level, and the fast level beside it (a second at most on
+    what the LM can code in the budget); the smaller whole archive is kept. The LM level's header carries
+    its model record and runtime (~330 bytes), more than the LM saves on the smallest files."""
+    with tempfile.TemporaryDirectory(dir=Path(target).resolve().parent, prefix=".lmgc-fast-") as tmp:
+        fast_path = Path(tmp) / "fast.lmgc"
+        fast = _encode_fast(source, fast_path, layout, opts, True, ignore, cancel, start)
+        lm = _encode_lm(source, target, layout, opts, overwrite, on_event, cancel, start, model)
+        if fast.archive_size >= lm.archive_size:
+            return lm
+        os.replace(fast_path, target)
+    on_event(
+        Notice(
+            f"kept the fast level's archive, {fast.archive_size:,} bytes: the LM level's was {lm.archive_size:,} "
+            "(its header records the model and runtime); --level max keeps the LM's"
+        )
+    )
+    return replace(fast, seconds=time.monotonic() - start, tokens=lm.tokens)
+
+
+def _encode_lm(
+    source: str | os.PathLike[str],
+    target: str | os.PathLike[str],
+    layout: SourceLayout,
+    opts: EncodeOptions,
+    overwrite: bool,
+    on_event: EventSink,
+    cancel: threading.Event | None,
+    start: float,
+    model: LoadedModel | None,
+) -> EncodeResult:
+    """The LM level: float chunks coded by the LM with the whole modelling stack (mixing.py, topbyte.py)."""
     plan, forward, rows = plan_for(source, layout, opts)
     scheme = get_scheme(opts.scheme)
     needs_model = any(c.lm for c in plan)
@@ -199,7 +255,7 @@ def encode_file(
         model=record,
         alphabet=AlphabetRecord(alphabet.size, alphabet.digest()) if alphabet else None,
         device=lm.device if lm else "cpu",
-        coder={"name": CODER_NAME, "quant_bits": QUANT_BITS, "quantization": "softmax-f64-floor-plus-one"},
+        coder=dict(LM_CODER),
     )
     on_event(Started("encode", str(source), layout.data_size))
     msb_first = opts.byte_order == "msb_first"
@@ -208,7 +264,7 @@ def encode_file(
         assert alphabet is not None
         setup = WorkerSetup.of(lm, scheme.name, procedure, opts.restricted_head, header.runtime, alphabet.digest())
         pool = start_pool(setup, opts.workers, opts.ray)
-    writer = ArchiveWriter(target, header, overwrite)
+    writer = ArchiveWriter(target, header, overwrite, source if opts.fallback else None)
     # With workers: LM chunks submitted ahead (chunk index -> (future, the bytes it was given)).
     pending: dict[int, tuple[Future[Any], bytes]] = {}
     upcoming = iter([c for c in plan if c.lm])
@@ -353,8 +409,32 @@ class _Tally:
         self.on_event(Finished("encode", layout.file_size, size, digest.hex(), seconds, self.tokens))
         coded = sum(e.payload_length for e in self.writer.entries)
         return EncodeResult(
-            layout.file_size, size, digest.hex(), seconds, self.tokens, self.codecs, layout.data_size, coded
+            layout.file_size,
+            size,
+            digest.hex(),
+            seconds,
+            self.tokens,
+            self.codecs,
+            layout.data_size,
+            coded,
+            stored=self.writer.stored,
         )
+
+
+def _store(
+    source: str | os.PathLike[str],
+    target: str | os.PathLike[str],
+    layout: SourceLayout,
+    overwrite: bool,
+    on_event: EventSink,
+    start: float,
+) -> EncodeResult:
+    """A file too small for any model to pay for the archive's own bytes, stored as it is (24 bytes more)."""
+    on_event(Started("encode", str(source), layout.data_size))
+    size, digest = write_stored(target, source, overwrite)
+    seconds = time.monotonic() - start
+    on_event(Finished("encode", layout.file_size, size, digest.hex(), seconds, 0))
+    return EncodeResult(layout.file_size, size, digest.hex(), seconds, 0, {}, layout.data_size, 0, stored=True)
 
 
 def _header(
@@ -422,7 +502,7 @@ def _encode_fast(
     )
     on_event(Started("encode", str(source), layout.data_size))
     item_sizes = [t.item_size for t in layout.tensors]
-    writer = ArchiveWriter(target, header, overwrite)
+    writer = ArchiveWriter(target, header, overwrite, source if opts.fallback else None)
 
     def code(item: tuple[ChunkPlan, bytes, bytes]) -> tuple[int, bytes, list[float]]:
         chunk, _, stored = item

@@ -152,7 +152,8 @@ class _Bits:
         if self.dtype == "BF16":
             return (words.astype(np.uint32) << np.uint32(16)).view(np.float32).astype(np.float64)
         float_type = {"F64": "<f8", "F32": "<f4", "F16": "<f2"}[self.dtype]
-        return words.view(float_type).astype(np.float64)
+        with np.errstate(invalid="ignore"):  # signalling NaNs (random bytes) widen to NaN: not finite either way
+            return words.view(float_type).astype(np.float64)
 
     def predict(self, sums: np.ndarray) -> np.ndarray:
         """Words of ``-sums`` rounded to the dtype; zero where a sum is not finite."""

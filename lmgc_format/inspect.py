@@ -3,14 +3,30 @@
 from __future__ import annotations
 
 import os
+from dataclasses import replace
 from typing import Any
 
-from .container.constants import Codec
+from .cm.codec import CODER as FAST_CODER
+from .cm.codec import NAME as FAST_PROCEDURE
+from .container import compact
+from .container.constants import FLAG_COMPACT, Codec
+from .container.header import Header
 from .container.reader import ArchiveReader
 
 
 def _per_byte(bits: float, nbytes: int) -> float | None:
     return round(bits / nbytes, 4) if nbytes else None
+
+
+def _table_bytes(r: ArchiveReader) -> int:
+    """What the source description (tensor table, or the safetensors JSON when it is not canonical) adds
+    to the header as stored: the header's size with it minus without it."""
+    h: Header = r.header
+    if r.stored:
+        return 8 + len(h.source_header)
+    if r.flags & FLAG_COMPACT:
+        return compact.header_blob_size(h) - compact.header_blob_size(h, with_source=False)
+    return len(h.to_bytes()) - len(replace(h, source_header=b"").to_bytes())
 
 
 def describe_archive(path: str | os.PathLike[str]) -> dict[str, Any]:
@@ -62,7 +78,10 @@ def describe_archive(path: str | os.PathLike[str]) -> dict[str, Any]:
                 "head": h.layout.head,
                 "procedure": h.layout.procedure,
             },
-            "coder": h.coder,
+            "coder": h.coder or (dict(FAST_CODER) if h.layout.procedure == FAST_PROCEDURE else {}),
+            "stored": r.stored,
+            # Every byte that is not a chunk payload, by part (docs/FORMAT.md "Overhead")
+            "overhead": {"total": r.overhead, **r.parts, "tensor_table": _table_bytes(r)},
             # Decodes byte-exact on any machine: no chunk depends on an LM's float arithmetic (docs/FORMAT.md
             # "Reproducibility"); the fast level and the classical codecs are exact everywhere.
             "portable": not any(e.codec == Codec.LM for e in idx.chunks),

@@ -68,7 +68,10 @@ def choose_level(float_bytes: int, requested: str = DEFAULT_LEVEL, budget: float
         return LevelChoice(requested, requested, lm, fast, "")
     size = _human_bytes(float_bytes)
     if lm <= budget:
-        msg = f"LM level: ~{human_seconds(lm)} est. for {size} of tensors (budget {human_seconds(budget)})"
+        msg = (
+            f"LM level: ~{human_seconds(lm)} est. for {size} of tensors (budget {human_seconds(budget)}); "
+            "the fast level's archive is kept if it is smaller"
+        )
         return LevelChoice("max", requested, lm, fast, msg)
     msg = (
         f"LM level would take ~{human_seconds(lm)} for {size}; using the fast level "

@@ -154,8 +154,9 @@ def split_procedure(procedure: str) -> tuple[str, str | None]:
 def check_procedure(procedure: str) -> None:
     """Refuse a procedure this version cannot run, naming what it can."""
     from .cm.codec import NAME as FAST_PROCEDURE
+    from .container.constants import STORED_PROCEDURE
 
-    if procedure == FAST_PROCEDURE:  # the fast level: no LM at all
+    if procedure in (FAST_PROCEDURE, STORED_PROCEDURE):  # the fast level, a stored file: no LM at all
         return
     engine, mixing = split_procedure(procedure)
     if engine not in ENGINES.values() or (mixing is not None and mixing not in MIXINGS):

@@ -340,13 +340,18 @@ def _compress_one(
         rate = (result.source_size / result.seconds) if result.seconds else 0.0
         tok = (result.tokens / result.seconds) if result.seconds else 0.0
         data_pct = 100 * result.coded_bytes / result.data_bytes if result.data_bytes else 0.0
-        summary.print(
+        line = (
             f"{shown(what)}: tensor data {result.data_bytes:,} -> {result.coded_bytes:,} bytes "
             f"([bold]{data_pct:.2f} %[/]), whole file {result.source_size:,} -> {result.archive_size:,} bytes "
-            f"({100 * result.ratio:.2f} %); {human_bytes(rate)}/s, {tok:,.0f} tokens/s, {result.seconds:.1f} s",
-            highlight=False,
-            soft_wrap=True,
+            f"({100 * result.ratio:.2f} %); {human_bytes(rate)}/s, {tok:,.0f} tokens/s, {result.seconds:.1f} s"
         )
+        if result.stored:
+            why = "would not make it smaller" if result.coded_bytes else "cannot pay off on a file this small"
+            line = (
+                f"{shown(what)}: stored as it is, {result.source_size:,} -> {result.archive_size:,} bytes "
+                f"(coding {why}), {result.seconds:.1f} s"
+            )
+        summary.print(line, highlight=False, soft_wrap=True)
 
 
 @dataclass(frozen=True)

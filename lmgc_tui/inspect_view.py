@@ -10,6 +10,17 @@ from rich.table import Table
 from .fmt import plain
 
 
+def _overhead(info: dict[str, Any]) -> str:
+    o = info["overhead"]
+    if info.get("stored"):
+        return f"{o['total']:,} bytes: the file is stored as it is (coding would not have made it smaller)"
+    return (
+        f"{o['total']:,} bytes beyond the coded data: preamble {o['preamble']}, header {o['header']:,} "
+        f"(tensor table {o['tensor_table']:,}), index {o['index']:,}, frame heads {o['frame_heads']:,}, "
+        f"footer {o['footer']}"
+    )
+
+
 def inspect_renderables(info: dict[str, Any], with_chunks: bool) -> list[RenderableType]:
     """What `lmgc-tui inspect` prints, as rich renderables (the app's Inspect tab shows the same)."""
     out: list[RenderableType] = []
@@ -21,14 +32,16 @@ def inspect_renderables(info: dict[str, Any], with_chunks: bool) -> list[Rendera
     rows = [
         (
             "archive",
-            f"{info['file']} ({info['archive_size']:,} bytes, format {info['format_version']}, {info['created_by']})",
+            f"{info['file']} ({info['archive_size']:,} bytes, format {info['format_version']}, "
+            f"{info['created_by'] or 'writer not recorded'})",
         ),
         (
             "original",
             f"{info['source']['size']:,} bytes, {info['source']['tensor_count']} tensors, "
-            f"SHA-256 {info['source']['sha256']}",
+            f"SHA-256 {info['source']['sha256']}{'…' if len(info['source']['sha256']) < 64 else ''}",
         ),
         ("size", f"{t['percent_of_original']} % of original, {t['data_bits_per_byte']} bits/byte of tensor data"),
+        ("overhead", _overhead(info)),
         (
             "portable",
             "yes: decodes byte-exact on any machine"
@@ -65,7 +78,7 @@ def inspect_renderables(info: dict[str, Any], with_chunks: bool) -> list[Rendera
             if info.get("rows")
             else []
         ),
-        ("runtime", ", ".join(f"{k} {v}" for k, v in info["runtime"].items())),
+        ("runtime", ", ".join(f"{k} {v}" for k, v in info["runtime"].items()) or "not recorded (no LM chunk)"),
         (
             "chunks",
             f"{t['chunks']} ({', '.join(f'{k} {v}' for k, v in t['codecs'].items())}), "

@@ -1,6 +1,9 @@
 #!/usr/bin/env bash
 # Set up, then the main job on a shipped real gradient with the default model:
-# compress, decompress (checks every CRC and the SHA-256), compare byte for byte, inspect.
+# compress with the LM level (--level max: the LM codes every float byte), decompress with it (checks
+# every CRC and the SHA-256), compare byte for byte, inspect. The default level, auto, would code this
+# file with the LM too but keep the fast level's archive: smaller here, because the LM archive's header
+# records the model and its runtime (BENCHMARKS.md "Archive overhead").
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/setup.sh
@@ -8,7 +11,7 @@ SAMPLE=${1:-samples/convnet_digits_fp32.safetensors}
 OUT=${OUT_DIR:-out}
 mkdir -p "$OUT"
 name=$(basename "$SAMPLE")
-.venv/bin/lmgc-tui compress "$SAMPLE" -o "$OUT/$name.lmgc" -f
+.venv/bin/lmgc-tui compress "$SAMPLE" -o "$OUT/$name.lmgc" -f --level max
 .venv/bin/lmgc-tui decompress "$OUT/$name.lmgc" -o "$OUT/$name" -f
 cmp "$SAMPLE" "$OUT/$name" && echo "round trip: $OUT/$name is identical to $SAMPLE, byte for byte"
 .venv/bin/lmgc-tui inspect "$OUT/$name.lmgc"

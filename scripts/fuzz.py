@@ -1,6 +1,6 @@
 """Time-boxed fuzzing of the archive reader and decoder (no model needed).
 
-Mutates the committed plain and fast-level golden archives two ways: bytes
+Mutates the committed plain, fast-level, compact (1.4) and stored golden archives two ways: bytes
 (edits, bit flips, truncations, splices, random files: the CRCs catch most) and
 meaning (``semantic_mutation``: header, tensor table, window layout, rows,
 filters, index and payloads changed and every CRC and offset recomputed, so only
@@ -36,6 +36,9 @@ ORIGINAL = ROOT / "tests" / "data" / "golden_ints.safetensors"
 SEEDS = (
     (SEED, ORIGINAL),
     (ROOT / "tests" / "data" / "golden_fast.safetensors.lmgc", ROOT / "tests" / "data" / "golden_fast.safetensors"),
+    # format 1.4: the compact layout and a stored archive
+    (ROOT / "tests" / "data" / "golden_compact.safetensors.lmgc", ROOT / "tests" / "data" / "golden_fast.safetensors"),
+    (ROOT / "tests" / "data" / "golden_stored.safetensors.lmgc", ROOT / "tests" / "data" / "golden_stored.safetensors"),
 )
 HOSTILE_NAMES = ("[/x]", "\x1b]0;pwned\x07", "a" * 300, "\u202e", "__metadata__x", "")
 HOSTILE_INTS = (0, 1, 2, 3, 255, 256, 1 << 20, (1 << 31) - 1, 1 << 32, 1 << 62, (1 << 64) - 1, -1, 10**30)

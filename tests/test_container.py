@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from lmgc_format.container.constants import FOOTER_SIZE, FRAME_HEAD_SIZE, MAGIC, PREAMBLE_SIZE
-from lmgc_format.container.fixed import Footer, FrameHead, Preamble
+from lmgc_format.container.constants import FOOTER_SIZE, FRAME_HEAD_SIZE, MAGIC, PREAMBLE_SIZE, TAIL_SIZE
+from lmgc_format.container.fixed import Footer, FrameHead, Preamble, Tail
 from lmgc_format.container.reader import ArchiveReader
 from lmgc_format.decoder import decode_file
 from lmgc_format.encoder import EncodeOptions, encode_file
@@ -25,6 +25,8 @@ def test_fixed_parts_roundtrip() -> None:
     assert FrameHead.unpack(f.pack(), "x") == f
     ft = Footer(10, 20, 30, 4)
     assert len(ft.pack()) == FOOTER_SIZE and Footer.unpack(ft.pack()) == ft
+    tail = Tail(123, 0xFEEDFACE)
+    assert len(tail.pack()) == TAIL_SIZE and Tail.unpack(tail.pack()) == tail
 
 
 @pytest.mark.parametrize(
@@ -33,11 +35,12 @@ def test_fixed_parts_roundtrip() -> None:
         (lambda b: b"", "shorter than"),
         (lambda b: b"PK\x03\x04" + b[4:], "wrong magic"),
         (lambda b: b[:8] + struct.pack("<H", 2) + b[10:], "version 2"),
-        (lambda b: b[:12] + struct.pack("<I", 4) + b[16:], "reserved flags"),
+        (lambda b: b[:12] + struct.pack("<I", 0x14) + b[16:], "reserved flags"),
+        (lambda b: b[:10] + struct.pack("<H", 3) + b[12:], "cannot set the compact"),
         (lambda b: b[:16] + struct.pack("<I", 0x7FFFFFF) + b[20:], "truncated"),
         (lambda b: b[: PREAMBLE_SIZE + 3] + bytes([b[PREAMBLE_SIZE + 3] ^ 1]) + b[PREAMBLE_SIZE + 4 :], "header"),
-        (lambda b: b[:-1], "footer"),
-        (lambda b: b[: -FOOTER_SIZE - 2] + bytes([b[-FOOTER_SIZE - 2] ^ 4]) + b[-FOOTER_SIZE - 1 :], "index"),
+        (lambda b: b[:-1], "tail"),
+        (lambda b: b[: -TAIL_SIZE - 2] + bytes([b[-TAIL_SIZE - 2] ^ 4]) + b[-TAIL_SIZE - 1 :], "index"),
     ],
 )
 def test_reader_rejects_malformed_archives(plain_archive: Path, tmp_path: Path, mutate, message: str) -> None:  # type: ignore[no-untyped-def]
@@ -58,9 +61,9 @@ def test_truncation_at_every_point_is_a_clean_error(plain_archive: Path, tmp_pat
 
 def test_flipped_payload_bit_names_the_chunk(plain_archive: Path, tmp_path: Path) -> None:
     with ArchiveReader(plain_archive) as r:
-        entry = r.index.chunks[0]
+        at = r.payload_offset(0)
     data = bytearray(plain_archive.read_bytes())
-    data[entry.frame_offset + FRAME_HEAD_SIZE] ^= 0x10
+    data[at] ^= 0x10
     bad = tmp_path / "flip.lmgc"
     bad.write_bytes(bytes(data))
     out = tmp_path / "out.safetensors"

@@ -80,7 +80,8 @@ def test_auto_picks_the_engine_and_the_archive_records_it(tmp_path: Path, tiny_m
     assert procedure_for("auto", lm, restricted_head=False) == ENGINES["transformers"]
     for engine in ("auto", "transformers"):
         arc = tmp_path / f"{engine}.lmgc"
-        encode_file(small_file, arc, EncodeOptions(model=tiny_model, window_bytes=32, batch=3, engine=engine))
+        opts = EncodeOptions(model=tiny_model, window_bytes=32, batch=3, engine=engine, fallback=False)
+        encode_file(small_file, arc, opts)
         with ArchiveReader(arc) as r:
             assert r.header.layout.procedure == ENGINES["lmgc" if engine == "auto" else "transformers"] + "+cm-top-v4"
         out = tmp_path / f"{engine}.safetensors"

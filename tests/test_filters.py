@@ -12,7 +12,7 @@ import torch
 from safetensors.torch import save_file
 
 from lmgc_format.coder import Encoder
-from lmgc_format.container.constants import FLAG_FILTERS
+from lmgc_format.container.constants import FLAG_COMPACT, FLAG_FILTERS
 from lmgc_format.container.fixed import Preamble
 from lmgc_format.container.reader import ArchiveReader
 from lmgc_format.decoder import DecodeOptions, decode_file
@@ -163,16 +163,17 @@ def test_archive_with_filters_roundtrips(tmp_path: Path, tiny_model: str) -> Non
     for on in (True, False):
         arc = tmp_path / f"g{on}.lmgc"
         out = tmp_path / f"out{on}.safetensors"
-        opts = EncodeOptions(model=tiny_model, window_bytes=64, batch=4, filters=on)
+        # fallback off: the random tiny model loses, and an archive larger than the file would be stored
+        opts = EncodeOptions(model=tiny_model, window_bytes=64, batch=4, filters=on, fallback=False)
         encode_file(src, arc, opts)
         with ArchiveReader(arc) as r:
             crcs[on] = [e.payload_crc for e in r.index.chunks]
         decode_file(arc, out, DecodeOptions(model=tiny_model))
         assert out.read_bytes() == src.read_bytes()
         with ArchiveReader(arc) as r:
-            assert (r.version, bool(r.filters)) == (((1, 3), True) if on else ((1, 3), False))
+            assert (r.version, bool(r.filters)) == (((1, 4), True) if on else ((1, 4), False))
             flags = struct.unpack_from("<I", arc.read_bytes(), 12)[0]
-            assert flags == (FLAG_FILTERS if on else 0)
+            assert flags == (FLAG_FILTERS if on else 0) | FLAG_COMPACT
             assert len(r.header.filters) == (2 if on else 0)
         # salvage restores filtered tensors too
         kept = tmp_path / f"kept{on}.safetensors"
@@ -187,11 +188,11 @@ def test_old_reader_refuses_unknown_flags_and_filters_without_flag(tmp_path: Pat
     src = tmp_path / "g.safetensors"
     save_file(softmax_head_gradient(10, 16, 1, torch.float32), str(src))
     arc = tmp_path / "g.lmgc"
-    encode_file(src, arc, EncodeOptions(model=tiny_model, window_bytes=64, batch=4))
+    encode_file(src, arc, EncodeOptions(model=tiny_model, window_bytes=64, batch=4, fallback=False))
     raw = bytearray(arc.read_bytes())
-    with pytest.raises(FormatError, match="reserved flags 0x4"):
-        Preamble.unpack(bytes(raw[:12]) + struct.pack("<I", 4 | FLAG_FILTERS) + bytes(raw[16:24]))
-    raw[12:16] = struct.pack("<I", 0)  # a writer that forgot the flag: refused, not decoded wrong
+    with pytest.raises(FormatError, match="reserved flags 0x10"):
+        Preamble.unpack(bytes(raw[:12]) + struct.pack("<I", 16 | FLAG_FILTERS) + bytes(raw[16:24]))
+    raw[12:16] = struct.pack("<I", FLAG_COMPACT)  # a writer that forgot the flag: refused, not decoded wrong
     bad = tmp_path / "bad.lmgc"
     bad.write_bytes(bytes(raw))
     with pytest.raises(FormatError, match="filters flag"):
@@ -209,6 +210,7 @@ def test_cli_shows_filters_and_can_turn_them_off(tmp_path: Path, tiny_model: str
     for flag, shown in (("--filters", "head.weight (sum-first-axis-v1)"), ("--no-filters", "none")):
         arc = tmp_path / f"g{flag}.lmgc"
         args = ["compress", str(src), "-o", str(arc), "--model", tiny_model, "--window-bytes", "64", flag, "-q"]
+        args.append("--no-fallback")  # the tiny random model loses: the file would be stored, without filters
         assert runner.invoke(cli, args).exit_code == 0
         out = runner.invoke(cli, ["inspect", str(arc)]).output
         assert "filters" in out and shown in out

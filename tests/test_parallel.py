@@ -146,7 +146,7 @@ def test_cli_ray_option_round_trips(tmp_path: Path, tiny_model: str) -> None:
     _ray()
     src = _source(tmp_path)
     arc = tmp_path / "g.lmgc"
-    args = ["--model", tiny_model, "--window-bytes", "128", "--batch", "2", "--ray", "local", "-q"]
+    args = ["--model", tiny_model, "--window-bytes", "128", "--batch", "2", "--ray", "local", "-q", "--no-fallback"]
     res = CliRunner().invoke(cli, ["compress", str(src), "-o", str(arc), *args, "--workers", "2", "--verify"])
     assert res.exit_code == 0, res.output
     res = CliRunner().invoke(cli, ["verify", str(arc), "--ray", "local", "-q"])

@@ -22,8 +22,9 @@ from click.testing import CliRunner
 from safetensors.torch import load_file, save_file
 
 from lmgc_format import atomic
-from lmgc_format.container.constants import FOOTER_SIZE, FRAME_HEAD_SIZE, PREAMBLE_SIZE
-from lmgc_format.container.fixed import Footer, Preamble
+from lmgc_format.container import compact
+from lmgc_format.container.constants import FLAG_COMPACT, PREAMBLE_SIZE, TAIL_SIZE
+from lmgc_format.container.fixed import Preamble, Tail
 from lmgc_format.container.reader import ArchiveReader
 from lmgc_format.decoder import decode_file
 from lmgc_format.encoder import EncodeOptions, encode_file
@@ -121,22 +122,21 @@ def plain_archive(tmp_path: Path) -> Path:
 def with_header(archive: bytes, header_plain: bytes) -> bytes:
     """Replace the header by ``header_plain`` (msgpack), zstd-framed, with a valid CRC."""
     old = Preamble.unpack(archive[:PREAMBLE_SIZE])
-    body = zstandard.ZstdCompressor().compress(header_plain)
-    pre = Preamble(old.major, old.minor, len(body), zlib.crc32(body)).pack()
+    body = bytes([compact.ZSTD]) + zstandard.ZstdCompressor().compress(header_plain)
+    pre = Preamble(old.major, old.minor, len(body), zlib.crc32(body), old.flags).pack()
     return pre + body + archive[PREAMBLE_SIZE + old.header_len :]
 
 
 def with_index(archive: bytes, index_obj: dict[str, Any]) -> bytes:
-    """Replace the index, with valid CRC and footer: only the semantics are wrong."""
-    footer = Footer.unpack(archive[-FOOTER_SIZE:])
+    """Replace the index, with valid CRC and tail: only the semantics are wrong."""
+    tail = Tail.unpack(archive[-TAIL_SIZE:])
     raw = msgpack.packb(index_obj, use_bin_type=True)
-    new_footer = Footer(footer.index_offset, len(raw), zlib.crc32(raw), footer.chunk_count)
-    return archive[: footer.index_offset] + raw + new_footer.pack()
+    return archive[: len(archive) - TAIL_SIZE - tail.index_len] + raw + Tail(len(raw), zlib.crc32(raw)).pack()
 
 
 def index_of(archive: bytes) -> dict[str, Any]:
-    footer = Footer.unpack(archive[-FOOTER_SIZE:])
-    return msgpack.unpackb(archive[footer.index_offset : footer.index_offset + footer.index_len], raw=False)
+    tail = Tail.unpack(archive[-TAIL_SIZE:])
+    return msgpack.unpackb(archive[len(archive) - TAIL_SIZE - tail.index_len : -TAIL_SIZE], raw=False)
 
 
 def nested(depth: int) -> bytes:
@@ -151,7 +151,12 @@ BOMBS = {
     "int keys": lambda a: with_header(a, msgpack.packb({1: 2}, use_bin_type=True)),
     "ext type": lambda a: with_header(a, b"\x81\xa1x\xd4\x01\x00"),
     "header not zstd": lambda a: (
-        Preamble(1, 0, 4, zlib.crc32(b"abcd")).pack()
+        Preamble(1, 4, 5, zlib.crc32(b"\x01abcd"), FLAG_COMPACT).pack()
+        + b"\x01abcd"
+        + a[PREAMBLE_SIZE + Preamble.unpack(a[:24]).header_len :]
+    ),
+    "header of an unknown encoding": lambda a: (
+        Preamble(1, 4, 4, zlib.crc32(b"abcd"), FLAG_COMPACT).pack()
         + b"abcd"
         + a[PREAMBLE_SIZE + Preamble.unpack(a[:24]).header_len :]
     ),
@@ -172,19 +177,25 @@ def test_index_that_disagrees_with_the_frames_is_refused(plain_archive: Path, tm
     raw = plain_archive.read_bytes()
     cases = {}
     idx = index_of(raw)
-    idx["chunks"][1][0] += 1  # frame offset
+    idx["c"][4 + 1] += 1  # chunk 1's payload length: the payloads no longer end where the index begins
     cases["moved frame"] = with_index(raw, idx)
     idx = index_of(raw)
-    idx["chunks"][0][3] += 4  # data length
-    cases["wrong length"] = with_index(raw, idx)
+    idx["c"][0] = 99  # a codec no version defines
+    cases["unknown codec"] = with_index(raw, idx)
     idx = index_of(raw)
-    idx["chunks"][0][0] = 2**63  # overflowing offset
+    idx["c"][1] = 2**63  # overflowing length
     cases["overflow"] = with_index(raw, idx)
     idx = index_of(raw)
-    idx["chunks"].pop()
+    del idx["c"][-4:]
     cases["missing chunk"] = with_index(raw, idx)
     idx = index_of(raw)
-    idx["sha256"] = b"\0" * 5
+    del idx["c"][-1]
+    cases["partial entry"] = with_index(raw, idx)
+    idx = index_of(raw)
+    idx["b"].pop()
+    cases["tensor bits"] = with_index(raw, idx)
+    idx = index_of(raw)
+    idx["h"] = b"\0" * 5
     cases["short digest"] = with_index(raw, idx)
     for name, data in cases.items():
         bad = tmp_path / f"{name}.lmgc"
@@ -193,10 +204,10 @@ def test_index_that_disagrees_with_the_frames_is_refused(plain_archive: Path, tm
             ArchiveReader(bad)
 
 
-def test_negative_offset_in_the_index_is_refused(plain_archive: Path, tmp_path: Path) -> None:
+def test_negative_length_in_the_index_is_refused(plain_archive: Path, tmp_path: Path) -> None:
     raw = plain_archive.read_bytes()
     idx = index_of(raw)
-    idx["chunks"][0][2] = -1
+    idx["c"][1] = -1
     bad = tmp_path / "neg.lmgc"
     bad.write_bytes(with_index(raw, idx))
     with pytest.raises(FormatError):
@@ -208,9 +219,9 @@ def test_negative_offset_in_the_index_is_refused(plain_archive: Path, tmp_path: 
 
 def flip_payload(archive: Path, chunk: int, out: Path) -> None:
     with ArchiveReader(archive) as r:
-        entry = r.index.chunks[chunk]
+        at = r.payload_offset(chunk) + r.index.chunks[chunk].payload_length // 2
     data = bytearray(archive.read_bytes())
-    data[entry.frame_offset + FRAME_HEAD_SIZE + entry.payload_length // 2] ^= 0x04
+    data[at] ^= 0x04
     out.write_bytes(bytes(data))
 
 

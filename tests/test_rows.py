@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 from safetensors.numpy import save_file
 
-from lmgc_format.container.constants import FLAG_ROWS
+from lmgc_format.container.constants import FLAG_COMPACT, FLAG_ROWS
 from lmgc_format.container.reader import ArchiveReader
 from lmgc_format.container.writer import ArchiveWriter
 from lmgc_format.decoder import decode_file
@@ -47,7 +47,7 @@ def test_flat_vector_is_coded_as_rows_and_round_trips(tmp_path: Path) -> None:
     with_rows = encode_file(src, arc, EncodeOptions(level="fast"))
     with ArchiveReader(arc) as r:
         assert r.header.rows == ((0, 96),)
-        assert r.version == (1, 3)
+        assert r.version == (1, 4)
     assert describe_archive(arc)["rows"] == [{"tensor": "flat", "row": 96}]
     out = tmp_path / "out.safetensors"
     decode_file(arc, out)
@@ -72,7 +72,7 @@ def _with_rows(archive: Path, rows: list[list[object]], target: Path, flags: int
     writer.finish(replace(index, chunks=tuple(writer.entries)))
     if flags is not None:
         raw = bytearray(target.read_bytes())
-        raw[12:16] = struct.pack("<I", flags)
+        raw[12:16] = struct.pack("<I", flags | FLAG_COMPACT)
         target.write_bytes(bytes(raw))
     return target
 
@@ -87,7 +87,7 @@ def _with_rows(archive: Path, rows: list[list[object]], target: Path, flags: int
         ([["steps", 4]], None, "cannot have rows"),  # an integer tensor
         ([[5, 96]], None, "in range"),
         ([["flat", 96], ["flat", 48]], None, "distinct"),
-        ([["flat", "96"]], None, "every entry"),
+        ([["flat", "96"]], None, "integer pairs"),
     ],
 )
 def test_reader_checks_rows(tmp_path: Path, rows: list[list[object]], flags: int | None, message: str) -> None:

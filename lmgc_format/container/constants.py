@@ -12,20 +12,37 @@ FOOTER_MAGIC = b"LMGCEND\x00"
 
 MAJOR = 1
 # 1.1 added the shuffle+zstd chunk codecs (3, 4); 1.2 the zero-sum filters (header `filters`); 1.3 the fast
-# level's context-mixing codec (5)
-MINOR = 3
+# level's context-mixing codec (5); 1.4 the compact layout (flag 4) and stored archives (flag 8)
+MINOR = 4
 
 # Preamble flags: a bit a reader does not know makes it refuse the archive (PNG's critical
 # chunks): an older reader that ignored what the bit announces would decode wrong bytes.
 FLAG_FILTERS = 1  # some tensors are stored filtered (header `filters`, filters.py); format 1.2
 FLAG_ROWS = 2  # some flat tensors are coded as rows of an inferred length (header `rows`, rows.py); format 1.3
-KNOWN_FLAGS = FLAG_FILTERS | FLAG_ROWS
+# Format 1.4: the compact layout (compact.py: small header and index, no frame heads, a 12-byte tail);
+# every new archive sets it, or else FLAG_STORED.
+FLAG_COMPACT = 4
+# Format 1.4: the original file follows the preamble as it is (nothing could be gained); the preamble's
+# header length is 0 and its CRC covers the file.
+FLAG_STORED = 8
+KNOWN_FLAGS = FLAG_FILTERS | FLAG_ROWS | FLAG_COMPACT | FLAG_STORED
 
 PREAMBLE_SIZE = 24  # magic 8, major u16, minor u16, flags u32, header_len u32, header_crc u32
 # magic 4, chunk u32, codec u8, pad 3, data_offset u64, data_length u64,
 # payload_len u32, payload_crc u32, model_bits u32, head_crc u32
 FRAME_HEAD_SIZE = 44
 FOOTER_SIZE = 32  # index_offset u64, index_len u32, index_crc u32, chunk_count u32, reserved u32, magic 8
+TAIL_MAGIC = b"LMGe"
+TAIL_SIZE = 12  # compact layout's footer: index_len u32, index_crc u32, magic 4
+STORED_OVERHEAD = PREAMBLE_SIZE  # what a stored archive adds to the file: the worst-case expansion
+STORED_PROCEDURE = "stored"
+# What an LM-level header's ``coder`` says (coder.py's coder, for people); the compact layout leaves it out
+# when it is this and a reader puts it back.
+LM_CODER: Final = {
+    "name": "constriction-range-categorical",
+    "quant_bits": 20,
+    "quantization": "softmax-f64-floor-plus-one",
+}  # the procedure a stored archive's header reads as (no chunk is modelled)
 
 # Caps a reader enforces before allocating anything (docs/FORMAT.md, "Limits").
 MAX_HEADER_LEN = 128 << 20

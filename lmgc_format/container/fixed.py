@@ -18,15 +18,19 @@ from .constants import (
     MAX_HEADER_LEN,
     MINOR,
     PREAMBLE_SIZE,
+    TAIL_MAGIC,
+    TAIL_SIZE,
     Codec,
 )
 
 _PREAMBLE = struct.Struct("<8sHHIII")
 _FRAME = struct.Struct("<4sIB3xQQIII")  # + head crc u32
 _FOOTER = struct.Struct("<QIIII8s")
+_TAIL = struct.Struct("<II4s")
 assert _PREAMBLE.size == PREAMBLE_SIZE
 assert _FRAME.size + 4 == FRAME_HEAD_SIZE
 assert _FOOTER.size == FOOTER_SIZE
+assert _TAIL.size == TAIL_SIZE
 
 
 @dataclass(frozen=True)
@@ -120,3 +124,23 @@ class Footer:
         if reserved:
             raise FormatError("footer reserved field is not zero")
         return cls(off, length, crc, count)
+
+
+@dataclass(frozen=True)
+class Tail:
+    """The compact layout's footer (format 1.4): where the index is, from the end of the file."""
+
+    index_len: int
+    index_crc: int
+
+    def pack(self) -> bytes:
+        return _TAIL.pack(self.index_len, self.index_crc, TAIL_MAGIC)
+
+    @classmethod
+    def unpack(cls, raw: bytes) -> Tail:
+        if len(raw) != TAIL_SIZE:
+            raise FormatError("archive is truncated: tail missing")
+        length, crc, magic = _TAIL.unpack(raw)
+        if magic != TAIL_MAGIC:
+            raise FormatError("archive is truncated or damaged: tail magic missing")
+        return cls(length, crc)

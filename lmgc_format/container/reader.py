@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import hashlib
 import os
+import struct
 import zlib
 from pathlib import Path
 from typing import BinaryIO
@@ -10,10 +12,14 @@ from typing import BinaryIO
 from ..errors import CorruptChunkError, FormatError, InputError
 from ..filters import TensorFilter, check_filters, mark_plan
 from ..plan import ChunkPlan, TooManyChunks, plan_chunks
-from ..source import LM_DTYPES, SourceLayout, TensorEntry, parse_header
+from ..serialize import DEFAULT_BYTE_ORDER, DEFAULT_SCHEME
+from ..source import LM_DTYPES, MAX_SAFETENSORS_HEADER, SourceLayout, TensorEntry, parse_header
+from . import compact
 from .constants import (
+    FLAG_COMPACT,
     FLAG_FILTERS,
     FLAG_ROWS,
+    FLAG_STORED,
     FOOTER_MAGIC,
     FOOTER_SIZE,
     FRAME_HEAD_SIZE,
@@ -21,15 +27,30 @@ from .constants import (
     MAX_INDEX_LEN,
     MAX_PAYLOAD_LEN,
     PREAMBLE_SIZE,
+    STORED_PROCEDURE,
+    TAIL_MAGIC,
+    TAIL_SIZE,
     Codec,
 )
-from .fixed import Footer, FrameHead, Preamble
-from .header import ChunkEntry, Header, Index
+from .fixed import Footer, FrameHead, Preamble, Tail
+from .header import ChunkEntry, Header, Index, WindowLayout
 
 _TAIL_SCAN = 1 << 20  # how far from the end a misplaced footer is looked for
+_STORED_CHUNK = 1 << 20  # how a stored archive's data is cut into (raw) chunks for the decoder
 
 
 class ArchiveReader:
+    # What opening found: the records (the same for every layout), the chunk plan they imply, and the
+    # byte counts of the parts around the payloads (``parts``: preamble, header, frame heads, index, footer).
+    header: Header
+    index: Index
+    layout: SourceLayout
+    plan: list[ChunkPlan]
+    filters: tuple[TensorFilter, ...]
+    parts: dict[str, int]
+    head_size: int  # bytes of frame head before each payload: 44 in format 1.0-1.3, none since
+    flags: int  # the preamble's
+
     def __init__(self, path: str | os.PathLike[str]) -> None:
         self.path = Path(path)
         try:
@@ -57,16 +78,61 @@ class ArchiveReader:
         self.size = os.fstat(self.file.fileno()).st_size
         pre = Preamble.unpack(self.file.read(PREAMBLE_SIZE))
         self.version = (pre.major, pre.minor)
+        self.flags = pre.flags
+        if pre.flags & (FLAG_COMPACT | FLAG_STORED) and self.version < (1, 4):
+            raise FormatError(f"archive: format {pre.major}.{pre.minor} cannot set the compact or stored flag")
+        if pre.flags & FLAG_STORED:
+            if pre.flags != FLAG_STORED:
+                raise FormatError("archive: a stored archive sets no other flag")
+            self._open_stored(pre)
+            return
+        compact_layout = bool(pre.flags & FLAG_COMPACT)
+        self.head_size = 0 if compact_layout else FRAME_HEAD_SIZE
+        end_size = TAIL_SIZE if compact_layout else FOOTER_SIZE
         header_end = PREAMBLE_SIZE + pre.header_len
-        if header_end + FOOTER_SIZE > self.size:
+        if header_end + end_size > self.size:
             raise FormatError(
                 f"archive is truncated: header of {pre.header_len} bytes and footer need more than {self.size} bytes"
             )
         raw_header = self._read_at(PREAMBLE_SIZE, pre.header_len)
         if zlib.crc32(raw_header) != pre.header_crc:
             raise FormatError("archive header is damaged (CRC mismatch)")
-        self.header = Header.from_bytes(raw_header)
-        footer = self._footer()
+        self.header = compact.header_from_bytes(raw_header) if compact_layout else Header.from_bytes(raw_header)
+        self.layout = self._layout()
+        rows = self._rows(pre.flags)
+        if compact_layout:
+            index_offset, count = self._compact_index(header_end, rows)
+        else:
+            index_offset, count = self._classic_index(header_end, rows)
+        self.parts = {
+            "preamble": PREAMBLE_SIZE,
+            "header": pre.header_len,
+            "frame_heads": count * self.head_size,
+            "index": self.size - end_size - index_offset,
+            "footer": end_size,
+        }
+        self._check_index(count, header_end, index_offset)
+        self.filters = self._filters(pre.flags)
+        self.plan = mark_plan(self.plan, self.layout, self.filters)
+
+    def _plan(self, rows: dict[int, int], count: int) -> None:
+        lay = self.header.layout
+        try:
+            self.plan = plan_chunks(
+                self.layout,
+                lay.window_bytes,
+                lay.batch,
+                lay.bytes_per_group,
+                lay.plain_chunk_bytes,
+                rows,
+                max_chunks=count,
+            )
+        except TooManyChunks as exc:
+            raise FormatError(f"{exc}, the index lists {count:,}") from None
+
+    def _classic_index(self, header_end: int, rows: dict[int, int]) -> tuple[int, int]:
+        """Format 1.0-1.3: the 32-byte footer, the msgpack index with every offset, frame heads."""
+        footer = Footer.unpack(self._end(FOOTER_MAGIC, FOOTER_SIZE))
         index_end = footer.index_offset + footer.index_len
         if footer.index_len > MAX_INDEX_LEN or footer.chunk_count > MAX_CHUNKS:
             raise FormatError("footer declares an index larger than the caps allow")
@@ -76,42 +142,111 @@ class ArchiveReader:
         if zlib.crc32(raw_index) != footer.index_crc:
             raise FormatError("archive index is damaged (CRC mismatch)")
         self.index = Index.from_bytes(raw_index)
-        self.layout = self._layout()
         # Every chunk has a frame head of its own: the file's size bounds how many there can be (that the
         # index lists as many is _check_index's to say, once the plan exists).
         if footer.chunk_count * FRAME_HEAD_SIZE > self.size:
             raise FormatError(f"footer lists {footer.chunk_count:,} chunks, more than {self.size:,} bytes can hold")
-        try:
-            self.plan = plan_chunks(
-                self.layout,
-                self.header.layout.window_bytes,
-                self.header.layout.batch,
-                self.header.layout.bytes_per_group,
-                self.header.layout.plain_chunk_bytes,
-                self._rows(pre.flags),
-                max_chunks=footer.chunk_count,
-            )
-        except TooManyChunks as exc:
-            raise FormatError(f"{exc}, the footer lists {footer.chunk_count:,}") from None
-        self._check_index(footer, header_end)
-        self.filters = self._filters(pre.flags)
-        self.plan = mark_plan(self.plan, self.layout, self.filters)
+        if footer.chunk_count != len(self.index.chunks):
+            raise FormatError(f"index lists {len(self.index.chunks)} chunks, footer {footer.chunk_count}")
+        self._plan(rows, footer.chunk_count)
+        return footer.index_offset, footer.chunk_count
 
-    def _footer(self) -> Footer:
-        raw = self._read_at(self.size - FOOTER_SIZE, FOOTER_SIZE)
-        if raw.endswith(FOOTER_MAGIC):
-            return Footer.unpack(raw)
-        # Not at the end: bytes appended after a complete archive (a copy, a concatenation) say so
+    def _compact_index(self, header_end: int, rows: dict[int, int]) -> tuple[int, int]:
+        """Format 1.4: the 12-byte tail, the compact index; offsets follow from the plan and the lengths."""
+        tail = Tail.unpack(self._end(TAIL_MAGIC, TAIL_SIZE))
+        index_offset = self.size - TAIL_SIZE - tail.index_len
+        if tail.index_len > MAX_INDEX_LEN or index_offset < header_end:
+            raise FormatError("tail points outside the archive (index length inconsistent)")
+        raw_index = self._read_at(index_offset, tail.index_len)
+        if zlib.crc32(raw_index) != tail.index_crc:
+            raise FormatError("archive index is damaged (CRC mismatch)")
+        chunk_rows, rest = compact.index_from_bytes(raw_index)
+        self._plan(rows, len(chunk_rows))
+        if len(chunk_rows) != len(self.plan):
+            raise FormatError(f"index lists {len(chunk_rows)} chunks, the window layout implies {len(self.plan)}")
+        entries, pos = [], header_end
+        for (codec, length, crc, bits), plan in zip(chunk_rows, self.plan, strict=True):
+            entries.append(ChunkEntry(pos, codec, plan.begin, plan.nbytes, length, crc, bits))
+            pos += length
+        self.index = Index(tuple(entries), **rest)
+        return index_offset, len(entries)
+
+    def _open_stored(self, pre: Preamble) -> None:
+        """Format 1.4 flag 8: the original file follows the preamble. One pass checks the preamble's CRC and
+        gives the same records as a coded archive of raw chunks, so every reader path works unchanged."""
+        body = self.size - PREAMBLE_SIZE
+        if pre.header_len:
+            raise FormatError("stored archive: the preamble's header length must be 0")
+        if body < 8:
+            raise FormatError("stored archive is truncated: no safetensors header")
+        (json_len,) = struct.unpack("<Q", self._read_at(PREAMBLE_SIZE, 8))
+        if 8 + json_len > body or json_len > MAX_SAFETENSORS_HEADER:
+            raise FormatError("stored archive: the safetensors header runs past the end of the file")
+        self.head_size = 0
+        self.header = Header(
+            created_by="",
+            source_header=self._read_at(PREAMBLE_SIZE + 8, json_len),
+            source_size=body,
+            scheme=DEFAULT_SCHEME,
+            byte_order=DEFAULT_BYTE_ORDER,
+            layout=WindowLayout(_STORED_CHUNK, 1, 0, _STORED_CHUNK, "none", STORED_PROCEDURE),
+            model=None,
+            alphabet=None,
+            runtime={},
+            coder={},
+        )
+        self.layout = layout = self._layout()
+        self._plan({}, body // _STORED_CHUNK + 2 * len(layout.tensors) + 2)
+        base = PREAMBLE_SIZE + layout.data_offset
+        crc = zlib.crc32(self._read_at(PREAMBLE_SIZE, layout.data_offset))
+        sha = hashlib.sha256(self._read_at(PREAMBLE_SIZE, layout.data_offset))
+        entries = []
+        for plan in self.plan:
+            data = self._read_at(base + plan.begin, plan.nbytes)
+            crc, part = zlib.crc32(data, crc), zlib.crc32(data)
+            sha.update(data)
+            entries.append(ChunkEntry(base + plan.begin, Codec.RAW, plan.begin, plan.nbytes, plan.nbytes, part, 0))
+        if crc != pre.header_crc:
+            raise FormatError("stored archive is damaged (CRC mismatch)")
+        tensor_bytes = sum(t.nbytes for t in layout.tensors)
+        self.index = Index(
+            tuple(entries),
+            tuple(8.0 * t.nbytes for t in layout.tensors),
+            (0.0,) * len(layout.tensors),
+            8.0 * (layout.data_size - tensor_bytes),
+            sha.digest(),
+            0,
+            0.0,
+        )
+        self.parts = {"preamble": PREAMBLE_SIZE, "header": 0, "frame_heads": 0, "index": 0, "footer": 0}
+        self.filters = ()
+        self.plan = mark_plan(self.plan, layout, ())
+
+    @property
+    def stored(self) -> bool:
+        return self.header.layout.procedure == STORED_PROCEDURE
+
+    @property
+    def overhead(self) -> int:
+        """Bytes of the archive that are not chunk payloads (their parts: ``parts``)."""
+        return sum(self.parts.values())
+
+    def _end(self, magic: bytes, size: int) -> bytes:
+        """The footer (``size`` bytes ending in ``magic``) at the end of the file; bytes appended after a
+        complete archive (a copy, a concatenation) are named as such."""
+        raw = self._read_at(self.size - size, size)
+        if raw.endswith(magic):
+            return raw
         tail_start = max(0, self.size - _TAIL_SCAN)
         tail = self._read_at(tail_start, self.size - tail_start)
-        at = tail.rfind(FOOTER_MAGIC)
+        at = tail.rfind(magic)
         if at >= 0:
-            end = tail_start + at + len(FOOTER_MAGIC)
+            end = tail_start + at + len(magic)
             raise FormatError(
                 f"archive has {self.size - end:,} bytes of trailing data after its footer (which ends at offset "
                 f"{end:,}); cut them off to read it"
             )
-        return Footer.unpack(raw)
+        return raw
 
     def _rows(self, flags: int) -> dict[int, int]:
         """The header's row lengths of flat tensors, checked against the tensor table (rows.py)."""
@@ -146,11 +281,11 @@ class ArchiveReader:
             raise FormatError(f"header: stored safetensors header is invalid: {exc}") from None
         return SourceLayout(h.source_header, data_offset, h.source_size, tensors)
 
-    def _check_index(self, footer: Footer, header_end: int) -> None:
+    def _check_index(self, count: int, header_end: int, index_offset: int) -> None:
         chunks = self.index.chunks
-        if footer.chunk_count != len(chunks) or len(chunks) != len(self.plan):
+        if count != len(chunks) or len(chunks) != len(self.plan):
             raise FormatError(
-                f"index lists {len(chunks)} chunks, footer {footer.chunk_count}, window layout implies {len(self.plan)}"
+                f"index lists {len(chunks)} chunks, footer {count}, window layout implies {len(self.plan)}"
             )
         if len(self.index.tensor_bits) != len(self.layout.tensors):
             raise FormatError("index: tensor_bits does not match the tensor table")
@@ -171,9 +306,13 @@ class ArchiveReader:
                 raise FormatError(f"index: chunk {plan.index} payload exceeds the cap")
             if entry.frame_offset != pos:
                 raise FormatError(f"index: chunk {plan.index} is not where the previous frame ends")
-            pos += FRAME_HEAD_SIZE + entry.payload_length
-        if pos != footer.index_offset:
+            pos += self.head_size + entry.payload_length
+        if pos != index_offset:
             raise FormatError("index: frames do not end where the index begins")
+
+    def payload_offset(self, i: int) -> int:
+        """Where chunk ``i``'s payload starts in the file."""
+        return self.index.chunks[i].frame_offset + self.head_size
 
     @property
     def tensors(self) -> tuple[TensorEntry, ...]:
@@ -195,24 +334,25 @@ class ArchiveReader:
         return [self.layout.tensors[i].name for i in idx]
 
     def read_chunk(self, i: int) -> tuple[ChunkEntry, bytes]:
-        """The payload of chunk ``i`` after checking frame head and CRC."""
+        """The payload of chunk ``i`` after checking its frame head (format 1.0-1.3) and CRC."""
         entry = self.index.chunks[i]
-        try:
-            head = FrameHead.unpack(self._read_at(entry.frame_offset, FRAME_HEAD_SIZE), self.describe_chunk(i))
-        except FormatError as exc:
-            raise CorruptChunkError(f"{exc} -- the chunk is damaged") from None
-        expected = FrameHead(
-            i,
-            entry.codec,
-            entry.data_offset,
-            entry.data_length,
-            entry.payload_length,
-            entry.payload_crc,
-            entry.model_bits,
-        )
-        if head != expected:
-            raise CorruptChunkError(f"{self.describe_chunk(i)} is damaged: frame head disagrees with the index")
-        payload = self._read_at(entry.frame_offset + FRAME_HEAD_SIZE, entry.payload_length)
+        if self.head_size:
+            try:
+                head = FrameHead.unpack(self._read_at(entry.frame_offset, FRAME_HEAD_SIZE), self.describe_chunk(i))
+            except FormatError as exc:
+                raise CorruptChunkError(f"{exc} -- the chunk is damaged") from None
+            expected = FrameHead(
+                i,
+                entry.codec,
+                entry.data_offset,
+                entry.data_length,
+                entry.payload_length,
+                entry.payload_crc,
+                entry.model_bits,
+            )
+            if head != expected:
+                raise CorruptChunkError(f"{self.describe_chunk(i)} is damaged: frame head disagrees with the index")
+        payload = self._read_at(self.payload_offset(i), entry.payload_length)
         if zlib.crc32(payload) != entry.payload_crc:
             raise CorruptChunkError(f"{self.describe_chunk(i)} is damaged (CRC mismatch)")
         return entry, payload

@@ -242,6 +242,9 @@ class EncodePane(Vertical):
                 f"encoded: tensor data {r.data_bytes:,} → {r.coded_bytes:,} bytes ({pct:.2f} %), "
                 f"archive {r.archive_size:,} bytes ({100 * r.ratio:.2f} % of the file), {r.seconds:.1f} s"
             )
+            if r.stored:
+                why = "would not make it smaller" if r.coded_bytes else "cannot pay off on a file this small"
+                text = f"stored as it is: archive {r.archive_size:,} bytes (the file + 24): coding {why}"
             self.log_line(f"[green]{shown(text)}[/]")
             result.update(plain(text))
             if out.target is not None:

@@ -8,6 +8,9 @@ python -m tests.data.make_golden NAME...  # writes only those (this machine's lo
 python -m tests.data.make_golden golden_fast.safetensors.lmgc
                                           # the fast level's golden (+ its source golden_fast.safetensors):
                                           # integer arithmetic only, so it decodes on every machine
+python -m tests.data.make_golden golden_compact.safetensors.lmgc
+                                          # format 1.4: the compact layout (golden_fast.safetensors at the
+                                          # fast level) and a stored archive (golden_stored.safetensors)
 
 The 1.0 goldens (golden_ints, golden_tiny) and the first 1.1 golden (golden_shuffle) are frozen:
 ``make_v1_0`` and ``make_v1_1`` are kept for the record only (run today they would write files
@@ -197,10 +200,26 @@ def make_fast_golden() -> None:
     encode_file(HERE / "golden_fast.safetensors", HERE / "golden_fast.safetensors.lmgc", opts, overwrite=True)
 
 
+def make_compact_goldens() -> None:
+    """Format 1.4: golden_compact.safetensors.lmgc (the compact layout: the fast level over
+    golden_fast.safetensors, whose chunks are golden_fast's) and golden_stored.safetensors.lmgc (a file too
+    small to code, stored)."""
+    opts = EncodeOptions(level="fast", threads=1)
+    encode_file(HERE / "golden_fast.safetensors", HERE / "golden_compact.safetensors.lmgc", opts, overwrite=True)
+    tiny = HERE / "golden_stored.safetensors"
+    save_file({"g": torch.tensor([0.5, -0.25], dtype=torch.float32)}, str(tiny), metadata={"step": "1"})
+    encode_file(tiny, HERE / "golden_stored.safetensors.lmgc", opts, overwrite=True)
+
+
 def main() -> None:
     import sys
 
     names = sys.argv[1:]
+    if "golden_compact.safetensors.lmgc" in names:
+        make_compact_goldens()
+        names.remove("golden_compact.safetensors.lmgc")
+        if not names:
+            return
     if "golden_fast.safetensors.lmgc" in names:
         make_fast_golden()
         names.remove("golden_fast.safetensors.lmgc")

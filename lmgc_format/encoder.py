@@ -20,9 +20,10 @@ from .alphabet import Alphabet
 from .atomic import refuse_existing
 from .cm import codec as cm_codec
 from .cm.pool import default_workers, ordered_map
-from .container.constants import LM_CODER, Codec
+from .container.constants import LM_CODER, MAX_BATCH, MAX_BYTES_PER_GROUP, MAX_WINDOW_BYTES, Codec
 from .container.header import AlphabetRecord, Header, Index, ModelRecord, WindowLayout
 from .container.writer import ArchiveWriter, write_stored
+from .defaults import DEFAULT_BATCH, DEFAULT_ENGINE, DEFAULT_WINDOW_BYTES, ENGINE_CHOICES
 from .errors import UnsupportedError
 from .events import ChunkDone, EventSink, Finished, Notice, Progress, Started, ignore
 from .filters import ForwardFilter, choose_filters, mark_plan
@@ -32,7 +33,7 @@ from .mixing import mixing_for
 from .models import DEFAULT_DTYPE, LoadedModel, get
 from .parallel import Pool, WorkerSetup, check_workers, result, start_pool
 from .plan import PLAIN_CHUNK_BYTES, ChunkPlan, Window, plan_chunks, value_size
-from .predictor import DEFAULT_ENGINE, TRANSFORMERS_PROCEDURE, make_predictor, procedure_for
+from .predictor import TRANSFORMERS_PROCEDURE, make_predictor, procedure_for
 from .rows import MIN_VALUES, SAMPLE_VALUES, TRIAL_VALUES, candidate_rows, exponent_fields
 from .serialize import BYTE_ORDERS, DEFAULT_BYTE_ORDER, DEFAULT_SCHEME, get_scheme
 from .shuffle import bit_shuffle, byte_shuffle
@@ -40,12 +41,10 @@ from .source import LM_DTYPES, SourceLayout, read_layout
 
 ZSTD_LEVEL = 19
 FAST_ZSTD_LEVEL = 3  # the fast level's codec for plain chunks (integer tensors, gaps)
-DEFAULT_WINDOW_BYTES = 512
 # Files smaller than this are stored without trying (and without loading a model): the archive's own
 # bytes (~120 beyond the tensor table) cannot be won back. Larger ones are stored when coding does not
 # win either (container/writer.py), so no archive exceeds its file by more than 24 bytes.
 STORE_BELOW = 256
-DEFAULT_BATCH = 16
 
 
 @dataclass(frozen=True)
@@ -76,14 +75,14 @@ class EncodeOptions:
         get_scheme(self.scheme)
         if self.byte_order not in BYTE_ORDERS:
             raise UnsupportedError(f"byte order must be one of {', '.join(BYTE_ORDERS)}")
-        if not 1 <= self.window_bytes <= 1 << 20:
-            raise UnsupportedError("window bytes must be between 1 and 1048576")
-        if not 1 <= self.batch <= 4096:
-            raise UnsupportedError("batch must be between 1 and 4096")
-        if not 0 <= self.bytes_per_group <= 64:
-            raise UnsupportedError("bytes per group must be between 0 (dtype size) and 64")
-        if self.engine not in ("auto", "lmgc", "transformers"):
-            raise UnsupportedError("engine must be one of auto, lmgc, transformers")
+        if not 1 <= self.window_bytes <= MAX_WINDOW_BYTES:
+            raise UnsupportedError(f"window bytes must be between 1 and {MAX_WINDOW_BYTES}")
+        if not 1 <= self.batch <= MAX_BATCH:
+            raise UnsupportedError(f"batch must be between 1 and {MAX_BATCH}")
+        if not 0 <= self.bytes_per_group <= MAX_BYTES_PER_GROUP:
+            raise UnsupportedError(f"bytes per group must be between 0 (dtype size) and {MAX_BYTES_PER_GROUP}")
+        if self.engine not in ENGINE_CHOICES:
+            raise UnsupportedError(f"engine must be one of {', '.join(ENGINE_CHOICES)}")
         check_workers(self.workers, self.ray)
 
 

@@ -140,7 +140,6 @@ class LockstepPredictor:
 # engine that runs each: an archive is decoded by the engine that encoded it.
 TRANSFORMERS_PROCEDURE = "lockstep-kv-v1"
 ENGINES = {"lmgc": "lmgc-llama-v1", "transformers": TRANSFORMERS_PROCEDURE}
-DEFAULT_ENGINE = "auto"  # the lmgc engine where the model fits it, else transformers
 # A procedure may name a modelling stage after the engine: "lmgc-llama-v1+cm-top-v4"
 # (mixing.py, MIXINGS). A reader that does not know the whole name refuses the archive.
 

@@ -63,7 +63,7 @@ def test_lm_result_is_a_verified_round_trip_of_the_real_encoder(
     lm = report.results[-1]
     assert lm.roundtrip is True and lm.decode_bps and lm.encode_bps
     # the size is what the encoder really wrote for the tensor data (it is deterministic)
-    res = encode_file(small_file, tmp_path / "x.lmgc", EncodeOptions(model=tiny_model, window_bytes=32))
+    res = encode_file(small_file, tmp_path / "x.lmgc", EncodeOptions(model=tiny_model, window_bytes=32, level="max"))
     assert lm.size == res.coded_bytes
     best = report.best_classical()
     assert best is not None and best.codec in ("gzip -9", "zstd -19")

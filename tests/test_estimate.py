@@ -119,7 +119,7 @@ def test_estimate_is_within_a_few_bytes_of_the_real_archive(
 def test_estimate_makes_the_encoders_choice_of_codec_per_chunk(
     tmp_path: Path, tiny_model: str, grads: Path, mixing: bool
 ) -> None:
-    opts = EncodeOptions(model=tiny_model, window_bytes=32, batch=4, mixing=mixing)
+    opts = EncodeOptions(model=tiny_model, window_bytes=32, batch=4, mixing=mixing, level="max")
     real = encode_file(grads, tmp_path / "x.lmgc", opts)
     est = estimate_file(grads, opts)
     assert est.codecs == real.codecs

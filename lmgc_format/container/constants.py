@@ -44,6 +44,11 @@ LM_CODER: Final = {
     "quantization": "softmax-f64-floor-plus-one",
 }  # the procedure a stored archive's header reads as (no chunk is modelled)
 
+# The window layout's ranges (docs/FORMAT.md "Limits"): the encoder's options, the CLI's and the reader's.
+MAX_WINDOW_BYTES = 1 << 20
+MAX_BATCH = 4096
+MAX_BYTES_PER_GROUP = 64
+
 # Caps a reader enforces before allocating anything (docs/FORMAT.md, "Limits").
 MAX_HEADER_LEN = 128 << 20
 MAX_INDEX_LEN = 256 << 20

@@ -12,7 +12,7 @@ from ..errors import FormatError
 from ..filters import parse_pairs
 from ..serialize import BYTE_ORDERS, SCHEMES
 from ..zstdcap import decompress_at_most
-from .constants import MAJOR, MAX_HEADER_LEN, MINOR
+from .constants import MAJOR, MAX_BATCH, MAX_BYTES_PER_GROUP, MAX_HEADER_LEN, MAX_WINDOW_BYTES, MINOR
 from .sections import field, pack, unpack
 
 PROCEDURE = "lockstep-kv-v1"  # see predictor.py: BOS first, B windows per step, finished rows fed BOS
@@ -85,7 +85,11 @@ class WindowLayout:
             field(obj, "head", str, w),
             field(obj, "procedure", str, w),
         )
-        if not (1 <= out.window_bytes <= 1 << 20 and 1 <= out.batch <= 4096 and out.bytes_per_group <= 64):
+        if not (
+            1 <= out.window_bytes <= MAX_WINDOW_BYTES
+            and 1 <= out.batch <= MAX_BATCH
+            and out.bytes_per_group <= MAX_BYTES_PER_GROUP
+        ):
             raise FormatError(f"{w}: window layout out of range")
         if not 1 <= out.plain_chunk_bytes <= 1 << 30:
             raise FormatError(f"{w}: plain_chunk_bytes out of range")

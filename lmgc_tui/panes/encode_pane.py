@@ -13,7 +13,7 @@ from textual.message import Message
 from textual.widgets import Button, Checkbox, DataTable, Input, Label, RichLog, Select, Static
 
 from lmgc_format import events as ev
-from lmgc_format.encoder import DEFAULT_BATCH, DEFAULT_WINDOW_BYTES
+from lmgc_format.defaults import DEFAULT_BATCH, DEFAULT_WINDOW_BYTES
 from lmgc_format.errors import LmgcError
 from lmgc_format.levels import DEFAULT_LEVEL, LEVELS
 from lmgc_format.models import DEFAULT_MODEL

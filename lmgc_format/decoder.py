@@ -30,10 +30,11 @@ from .errors import CancelledError, CorruptChunkError, IntegrityError, ModelErro
 from .events import EventSink, Finished, Notice, Progress, Started, ignore
 from .filters import InverseFilter
 from .lmchunk import decode_windows
+from .lmsetup import ExpectedAlphabet, prepare_lm
 from .models import PACKAGED, LoadedModel, get
 from .parallel import Pool, WorkerSetup, check_workers, result, start_pool
 from .plan import value_size
-from .predictor import Predictor, check_procedure, make_predictor, split_procedure
+from .predictor import Predictor, check_procedure, split_procedure
 from .serialize import get_scheme
 from .shuffle import bit_unshuffle, byte_unshuffle
 from .zstdcap import decompress_at_most
@@ -140,17 +141,17 @@ class ChunkDecoder:
 
             lm = _model_for(reader, opts, on_event, model)
             assert header.alphabet is not None
-            alphabet = Alphabet.for_tokenizer(lm.tokenizer, scheme, header.alphabet.sha256)
-            if (alphabet.size, alphabet.digest()) != (header.alphabet.size, header.alphabet.sha256):
-                msg = (
-                    f"the model's tokenizer gives a different {scheme.name!r} alphabet "
-                    f"({alphabet.size} tokens) than the archive's ({header.alphabet.size})"
-                )
-                if not opts.force:
-                    raise ModelMismatchError(msg + " (use --ignore-model-mismatch to try anyway)")
-                on_event(Notice("forced: " + msg))
             torch.set_num_threads(opts.threads or _recorded_threads(header.runtime, torch.get_num_threads()))
-            predictor = make_predictor(lm, alphabet, header.layout.procedure, header.layout.head == "restricted")
+            setup = prepare_lm(
+                lm,
+                scheme.name,
+                header.layout.procedure,
+                header.layout.head == "restricted",
+                expected=ExpectedAlphabet(header.alphabet.sha256, header.alphabet.size),
+                force=opts.force,
+                on_event=on_event,
+            )
+            predictor, alphabet = setup.predictor, setup.alphabet
             if predictor.head_mode != header.layout.head:
                 raise ModelMismatchError(
                     f"archive computed logits with the {header.layout.head!r} head; "
@@ -169,8 +170,8 @@ class ChunkDecoder:
             self.predictor, self.alphabet = predictor, alphabet
             if opts.workers != 1 or opts.ray is not None:
                 restricted = header.layout.head == "restricted"
-                setup = WorkerSetup.of(lm, scheme.name, header.layout.procedure, restricted, here, alphabet.digest())
-                self.pool = start_pool(setup, opts.workers, opts.ray)
+                workers = WorkerSetup.of(lm, scheme.name, header.layout.procedure, restricted, here, alphabet.digest())
+                self.pool = start_pool(workers, opts.workers, opts.ray)
 
     @property
     def lookahead(self) -> int:

@@ -8,7 +8,6 @@ import tempfile
 import threading
 import time
 from collections.abc import Callable, Iterator
-from concurrent.futures import Future
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, BinaryIO
@@ -16,8 +15,8 @@ from typing import Any, BinaryIO
 import zstandard
 
 from . import __version__, runtime
-from .alphabet import Alphabet
 from .atomic import refuse_existing
+from .chunk_encoder import ChunkEncoder
 from .cm import codec as cm_codec
 from .cm.pool import default_workers, ordered_map
 from .container.constants import LM_CODER, MAX_BATCH, MAX_BYTES_PER_GROUP, MAX_WINDOW_BYTES, Codec
@@ -28,18 +27,16 @@ from .errors import UnsupportedError
 from .events import ChunkDone, EventSink, Finished, Notice, Progress, Started, ignore
 from .filters import ForwardFilter, choose_filters, mark_plan
 from .levels import DEFAULT_LEVEL, DEFAULT_TIME_BUDGET, FAST_BATCH, FAST_WINDOW_BYTES, LevelChoice, choose_level
-from .lmchunk import encode_windows
+from .lmsetup import LmSetup, prepare_lm
 from .mixing import mixing_for
 from .models import DEFAULT_DTYPE, LoadedModel, get
-from .parallel import Pool, WorkerSetup, check_workers, result, start_pool
-from .plan import PLAIN_CHUNK_BYTES, ChunkPlan, Window, plan_chunks, value_size
-from .predictor import TRANSFORMERS_PROCEDURE, make_predictor, procedure_for
+from .parallel import Pool, WorkerSetup, check_workers, start_pool
+from .plan import PLAIN_CHUNK_BYTES, ChunkPlan, Window, plan_chunks
+from .predictor import TRANSFORMERS_PROCEDURE, procedure_for
 from .rows import MIN_VALUES, SAMPLE_VALUES, TRIAL_VALUES, candidate_rows, exponent_fields
 from .serialize import BYTE_ORDERS, DEFAULT_BYTE_ORDER, DEFAULT_SCHEME, get_scheme
-from .shuffle import bit_shuffle, byte_shuffle
 from .source import LM_DTYPES, SourceLayout, read_layout
 
-ZSTD_LEVEL = 19
 FAST_ZSTD_LEVEL = 3  # the fast level's codec for plain chunks (integer tensors, gaps)
 # Files smaller than this are stored without trying (and without loading a model): the archive's own
 # bytes (~120 beyond the tensor table) cannot be won back. Larger ones are stored when coding does not
@@ -120,25 +117,6 @@ def fast_threads(opts: EncodeOptions) -> int:
     return opts.threads or default_workers()
 
 
-def _choose(raw: bytes, lm_payload: bytes | None, fallback: bool = True, value_size: int = 1) -> tuple[int, bytes]:
-    """Smallest of LM, zstd, shuffle+zstd, bitshuffle+zstd and raw (docs/DESIGN.md rule 4: never let
-    the LM make a chunk bigger). The shuffles win on dense float chunks: BENCHMARKS.md."""
-    if lm_payload is not None and not fallback:
-        return Codec.LM, lm_payload
-    zstd = zstandard.ZstdCompressor(level=ZSTD_LEVEL)
-    options = [(len(raw), Codec.RAW, raw)]
-    packed = zstd.compress(raw)
-    options.append((len(packed), Codec.ZSTD, packed))
-    if value_size > 1:
-        for codec, shuffle in ((Codec.SHUFFLE_ZSTD, byte_shuffle), (Codec.BITSHUFFLE_ZSTD, bit_shuffle)):
-            packed = zstd.compress(shuffle(raw, value_size))
-            options.append((len(packed), codec, packed))
-    if lm_payload is not None:
-        options.append((len(lm_payload), Codec.LM, lm_payload))
-    _, codec, payload = min(options, key=lambda o: (o[0], o[1]))
-    return codec, payload
-
-
 def encode_file(
     source: str | os.PathLike[str],
     target: str | os.PathLike[str],
@@ -213,7 +191,6 @@ def _encode_lm(
     """The LM level: float chunks coded by the LM with the whole modelling stack (mixing.py, topbyte.py)."""
     plan, forward, rows = plan_for(source, layout, opts)
     scheme = get_scheme(opts.scheme)
-    needs_model = any(c.lm for c in plan)
     mixing = mixing_for(scheme, opts.mixing, opts.top_byte)  # mixing.py works on hex text only
 
     import torch
@@ -223,19 +200,12 @@ def _encode_lm(
     threads = opts.threads or (1 if parallel else None)
     if threads:
         torch.set_num_threads(threads)
-    predictor = None
-    alphabet = None
-    record = None
-    lm = None
+    setup: LmSetup | None = None
     procedure = TRANSFORMERS_PROCEDURE  # recorded even when no chunk needs a model
-    if needs_model:
+    if any(c.lm for c in plan):
         lm = model or get(opts.model, opts.dtype, opts.device)
-        alphabet = Alphabet.for_tokenizer(lm.tokenizer, scheme)
-        procedure = procedure_for(opts.engine, lm, opts.restricted_head)
-        predictor = make_predictor(lm, alphabet, procedure, opts.restricted_head)
-        if mixing is not None:
-            procedure += "+" + mixing
-        record = ModelRecord(**lm.info.__dict__)
+        procedure = procedure_for(opts.engine, lm, opts.restricted_head) + ("+" + mixing if mixing else "")
+        setup = prepare_lm(lm, scheme.name, procedure, opts.restricted_head)
         if procedure.startswith(TRANSFORMERS_PROCEDURE) and lm.device.startswith("cuda") and opts.dtype == "bfloat16":
             # Seen on an H100 (BENCHMARKS.md "CUDA"): that archive did not decode, even in the same process.
             on_event(
@@ -249,74 +219,50 @@ def _encode_lm(
         opts,
         forward,
         rows,
-        head=predictor.head_mode if predictor else "none",
+        head=setup.predictor.head_mode if setup else "none",
         procedure=procedure,
-        model=record,
-        alphabet=AlphabetRecord(alphabet.size, alphabet.digest()) if alphabet else None,
-        device=lm.device if lm else "cpu",
+        model=ModelRecord(**setup.lm.info.__dict__) if setup else None,
+        alphabet=AlphabetRecord(setup.alphabet.size, setup.alphabet.digest()) if setup else None,
+        device=setup.lm.device if setup else "cpu",
         coder=dict(LM_CODER),
     )
     on_event(Started("encode", str(source), layout.data_size))
     msb_first = opts.byte_order == "msb_first"
     pool: Pool | None = None
-    if parallel and lm is not None:
-        assert alphabet is not None
-        setup = WorkerSetup.of(lm, scheme.name, procedure, opts.restricted_head, header.runtime, alphabet.digest())
-        pool = start_pool(setup, opts.workers, opts.ray)
+    if parallel and setup is not None:
+        alphabet_digest = setup.alphabet.digest()
+        pool = start_pool(
+            WorkerSetup.of(setup.lm, scheme.name, procedure, opts.restricted_head, header.runtime, alphabet_digest),
+            opts.workers,
+            opts.ray,
+        )
     writer = ArchiveWriter(target, header, overwrite, source if opts.fallback else None)
-    # With workers: LM chunks submitted ahead (chunk index -> (future, the bytes it was given)).
-    pending: dict[int, tuple[Future[Any], bytes]] = {}
+    chunks = ChunkEncoder(layout, setup, msb_first=msb_first, fallback=opts.fallback, pool=pool, cancel=cancel)
     upcoming = iter([c for c in plan if c.lm])
 
     def submit_ahead(ahead: BinaryIO) -> None:
-        assert pool is not None
-        while len(pending) < 2 * pool.workers:
+        """Keep the workers busy a few LM chunks ahead, read through a second handle."""
+        while chunks.in_flight < chunks.lookahead:
             nxt = next(upcoming, None)
             if nxt is None:
                 return
             ahead.seek(layout.data_offset + nxt.begin)
             raw = ahead.read(nxt.nbytes)
-            stored = forward.apply(nxt.begin, raw)
-            parts = [stored[w.begin - nxt.begin : w.end - nxt.begin] for w in nxt.windows]
-            pending[nxt.index] = (pool.encode(nxt.windows, parts, msb_first), raw)
+            chunks.submit(nxt, raw, forward.apply(nxt.begin, raw))
 
     try:
         tally = _Tally(layout, writer, on_event)
         with open(source, "rb") as ahead:
             for chunk, raw, stored in _read_chunks(source, layout, plan, forward, tally):
-                lm_payload: bytes | None = None
-                window_bits: list[float] = []
-                if chunk.lm:
-                    assert predictor is not None and alphabet is not None and lm is not None
-                    base = tally.done_bytes
-                    chunk_bytes = chunk.nbytes
+                base = tally.done_bytes
 
-                    def step(fraction: float, n: int, base: int = base, size: int = chunk_bytes) -> None:
-                        tally.tokens += n
-                        on_event(Progress("encode", base + int(size * fraction), layout.data_size, tally.tokens))
+                def step(fraction: float, n: int, base: int = base, size: int = chunk.nbytes) -> None:
+                    tally.tokens += n
+                    on_event(Progress("encode", base + int(size * fraction), layout.data_size, tally.tokens))
 
-                    if pool is not None:
-                        submit_ahead(ahead)
-                        future, given = pending.pop(chunk.index)
-                        if given != raw:
-                            raise UnsupportedError(f"{source} changed while being read")
-                        lm_payload, window_bits, n = result(future, cancel)
-                        step(1.0, n)
-                    else:
-                        data = [stored[w.begin - chunk.begin : w.end - chunk.begin] for w in chunk.windows]
-                        lm_payload, window_bits, _ = encode_windows(
-                            predictor,
-                            alphabet,
-                            scheme,
-                            chunk.windows,
-                            data,
-                            lm.tokenizer,
-                            msb_first,
-                            cancel,
-                            step,
-                            mixing=mixing,
-                        )
-                codec, payload = _choose(stored, lm_payload, opts.fallback, value_size(chunk, layout))
+                if pool is not None and chunk.lm:
+                    submit_ahead(ahead)
+                codec, payload, window_bits = chunks.code(chunk, raw, stored, step)
                 tally.add(chunk, raw, codec, payload, window_bits)
         size, digest = tally.finish(time.monotonic() - start)
     except BaseException:

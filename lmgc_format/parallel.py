@@ -78,11 +78,9 @@ _state: dict[str, Any] = {}
 def _start(setup: WorkerSetup) -> None:
     import torch
 
-    from .alphabet import Alphabet
+    from .lmsetup import ExpectedAlphabet, prepare_lm
     from .models import get
-    from .predictor import make_predictor, split_procedure
     from .runtime import describe, differences
-    from .serialize import get_scheme
 
     torch.set_num_threads(setup.threads)
     lm = get(setup.model, setup.dtype, setup.device)
@@ -94,17 +92,14 @@ def _start(setup: WorkerSetup) -> None:
             f"a worker on {os.uname().nodename} computes differently from the main process ({', '.join(diffs)}): "
             "its chunks would decode only on such a machine"
         )
-    scheme = get_scheme(setup.scheme)
-    alphabet = Alphabet.for_tokenizer(lm.tokenizer, scheme, setup.alphabet)
-    if alphabet.digest() != setup.alphabet:
-        raise ModelMismatchError(f"worker's tokenizer gives another {scheme.name!r} alphabet than the main process's")
-    _state.update(
-        lm=lm,
-        scheme=scheme,
-        alphabet=alphabet,
-        predictor=make_predictor(lm, alphabet, setup.procedure, setup.restricted_head),
-        mixing=split_procedure(setup.procedure)[1],
+    made = prepare_lm(
+        lm,
+        setup.scheme,
+        setup.procedure,
+        setup.restricted_head,
+        expected=ExpectedAlphabet(setup.alphabet, whose="the main process's"),
     )
+    _state.update(lm=lm, scheme=made.scheme, alphabet=made.alphabet, predictor=made.predictor, mixing=made.mixing)
 
 
 def _encode(windows: tuple[Window, ...], data: list[bytes], msb_first: bool) -> tuple[bytes, list[float], int]:

@@ -10,10 +10,11 @@ import pytest
 import zstandard
 from safetensors.numpy import save_file
 
+from lmgc_format.chunk_encoder import choose_codec
 from lmgc_format.container.constants import Codec
 from lmgc_format.container.reader import ArchiveReader
 from lmgc_format.decoder import decode_file
-from lmgc_format.encoder import EncodeOptions, _choose, encode_file
+from lmgc_format.encoder import EncodeOptions, encode_file
 from lmgc_format.shuffle import bit_shuffle, bit_unshuffle, byte_shuffle, byte_unshuffle
 
 
@@ -38,10 +39,10 @@ def dense(n: int, seed: int = 0) -> np.ndarray:
 
 def test_choose_takes_a_shuffle_for_dense_floats() -> None:
     raw = dense(2048).tobytes()
-    codec, payload = _choose(raw, None, True, value_size=4)
+    codec, payload = choose_codec(raw, None, True, value_size=4)
     assert codec in (Codec.SHUFFLE_ZSTD, Codec.BITSHUFFLE_ZSTD)
     assert len(payload) < len(zstandard.ZstdCompressor(level=19).compress(raw))
-    assert _choose(raw, None, True, value_size=1)[0] in (Codec.RAW, Codec.ZSTD)
+    assert choose_codec(raw, None, True, value_size=1)[0] in (Codec.RAW, Codec.ZSTD)
 
 
 def test_dense_file_roundtrips_through_shuffle_chunks(tmp_path: Path, tiny_model: str) -> None:

@@ -6,7 +6,7 @@ the encoder knows every window's text in advance, so the LM can read each window
 whole in one teacher-forced forward pass (measured before lmgc 0.1: 491 tok/s that way vs
 18-172 tok/s stepping, on 2 cores). Everything after the LM is the encoder's own:
 the same plan, tokens, mixer, top-byte model, quantization, range coder and per-chunk
-choice of the smallest codec (encoder._choose). What differs is the last bits of
+choice of the smallest codec (chunk_encoder.ChunkEncoder, as the encoder). What differs is the last bits of
 the logits (full-window vs incremental attention, and transformers vs the lmgc
 engine), so a size can move by a few bytes; `tests/test_estimate.py` bounds that
 against real archives. Such payloads could not be decoded and are never written.
@@ -19,19 +19,18 @@ import time
 from dataclasses import dataclass, field
 from functools import partial
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 
 from ..alphabet import Alphabet
+from ..chunk_encoder import ChunkEncoder
 from ..container.constants import Codec
-from ..encoder import EncodeOptions, _choose, plan_for
+from ..encoder import EncodeOptions, plan_for
 from ..errors import CancelledError
 from ..events import EventSink, Finished, Progress, Started, ignore
-from ..lmchunk import encode_windows
+from ..lmsetup import prepare_lm
 from ..mixing import mixing_for
 from ..models import LoadedModel, get
-from ..plan import value_size
 from ..predictor import alphabet_head
 from ..serialize import get_scheme
 from ..source import read_layout
@@ -128,39 +127,32 @@ def estimate_file(
     plan, forward, _ = plan_for(source, layout, opts)
     scheme = get_scheme(opts.scheme)
     mixing = mixing_for(scheme, opts.mixing, opts.top_byte)
-    lm: Any = None
-    predictor: TeacherForcedPredictor | None = None
-    alphabet: Alphabet | None = None
+    setup = None
     if any(c.lm for c in plan):
         lm = model or get(opts.model, opts.dtype, opts.device)
-        alphabet = Alphabet.for_tokenizer(lm.tokenizer, scheme)
-        predictor = TeacherForcedPredictor(lm, alphabet, opts.restricted_head)
-    msb_first = opts.byte_order == "msb_first"
+        setup = prepare_lm(
+            lm,
+            scheme.name,
+            PROCEDURE + ("+" + mixing if mixing else ""),
+            predictor=lambda lm, alphabet: TeacherForcedPredictor(lm, alphabet, opts.restricted_head),
+        )
+    prime = partial(setup.predictor.prime, cancel=cancel) if setup else None  # type: ignore[attr-defined]
+    chunks = ChunkEncoder(
+        layout, setup, msb_first=opts.byte_order == "msb_first", fallback=opts.fallback, cancel=cancel, prime=prime
+    )
     on_event(Started("estimate", str(source), layout.data_size))
     coded = tokens = done = 0
     codecs: dict[str, int] = {}
     with open(source, "rb") as f:
         for chunk in plan:
             f.seek(layout.data_offset + chunk.begin)
-            raw = forward.apply(chunk.begin, f.read(chunk.nbytes))
-            lm_payload: bytes | None = None
-            if chunk.lm:
-                assert predictor is not None and alphabet is not None
-                data = [raw[w.begin - chunk.begin : w.end - chunk.begin] for w in chunk.windows]
-                lm_payload, _, n = encode_windows(
-                    predictor,
-                    alphabet,
-                    scheme,
-                    chunk.windows,
-                    data,
-                    lm.tokenizer,
-                    msb_first,
-                    cancel,
-                    mixing=mixing,
-                    prime=partial(predictor.prime, cancel=cancel),
-                )
+            raw = f.read(chunk.nbytes)
+
+            def step(_fraction: float, n: int) -> None:
+                nonlocal tokens
                 tokens += n
-            codec, payload = _choose(raw, lm_payload, opts.fallback, value_size(chunk, layout))
+
+            codec, payload, _ = chunks.code(chunk, raw, forward.apply(chunk.begin, raw), step)
             codecs[Codec.NAMES[codec]] = codecs.get(Codec.NAMES[codec], 0) + 1
             coded += len(payload)
             done += chunk.nbytes

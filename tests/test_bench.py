@@ -56,7 +56,7 @@ def test_unknown_codec_name_is_an_error() -> None:
 def test_lm_result_is_a_verified_round_trip_of_the_real_encoder(
     tmp_path: Path, tiny_model: str, small_file: Path
 ) -> None:
-    setting = LmSetting(model=tiny_model, window_bytes=32)
+    setting = LmSetting(EncodeOptions(model=tiny_model, window_bytes=32, level="max"))
     report = bench_file(small_file, BenchOptions(by_name(["gzip-9", "zstd-19"]), [setting]))
     names = [r.codec for r in report.results]
     assert names == ["gzip -9", "zstd -19", "lmgc comma"]

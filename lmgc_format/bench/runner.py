@@ -15,6 +15,8 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from ..defaults import DEFAULT_BYTE_ORDER, DEFAULT_ENGINE
+from ..encoder import EncodeOptions
 from ..events import EventSink, ignore
 from ..source import read_layout
 from .classical import Classical, Unavailable
@@ -74,41 +76,32 @@ class FileReport:
 
 @dataclass(frozen=True)
 class LmSetting:
-    """One LM configuration to bench (the scheme varies in ``--schemes`` runs)."""
+    """One lmgc configuration to bench: the encoder's own options (a level, and for ``max`` the LM's
+    settings), and what only the bench knows."""
 
-    model: str | None = None
-    scheme: str = "comma"
-    byte_order: str = "msb_first"
-    window_bytes: int = 512
-    batch: int = 16
-    dtype: str = "float32"
-    fallback: bool = True
-    engine: str = "auto"
-    mixing: bool = True
-    top_byte: bool = True
-    filters: bool = True  # zero-sum filters (filters.py)
+    options: EncodeOptions = field(default_factory=lambda: EncodeOptions(level="max"))
     estimate: bool = False  # one forward pass per window, nothing decoded (estimate.py)
     model_tag: str = ""  # set when several models run side by side: shown in the label
-    level: str = "max"  # "fast" and "auto" ignore the LM settings above (levels.py)
 
     def label(self) -> str:
-        if self.level != "max":
-            return f"lmgc {self.level}"
-        notes = [] if self.engine == "auto" or self.estimate else [self.engine]
-        if self.byte_order != "msb_first":
-            notes.append(f"{self.byte_order} order")
-        if not self.fallback:
+        o = self.options
+        if o.level != "max":
+            return f"lmgc {o.level}"
+        notes = [] if o.engine == DEFAULT_ENGINE or self.estimate else [o.engine]
+        if o.byte_order != DEFAULT_BYTE_ORDER:
+            notes.append(f"{o.byte_order} order")
+        if not o.fallback:
             notes.append("no fallback")
-        if not self.mixing:
+        if not o.mixing:
             notes.append("no mix")
-        elif not self.top_byte:
+        elif not o.top_byte:
             notes.append("no top byte")
-        if not self.filters:
+        if not o.filters:
             notes.append("no filters")
         if self.estimate:
             notes.append("estimate")
         tag = f" [{self.model_tag}]" if self.model_tag else ""
-        return f"lmgc {self.scheme}{tag}" + (f" ({', '.join(notes)})" if notes else "")
+        return f"lmgc {o.scheme}{tag}" + (f" ({', '.join(notes)})" if notes else "")
 
 
 @dataclass
@@ -195,23 +188,8 @@ def run_lm(
 ) -> CodecResult:
     """Encode to a temp archive, decode it back, compare; size = chunk payloads (tensor data cost).
     With ``setting.estimate`` the size is estimate.py's instead, and nothing is written or decoded."""
-    from ..encoder import EncodeOptions
-
-    opts = EncodeOptions(
-        model=setting.model,
-        scheme=setting.scheme,
-        byte_order=setting.byte_order,
-        window_bytes=setting.window_bytes,
-        batch=setting.batch,
-        dtype=setting.dtype,
-        fallback=setting.fallback,
-        engine=setting.engine,
-        mixing=setting.mixing,
-        top_byte=setting.top_byte,
-        filters=setting.filters,
-        level=setting.level,
-    )
-    if setting.estimate and setting.level == "max":  # the fast level is quicker coded than estimated
+    opts = setting.options
+    if setting.estimate and opts.level == "max":  # the fast level is quicker coded than estimated
         return _estimated(path, setting.label(), opts, on_event, cancel)
     rt = round_trip(path, opts, on_event, cancel)
     enc, dec = rt.encoded, rt.decoded

@@ -136,6 +136,7 @@ def bench(
     """
     from lmgc_format.bench.classical import by_name
     from lmgc_format.bench.runner import BenchOptions, LmSetting, bench_file
+    from lmgc_format.encoder import EncodeOptions
 
     from ..bench_view import bench_markdown, bench_table
 
@@ -195,24 +196,27 @@ def bench(
         picked,
         [
             LmSetting(
-                model=m,
-                scheme=sc,
-                byte_order=byte_order,
-                window_bytes=window_bytes,
-                batch=batch,
-                dtype=dtype,
-                fallback=not no_fallback,
-                engine=engine,
-                mixing=mix,
-                top_byte=top_byte,
-                filters=filters,
+                EncodeOptions(
+                    model=m,
+                    scheme=sc,
+                    byte_order=byte_order,
+                    window_bytes=window_bytes,
+                    batch=batch,
+                    dtype=dtype,
+                    fallback=not no_fallback,
+                    engine=engine,
+                    mixing=mix,
+                    top_byte=top_byte,
+                    filters=filters,
+                    level="max",
+                ),
                 estimate=estimate,
                 model_tag=_model_tag(m) if len(model_list) > 1 else "",
             )
             for m in model_list
             for sc in scheme_list
         ]
-        + [LmSetting(level=level) for level in level_list if level != "max"],
+        + [LmSetting(EncodeOptions(level=level)) for level in level_list if level != "max"],
     )
     reports = []
     for path in files:

@@ -17,7 +17,6 @@ import numpy as np
 
 from .alphabet import Alphabet
 from .errors import UnsupportedError
-from .mixing import MIXINGS
 from .models import LoadedModel
 
 # Architectures whose output head is a plain bias-free linear map of the last
@@ -151,19 +150,10 @@ def split_procedure(procedure: str) -> tuple[str, str | None]:
 
 
 def check_procedure(procedure: str) -> None:
-    """Refuse a procedure this version cannot run, naming what it can."""
-    from .cm.codec import NAME as FAST_PROCEDURE
-    from .container.constants import STORED_PROCEDURE
+    """Refuse a procedure this version cannot run, naming what it can (procedures.py holds the table)."""
+    from .procedures import check_procedure as check
 
-    if procedure in (FAST_PROCEDURE, STORED_PROCEDURE):  # the fast level, a stored file: no LM at all
-        return
-    engine, mixing = split_procedure(procedure)
-    if engine not in ENGINES.values() or (mixing is not None and mixing not in MIXINGS):
-        known = ", ".join(repr(p) for p in ENGINES.values())
-        raise UnsupportedError(
-            f"archive uses LM procedure {procedure!r}; this version runs {known}, each optionally "
-            f"followed by {' or '.join('+' + m for m in MIXINGS)}"
-        )
+    check(procedure)
 
 
 class Predictor(Protocol):

@@ -1,0 +1,84 @@
+"""Everything an archive can name, in one table (numcodecs' registry is the model).
+
+An archive names its procedures by value: a chunk codec number in the index, a procedure string in
+the header (``engine``, ``engine+mixing``, ``cm-fast-v1`` or ``stored``), a filter kind per filtered
+tensor, a serialization scheme. Each entry says when it appeared (format version and lmgc version),
+whether its bytes decode on any machine (``portable``), where docs/FORMAT.md specifies it, which
+golden archive pins it, and which module codes it. A reader refuses what the table does not hold
+(:func:`check_procedure`); tests/test_procedures.py checks the table against the registries the
+modules keep (codec numbers, engines, mixings, filter kinds, schemes), the goldens and FORMAT.md.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from .errors import UnsupportedError
+
+
+@dataclass(frozen=True)
+class Procedure:
+    kind: str  # "codec" | "engine" | "mixing" | "level" | "filter" | "scheme"
+    name: str  # what the archive writes (for codecs: Codec.NAMES's name; ``id`` is the number)
+    since_format: tuple[int, int]  # the oldest format version that may carry it
+    since_lmgc: str
+    portable: bool  # decodes byte-exact on any machine (integer arithmetic, or no model at all)
+    module: str  # what codes it
+    spec: str  # docs/FORMAT.md section
+    golden: str = ""  # tests/data archive that pins it ("" where a larger golden covers it)
+    id: int = -1  # codecs: the number in the index
+
+
+_LM_SPEC = "How an LM chunk is coded"
+PROCEDURES: tuple[Procedure, ...] = (
+    Procedure("codec", "raw", (1, 0), "0.1", True, "container", "Frame", "golden_ints", 0),
+    Procedure("codec", "zstd", (1, 0), "0.1", True, "chunk_encoder", "Frame", "golden_ints", 1),
+    Procedure("codec", "lm", (1, 0), "0.1", False, "lmchunk", _LM_SPEC, "golden_engine", 2),
+    Procedure("codec", "shuffle+zstd", (1, 1), "0.2", True, "shuffle", "Frame", "golden_shuffle", 3),
+    Procedure("codec", "bitshuffle+zstd", (1, 1), "0.2", True, "shuffle", "Frame", "golden_shuffle", 4),
+    Procedure("codec", "cm-fast-v1", (1, 3), "0.10", True, "cm", "How a fast-level chunk is coded", "golden_fast", 5),
+    Procedure("engine", "lockstep-kv-v1", (1, 0), "0.1", False, "predictor", _LM_SPEC, "golden_lockstep"),
+    Procedure("engine", "lmgc-llama-v1", (1, 1), "0.2", False, "engine", _LM_SPEC, "golden_engine"),
+    Procedure("mixing", "cm-mix-v1", (1, 1), "0.3", False, "mixing", _LM_SPEC, "golden_mix"),
+    Procedure("mixing", "cm-top-v1", (1, 1), "0.4", False, "topbyte", _LM_SPEC, "golden_top"),
+    Procedure("mixing", "cm-top-v2", (1, 1), "0.5", False, "topbyte", _LM_SPEC, "golden_top2"),
+    Procedure("mixing", "cm-top-v3", (1, 1), "0.6", False, "topbyte", _LM_SPEC, "golden_top3"),
+    Procedure("mixing", "cm-top-v4", (1, 2), "0.9", False, "topbyte", _LM_SPEC, "golden_top4"),
+    Procedure("level", "cm-fast-v1", (1, 3), "0.10", True, "cm", "How a fast-level chunk is coded", "golden_fast"),
+    Procedure("level", "stored", (1, 4), "0.11", True, "container", "Stored archives", "golden_stored"),
+    Procedure("filter", "sum-first-axis-v1", (1, 2), "0.8", True, "filters", "Filters", "golden_filters"),
+    Procedure("filter", "sum-last-axis-v1", (1, 2), "0.8", True, "filters", "Filters", "golden_filters"),
+    *(
+        Procedure("scheme", s, (1, 0), "0.1", False, "serialize", _LM_SPEC)
+        for s in ("none", "space", "comma", "comma_space", "semicolon", "0x", "iso")
+    ),
+)
+
+
+def named(kind: str) -> dict[str, Procedure]:
+    return {p.name: p for p in PROCEDURES if p.kind == kind}
+
+
+def codec(number: int) -> Procedure | None:
+    return next((p for p in PROCEDURES if p.kind == "codec" and p.id == number), None)
+
+
+def check_procedure(procedure: str) -> None:
+    """Refuse a header procedure this version cannot run, naming what it can: a level's name alone, or an
+    engine optionally followed by ``+`` and a mixing."""
+    if procedure in named("level"):
+        return
+    engine, _, mixing = procedure.partition("+")
+    engines, mixings = named("engine"), named("mixing")
+    if engine not in engines or (mixing and mixing not in mixings):
+        raise UnsupportedError(
+            f"archive uses LM procedure {procedure!r}; this version runs {', '.join(map(repr, engines))}, each "
+            f"optionally followed by {' or '.join('+' + m for m in mixings)}"
+        )
+
+
+def portable(codecs: set[int]) -> bool:
+    """Whether an archive whose chunks use ``codecs`` decodes byte-exact on any machine: an LM chunk (the
+    LM's float procedures) decodes only where the LM computes as the encoder's machine did; whatever the
+    header's procedure, an archive none of whose chunks the LM coded needs no model."""
+    return all(p is not None and p.portable for p in map(codec, codecs))

@@ -1,0 +1,58 @@
+"""The table of everything an archive can name agrees with the registries, the goldens and FORMAT.md."""
+
+from __future__ import annotations
+
+import re
+
+import pytest
+
+from lmgc_format.cm.codec import NAME as FAST
+from lmgc_format.container.constants import STORED_PROCEDURE, Codec
+from lmgc_format.errors import UnsupportedError
+from lmgc_format.filters import KINDS
+from lmgc_format.mixing import MIXINGS
+from lmgc_format.predictor import ENGINES
+from lmgc_format.procedures import PROCEDURES, check_procedure, codec, named, portable
+from lmgc_format.serialize import SCHEMES
+from tests.conftest import ROOT
+
+
+def test_table_matches_the_registries() -> None:
+    codecs = named("codec")
+    assert {p.id: p.name for p in codecs.values()} == dict(Codec.NAMES)
+    for p in codecs.values():
+        assert p.since_format == Codec.SINCE.get(p.id, (1, 0)), p.name
+    assert set(named("engine")) == set(ENGINES.values())
+    assert set(named("mixing")) == set(MIXINGS)
+    assert set(named("filter")) == set(KINDS)
+    assert set(named("scheme")) == set(SCHEMES)
+    assert set(named("level")) == {FAST, STORED_PROCEDURE}
+    assert len({(p.kind, p.name) for p in PROCEDURES}) == len(PROCEDURES)
+
+
+def test_every_entry_has_its_spec_section_and_golden() -> None:
+    headings = re.findall(r"^## (.+)$", (ROOT / "docs" / "FORMAT.md").read_text(), re.M)
+    for p in PROCEDURES:
+        assert any(p.spec in h for h in headings), (p.name, p.spec)
+        if p.golden:
+            assert (ROOT / "tests" / "data" / f"{p.golden}.safetensors.lmgc").exists(), p.golden
+
+
+def test_procedures_are_checked_by_name() -> None:
+    for engine in named("engine"):
+        check_procedure(engine)
+        for mixing in named("mixing"):
+            check_procedure(f"{engine}+{mixing}")
+    check_procedure(FAST)
+    check_procedure(STORED_PROCEDURE)
+    for bad in ("lmgc-llama-v9", "lmgc-llama-v1+cm-top-v9", "cm-fast-v2", "", "+cm-top-v4"):
+        with pytest.raises(UnsupportedError, match="this version runs"):
+            check_procedure(bad)
+
+
+def test_portable_means_no_lm_chunk() -> None:
+    assert portable({Codec.CM_FAST, Codec.ZSTD, Codec.RAW})
+    assert portable({Codec.ZSTD, Codec.SHUFFLE_ZSTD})  # an LM-level archive whose every LM chunk fell back
+    assert not portable({Codec.LM, Codec.ZSTD})
+    assert not portable({99})
+    assert codec(Codec.LM) is not None and codec(99) is None

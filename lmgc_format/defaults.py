@@ -12,7 +12,7 @@ from .levels import DEFAULT_LEVEL, DEFAULT_TIME_BUDGET, LEVELS
 from .models import DEFAULT_DTYPE, DEFAULT_MODEL, DTYPES
 from .serialize import BYTE_ORDERS, DEFAULT_BYTE_ORDER, DEFAULT_SCHEME, SCHEMES
 
-# The LM level's window layout (BENCHMARKS.md "Window size and batch"): data bytes per window, windows
+# The LM level's window layout (BENCHMARKS.md "Speed", "Window length"): data bytes per window, windows
 # run in lockstep (one chunk).
 DEFAULT_WINDOW_BYTES = 512
 DEFAULT_BATCH = 16

@@ -59,7 +59,7 @@ KINDS = (FIRST_AXIS, LAST_AXIS)
 # elements had (mean bit length of the zigzagged distances <= a quarter of the element
 # size). A coded distance costs its bit length plus several bits (its top byte is zero
 # where the tensor's are not); half the size kept bfloat16 filters that cost bytes
-# (BENCHMARKS.md, "Zero-sum filters").
+# (docs/EXPERIMENTS.md, "Zero-sum filters").
 KEEP_SHARE = 0.25
 # Elements read at a time while choosing filters (bounded memory on big tensors).
 SCAN_ELEMENTS = 1 << 20

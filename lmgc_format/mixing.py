@@ -2,7 +2,7 @@
 
 The LM alone reads a window as text and knows nothing of the structure the
 serializer guarantees, nor of the statistics of the tensor it is reading
-(BENCHMARKS.md "Bits per byte position": it spends 1.2-2 bits more on the
+(docs/EXPERIMENTS.md "Bits per byte position": it spends 1.2-2 bits more on the
 sign/exponent byte than that byte's order-0 entropy). Mixing ``cm-mix-v1``
 fixes both, for hex schemes, in two deterministic stages run identically by
 the encoder and the decoder after every LM step:
@@ -33,7 +33,7 @@ the digit model instead of all on the LM, and learn at 0.03 instead of 0.1.
 On dense gradients ``cm-top-v1`` still paid more than 8 bits for mantissa
 bytes: its weights had too few values in a chunk to leave the LM, and a fast
 rate kept them noisy. Chosen by replaying the same LM runs offline on six
-samples (BENCHMARKS.md "Mixer start and rate"): ViT bf16 72.97 -> 70.46 %,
+samples (docs/EXPERIMENTS.md "Mixer start and rate"): ViT bf16 72.97 -> 70.46 %,
 ViT fp32 86.96 -> 85.62 %, ConvNet fp32 73.59 -> 73.15 %.
 
 ``cm-top-v3`` (lmgc 0.6) changes three things of ``cm-top-v2``:
@@ -58,7 +58,7 @@ ViT fp32 86.96 -> 85.62 %, ConvNet fp32 73.59 -> 73.15 %.
   row above in the tensor, two rows up, a row + column exponent guess and the
   row's bias.
 
-Chosen by replaying the same LM runs (BENCHMARKS.md "cm-top-v3"): ConvNet fp32
+Chosen by replaying the same LM runs (docs/EXPERIMENTS.md "cm-top-v3"): ConvNet fp32
 73.15 -> 69.77 %, MLP fp32 58.93 -> 55.99 %, ViT fp32 85.62 -> 84.64 %, ViT
 bf16 70.46 -> 69.43 %, MLP bf16 50.20 -> 46.27 % of tensor data.
 
@@ -72,7 +72,7 @@ is updated after it, in row order, so both sides see identical numbers. The
 arithmetic is float64 numpy; like the LM itself, it is reproduced exactly by
 the same software on the same machine (docs/FORMAT.md).
 
-Chosen by replaying dumped LM logits offline (BENCHMARKS.md "Mixing"): ConvNet
+Chosen by replaying dumped LM logits offline (docs/EXPERIMENTS.md "Mixing"): ConvNet
 fp32 78.7 % -> 76.9 % (mask) -> 73.9 % (mask + mixing) of tensor data, ViT fp32
 93.7 % -> 87.4 %. Real round trips of the default (lmgc 0.3 bench): ConvNet fp32
 78.8 % -> 74.6 %, bf16 70.6 % -> 64.3 %.
@@ -106,7 +106,7 @@ class Mixing:
     fit: bool = False  # the top-byte model also fits rows x columns of each matrix (rowfit.py, cm-top-v4)
 
 
-# Grid contexts for the top byte, one digit per token, weights apart for zero values (BENCHMARKS "cm-top-v3").
+# Grid contexts for the top byte, one digit per token, weights apart for zero values (docs/EXPERIMENTS.md "cm-top-v3").
 _TOP_V3 = Mixing(
     "cm-top-v3",
     True,
@@ -122,10 +122,10 @@ MIXINGS = {
     for m in (
         Mixing("cm-mix-v1", False, (1.0, 0.0, 0.0, 0.0), 0.1),
         Mixing("cm-top-v1", True, (1.0, 0.0, 0.0, 0.0, 0.0), 0.1),
-        # Starting half-way to the digit model and learning 3x slower (BENCHMARKS "Mixer start and rate").
+        # Starting half-way to the digit model and learning 3x slower (docs/EXPERIMENTS.md "Mixer start and rate").
         Mixing("cm-top-v2", True, (0.4, 0.0, 0.0, 0.0, 0.6), 0.03),
         _TOP_V3,
-        # cm-top-v3 with the row x column fits in the top-byte model (BENCHMARKS "cm-top-v4").
+        # cm-top-v3 with the row x column fits in the top-byte model (docs/EXPERIMENTS.md "cm-top-v4").
         replace(_TOP_V3, name="cm-top-v4", fit=True),
     )
 }
@@ -206,7 +206,7 @@ class TokenMixer:
         self._groups = [w.group for w in windows]
         self._texts = [bytearray() for _ in windows]
         # With the top byte apart a fixed model joins: every hex digit a token spells costs 4 bits (the
-        # ideal code of random digits, which dense low mantissa bytes nearly are; BENCHMARKS "Top byte").
+        # ideal code of random digits, which dense low mantissa bytes nearly are; docs/EXPERIMENTS.md "Top byte").
         self._digit_logp = -np.log(16.0) * self._is_hex.sum(axis=1) if top_byte else None
         self._models = _MODELS + (1 if top_byte else 0)
         self._initial = np.array(spec.initial, dtype=np.float64)
@@ -289,7 +289,7 @@ class TokenMixer:
         previous = bytes(text[prev_start + max(d, 0) : prev_start + max(d, 0) + 2]) if prev_start >= 0 else b""
         # cm-top-v3: a value whose top byte (already known: coded apart, msb-first) says zero or subnormal
         # is all zeros in practice; its own weights let the mix trust the counts there and stay near the
-        # digit model on every other value (BENCHMARKS "cm-top-v3"). -1: no class (older mixings, or unknown).
+        # digit model on every other value (docs/EXPERIMENTS.md "cm-top-v3"). -1: no class (older mixings, or unknown).
         zero = -1
         if self._zero_initial is not None and d >= 2 and self._templates[row][0][start] == _TOP:
             zero = int(int(text[start : start + 2], 16) & 0x7F == 0)

@@ -2,7 +2,7 @@
 
 A weight gradient summed over a batch, ``dW = sum_b delta_b x_b^T``, is close
 to rank one on the samples (the first singular value holds 45-100 % of a
-matrix's energy: BENCHMARKS.md "cm-top-v4"): ``dW[i, j] ~ a_i * b_j``. So a value's
+matrix's energy: docs/EXPERIMENTS.md "cm-top-v4"): ``dW[i, j] ~ a_i * b_j``. So a value's
 sign is close to ``sign(a_i) * sign(b_j)`` and its exponent close to a row
 term plus a column term. The grid contexts of ``cm-top-v3`` see that through
 three neighbours (left, up, up-left); these fits see it through every value

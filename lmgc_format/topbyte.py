@@ -2,13 +2,13 @@
 
 The most significant byte of a float holds its sign and the high exponent
 bits: the most predictable byte of a gradient, and the one the LM codes
-worst (BENCHMARKS.md "Bits per byte position": with mixing it still spends
+worst (docs/EXPERIMENTS.md "Bits per byte position": with mixing it still spends
 0.6-1.5 bits more than that byte's order-0 entropy, because the hex text cuts
 it into two digits and the tokenizer merges those with their neighbours).
 So ``cm-top-v1`` takes it away from the LM: the top bytes of a chunk are
 coded first by this model, then the LM codes everything else while still
 *reading* the top byte's digits in its text (they are fed to it as known
-tokens; BENCHMARKS.md "Top byte" shows why: an LM that no longer sees them
+tokens; docs/EXPERIMENTS.md "Top byte" shows why: an LM that no longer sees them
 loses more on the mantissa than the byte model wins).
 
 The model is lpaq-style, over the chunk's top bytes in file order. Each byte
@@ -26,7 +26,7 @@ nibble; ``node`` + the previous top byte; ``node`` + the previous two:
 for the chunk's range coder. Plain Python floats: deterministic on a given
 machine and software, like the rest of the LM path (docs/FORMAT.md).
 
-Chosen offline on the ten samples' top bytes (BENCHMARKS.md "Top byte"):
+Chosen offline on the ten samples' top bytes (docs/EXPERIMENTS.md "Top byte"):
 3.02-3.15 bits per value on fp32 ConvNet / ViT vs 3.98 / 4.60 by the LM with
 mixing; one count model alone pays 3.37-3.48.
 
@@ -42,7 +42,7 @@ predict, ``left + up - upleft`` (7-bit exponent fields); ``up`` with the one
 two steps up; and the top byte of this row's entry in the row vector (the
 latest 1-D tensor before this one, in the file, with one value per row:
 a bias). Each is -1 where that neighbour is not in this chunk. Chosen offline
-(BENCHMARKS.md "cm-top-v3"; ``scripts/top_bytes.py``): ConvNet fp32 3.02 ->
+(docs/EXPERIMENTS.md "cm-top-v3"; ``scripts/top_bytes.py``): ConvNet fp32 3.02 ->
 2.55 bits per value, MLP 2.56 -> 2.16, ViT 3.17 -> 3.05.
 
 **Row x column fits** (``cm-top-v4``). Three neighbours are a noisy view of
@@ -52,7 +52,7 @@ votes, row + column mean exponents, a least-squares rank-one fit of the
 values the top bytes stand for): the exponent guess context becomes the
 fits' (sign vote, exponent guess), and a ninth model sees the rank-one fit's
 sign and how large it is against its column. Chosen offline with
-``scripts/top_bytes.py`` (BENCHMARKS.md "cm-top-v4"): char-LM fp32 3.16 ->
+``scripts/top_bytes.py`` (docs/EXPERIMENTS.md "cm-top-v4"): char-LM fp32 3.16 ->
 2.87 bits per value, autoencoder 2.70 -> 2.48, GRU 2.80 -> 2.63. Its nine
 weights start at 0.2 (not 0.3) and learn at 0.025 (not 0.04).
 """
@@ -71,7 +71,7 @@ from .rowfit import OUTSIDE, RowColumnFit
 ALPHA = 0.4  # additive prior of each binary count
 RATE = 0.04  # mixer learning rate
 _W0 = 0.3  # initial weight of every model
-# cm-top-v4 (nine models): a lower start and a slower rate (BENCHMARKS.md "cm-top-v4": 0.3 each summed
+# cm-top-v4 (nine models): a lower start and a slower rate (docs/EXPERIMENTS.md "cm-top-v4": 0.3 each summed
 # to an overconfident 2.7 before anything was learned).
 FIT_RATE = 0.025
 _FIT_W0 = 0.2

@@ -13,7 +13,7 @@ digit model)@learning rate, optionally followed by ``+grid`` (the top-byte model
 at W), ``+single`` (one token per digit: only for dumps made
 with that layout, i.e. by ``cm-top-v3`` and later) and ``+fit`` (with ``+grid``: the row x column
 fits of ``cm-top-v4``). This is how ``cm-top-v2`` and ``cm-top-v3`` were chosen
-(BENCHMARKS.md "Mixer start and rate", "cm-top-v3"); real archives add the range coder's few bytes
+(docs/EXPERIMENTS.md "Mixer start and rate", "cm-top-v3"); real archives add the range coder's few bytes
 per chunk. The top-byte bits are reported per mixer (a grid mixer's differ). Windows are planned
 again from ``samples/NAME.safetensors`` (or ``samples/unseen/``), so dumps made before windows knew
 their place in the tensor still replay.

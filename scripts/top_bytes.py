@@ -6,7 +6,7 @@ Beside: the static order-0 entropy of those bytes (the limit of any order-0 code
 and one adaptive binary count per tree node (the model's first context alone);
 then the model without (``cm-top-v1``/``v2``) and with (``cm-top-v3``) the grid
 contexts, and with the row x column fits (``cm-top-v4``, rowfit.py). No LM
-involved: seconds, not minutes. BENCHMARKS.md "Top byte apart", "cm-top-v3",
+involved: seconds, not minutes. docs/EXPERIMENTS.md "Top byte apart", "cm-top-v3",
 "cm-top-v4". Filters are not applied: every top byte is a value's.
 """
 

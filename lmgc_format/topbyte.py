@@ -60,7 +60,8 @@ weights start at 0.2 (not 0.3) and learn at 0.025 (not 0.04).
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 
 import numpy as np
 
@@ -126,10 +127,9 @@ class TopByteModel:
         self._fits: dict[int, RowColumnFit] = {}  # per tensor
         self._column = -1  # the next byte's column in its tensor's fit (-1: no fit learns it)
         self._guess = OUTSIDE
-        self._models = _MODELS + (4 if grid else 0) + (1 if fit else 0)
-        # A stored distance's contexts add this to their model index: 8 in cm-top-v3, kept for its archives.
-        self._stored_offset = 16 if fit else 8
-        self._w0, self._rate = (_FIT_W0, FIT_RATE) if fit else (_W0, RATE)
+        self._version = VERSIONS[(grid, fit)]
+        self._models = self._version.models
+        self._w0, self._rate = self._version.w0, self._version.rate
         self._counts: dict[tuple[int, ...], list[int]] = {}
         self._weights: dict[int, list[float]] = {}
         self._prev = (-1, -1)  # the previous two top bytes (-1: none yet)
@@ -174,27 +174,9 @@ class TopByteModel:
                 self._column = -1 if stored else j
 
     def _contexts(self) -> tuple[tuple[int, ...], ...]:
-        n, (p1, p2) = self._node, self._prev
         # The model's index leads each context: no two models ever share a count. A stored
-        # distance's contexts add an offset to it (files without filters code exactly as before).
-        m = self._stored_offset * self._stored
-        base = (m, n), (m + 1, n, p1 >> 4), (m + 2, n, p1), (m + 3, n, p1, p2)
-        if not self._grid:
-            return base
-        if not self._fit:
-            guess: tuple[int, ...] = (m + 5, n, self._sum_guess)
-            return (*base, (m + 4, n, self._up), guess, (m + 6, n, self._up, self._up2), (m + 7, n, self._bias))
-        # cm-top-v4: the fits' sign vote and exponent replace the three-neighbour guess; their value
-        # fit's sign and scale are a ninth model.
-        g = self._guess
-        return (
-            *base,
-            (m + 4, n, self._up),
-            (m + 5, n, g.sign_vote, g.exponent),
-            (m + 6, n, self._up, self._up2),
-            (m + 7, n, self._bias),
-            (m + 8, n, g.sign_fit, g.scale),
-        )
+        # distance's contexts add the version's offset to it (files without filters code exactly as before).
+        return self._version.contexts(self, self._version.stored_offset * self._stored, self._node)
 
     def predict(self) -> float:
         """P(next bit = 1)."""
@@ -241,6 +223,68 @@ class TopByteModel:
                     self._fits[self._here[0]].add(self._column, byte)
                     self._column = -1
                 self._here = None
+
+
+Contexts = tuple[tuple[int, ...], ...]
+
+
+def _base_contexts(model: TopByteModel, m: int, n: int) -> Contexts:
+    """Every version's first four models: the bit's place in the byte (``n``, the node of the binary
+    tree), with the previous byte's high nibble, the previous byte, the previous two bytes."""
+    p1, p2 = model._prev
+    return (m, n), (m + 1, n, p1 >> 4), (m + 2, n, p1), (m + 3, n, p1, p2)
+
+
+def _plain_contexts(model: TopByteModel, m: int, n: int) -> Contexts:
+    """``cm-top-v1`` and ``cm-top-v2``: the previous bytes only."""
+    return _base_contexts(model, m, n)
+
+
+def _grid_contexts(model: TopByteModel, m: int, n: int) -> Contexts:
+    """``cm-top-v3``: also the byte one row up, the row + column exponent guess from three neighbours,
+    one and two rows up, the row's bias."""
+    return (
+        *_base_contexts(model, m, n),
+        (m + 4, n, model._up),
+        (m + 5, n, model._sum_guess),
+        (m + 6, n, model._up, model._up2),
+        (m + 7, n, model._bias),
+    )
+
+
+def _fit_contexts(model: TopByteModel, m: int, n: int) -> Contexts:
+    """``cm-top-v4``: the row x column fits' sign vote and exponent replace the three-neighbour guess;
+    their value fit's sign and scale are a ninth model."""
+    g = model._guess
+    return (
+        *_base_contexts(model, m, n),
+        (m + 4, n, model._up),
+        (m + 5, n, g.sign_vote, g.exponent),
+        (m + 6, n, model._up, model._up2),
+        (m + 7, n, model._bias),
+        (m + 8, n, g.sign_fit, g.scale),
+    )
+
+
+@dataclass(frozen=True)
+class TopByteVersion:
+    """One version of the top-byte model: how many models it mixes, what each sees, how the mixer
+    starts and learns. Never change one: archives of its procedure depend on every detail."""
+
+    procedures: tuple[str, ...]  # the mixings (mixing.MIXINGS) that use it
+    models: int
+    contexts: Callable[[TopByteModel, int, int], Contexts]
+    w0: float = _W0
+    rate: float = RATE
+    stored_offset: int = 8  # what a filter's stored distance adds to every model index (16 since v4)
+
+
+# (grid, fit) -> version: the mixings name their top-byte model by these two flags (mixing.Mixing).
+VERSIONS: dict[tuple[bool, bool], TopByteVersion] = {
+    (False, False): TopByteVersion(("cm-top-v1", "cm-top-v2"), _MODELS, _plain_contexts),
+    (True, False): TopByteVersion(("cm-top-v3",), _MODELS + 4, _grid_contexts),
+    (True, True): TopByteVersion(("cm-top-v4",), _MODELS + 5, _fit_contexts, _FIT_W0, FIT_RATE, 16),
+}
 
 
 def encode_tops(enc: Encoder, tops: bytes, where: Sequence[Place] | None = None, fit: bool = False) -> list[float]:

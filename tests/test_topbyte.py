@@ -127,3 +127,16 @@ def test_fits_skip_stored_distances_and_need_the_grid() -> None:
     assert decode_tops(Decoder(enc.finish()), len(tops), where, fit=True) == bytes(tops)
     with pytest.raises(ValueError, match="grid"):
         encode_tops(Encoder(), bytes(tops), None, fit=True)
+
+
+def test_every_top_byte_mixing_has_its_version() -> None:
+    """The mixings that code the top byte apart name their model by (grid, fit); each such pair is one
+    explicit version (topbyte.VERSIONS) that lists those mixings."""
+    from lmgc_format.mixing import MIXINGS
+    from lmgc_format.topbyte import VERSIONS
+
+    for name, spec in MIXINGS.items():
+        if spec.top_byte:
+            assert name in VERSIONS[(spec.grid, spec.fit)].procedures, name
+    listed = sorted(p for v in VERSIONS.values() for p in v.procedures)
+    assert listed == sorted(n for n, spec in MIXINGS.items() if spec.top_byte)

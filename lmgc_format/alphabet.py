@@ -70,6 +70,13 @@ def vocabulary_bytes(tokenizer: Any) -> dict[int, bytes]:
     return out
 
 
+# How an alphabet is drawn from a vocabulary where several tokens spell the same bytes (for_tokenizer):
+# RULE, ordinary pieces before byte-fallback ones (lmgc 0.7 on), or the lowest id (lmgc <= 0.6). Format 1.4
+# headers record the rule; older ones are matched by their digest.
+RULE = "ordinary-first"
+RULES = (RULE, "lowest-id")
+
+
 @dataclass(frozen=True)
 class Alphabet:
     """Token ids the coder works with, in a fixed order; symbol i is ``ids[i]``."""
@@ -127,7 +134,9 @@ class Alphabet:
         return self.greedy(text)
 
     @classmethod
-    def for_tokenizer(cls, tokenizer: Any, scheme: Scheme, digest: str | None = None) -> Alphabet:
+    def for_tokenizer(
+        cls, tokenizer: Any, scheme: Scheme, digest: str | None = None, rule: str | None = None
+    ) -> Alphabet:
         """The alphabet of ``tokenizer``'s vocabulary for ``scheme``, ordinary pieces preferred
         over byte-fallback ones that spell the same bytes.
 
@@ -139,6 +148,10 @@ class Alphabet:
         pieces: their alphabet is the same under both rules.
         """
         vocab = vocabulary_bytes(tokenizer)
+        if rule is not None:  # format 1.4 headers name the rule: no guessing
+            if rule not in RULES:
+                raise UnsupportedError(f"archive's alphabet rule {rule!r} is not one of {', '.join(RULES)}")
+            return cls.from_vocabulary(vocab, scheme, byte_fallback_ids(tokenizer) if rule == RULE else frozenset())
         demoted = byte_fallback_ids(tokenizer)
         alphabet = cls.from_vocabulary(vocab, scheme, demoted)
         if digest is not None and demoted and alphabet.digest() != digest:

@@ -147,7 +147,7 @@ class ChunkDecoder:
                 scheme.name,
                 header.layout.procedure,
                 header.layout.head == "restricted",
-                expected=ExpectedAlphabet(header.alphabet.sha256, header.alphabet.size),
+                expected=ExpectedAlphabet(header.alphabet.sha256, header.alphabet.size, rule=header.alphabet.rule),
                 force=opts.force,
                 on_event=on_event,
             )

@@ -15,6 +15,7 @@ from typing import Any, BinaryIO
 import zstandard
 
 from . import __version__, runtime
+from .alphabet import RULE as ALPHABET_RULE
 from .atomic import refuse_existing
 from .chunk_encoder import ChunkEncoder
 from .cm import codec as cm_codec
@@ -222,7 +223,7 @@ def _encode_lm(
         head=setup.predictor.head_mode if setup else "none",
         procedure=procedure,
         model=ModelRecord(**setup.lm.info.__dict__) if setup else None,
-        alphabet=AlphabetRecord(setup.alphabet.size, setup.alphabet.digest()) if setup else None,
+        alphabet=AlphabetRecord(setup.alphabet.size, setup.alphabet.digest(), ALPHABET_RULE) if setup else None,
         device=setup.lm.device if setup else "cpu",
         coder=dict(LM_CODER),
     )

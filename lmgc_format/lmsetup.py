@@ -37,6 +37,7 @@ class ExpectedAlphabet:
     sha256: str
     size: int | None = None
     whose: str = "the archive's"
+    rule: str | None = None  # how it was drawn from the vocabulary, when the archive says (format 1.4)
 
 
 def prepare_lm(
@@ -54,7 +55,9 @@ def prepare_lm(
     (ModelMismatchError), or with ``force`` says so and goes on. ``predictor`` replaces the procedure's
     engine (``bench --estimate``'s teacher-forced one)."""
     scheme = get_scheme(scheme_name)
-    alphabet = Alphabet.for_tokenizer(lm.tokenizer, scheme, expected.sha256 if expected else None)
+    alphabet = Alphabet.for_tokenizer(
+        lm.tokenizer, scheme, expected.sha256 if expected else None, expected.rule if expected else None
+    )
     if expected is not None and (
         alphabet.digest() != expected.sha256 or (expected.size is not None and alphabet.size != expected.size)
     ):

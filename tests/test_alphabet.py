@@ -5,7 +5,10 @@ from __future__ import annotations
 from types import SimpleNamespace
 from typing import Any
 
-from lmgc_format.alphabet import Alphabet, byte_fallback_ids, vocabulary_bytes
+import pytest
+
+from lmgc_format.alphabet import RULE, Alphabet, byte_fallback_ids, vocabulary_bytes
+from lmgc_format.errors import UnsupportedError
 from lmgc_format.serialize import get_scheme
 from tests.tiny_model import default_tokenizer
 
@@ -50,6 +53,17 @@ def test_an_archive_of_the_older_rule_gets_its_own_alphabet_back() -> None:
     assert current != older
     assert Alphabet.for_tokenizer(tok, COMMA, current.digest()) == current
     assert Alphabet.for_tokenizer(tok, COMMA, "0" * 64) == current  # neither: the caller reports it
+
+
+def test_a_recorded_rule_is_followed_without_guessing() -> None:
+    """Format 1.4 headers name the rule: the decoder builds that alphabet, whatever digest it expects."""
+    tok = SentencePieceLike()
+    older = Alphabet.from_vocabulary(vocabulary_bytes(tok), COMMA)
+    current = Alphabet.for_tokenizer(tok, COMMA)
+    assert Alphabet.for_tokenizer(tok, COMMA, older.digest(), rule="lowest-id") == older
+    assert Alphabet.for_tokenizer(tok, COMMA, older.digest(), rule=RULE) == current  # no retry: the caller refuses
+    with pytest.raises(UnsupportedError, match="alphabet rule"):
+        Alphabet.for_tokenizer(tok, COMMA, rule="newest-first")
 
 
 def test_byte_level_vocabularies_are_unchanged() -> None:

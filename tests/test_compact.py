@@ -169,3 +169,7 @@ def test_lm_block_is_written_small_and_read_back_whole() -> None:
     assert "coder" not in obj["lm"] and len(obj["lm"]["model"]["sha256"]) == 32
     other = dataclasses.replace(header, coder={"name": "x"})
     assert compact.header_from_bytes(compact.header_to_bytes(other)).coder == {"name": "x"}
+    assert header.alphabet is not None and header.alphabet.rule is None  # a 1.2 archive: no rule recorded
+    ruled = dataclasses.replace(header, alphabet=dataclasses.replace(header.alphabet, rule="ordinary-first"))
+    back = compact.header_from_bytes(compact.header_to_bytes(ruled))
+    assert back.alphabet is not None and back.alphabet.rule == "ordinary-first"

@@ -103,8 +103,8 @@ def header_blob_size(h: Header, with_source: bool = True) -> int:
 
 def _binary_digest(record: dict[str, Any]) -> dict[str, Any]:
     """A record whose ``sha256`` is hex, with the digest as 32 bytes (half the size, and zstd cannot
-    shrink hex digits below ~4 bits each)."""
-    return {**record, "sha256": bytes.fromhex(record["sha256"])}
+    shrink hex digits below ~4 bits each); fields that are None are left out."""
+    return {**{k: v for k, v in record.items() if v is not None}, "sha256": bytes.fromhex(record["sha256"])}
 
 
 def _hex_digest(record: Any, what: str) -> Any:

@@ -51,13 +51,19 @@ class AlphabetRecord:
 
     size: int
     sha256: str
+    # How the alphabet was drawn from the vocabulary (alphabet.RULES); format 1.4 records it, older
+    # archives leave it None and the decoder matches their digest (alphabet.for_tokenizer).
+    rule: str | None = None
 
     @classmethod
     def from_obj(cls, obj: Any) -> AlphabetRecord:
         w = "header.alphabet"
         if not isinstance(obj, dict):
             raise FormatError(f"{w} is not a map")
-        out = cls(field(obj, "size", int, w), field(obj, "sha256", str, w))
+        rule = obj.get("rule")
+        if rule is not None and not isinstance(rule, str):
+            raise FormatError(f"{w}.rule must be a string")
+        out = cls(field(obj, "size", int, w), field(obj, "sha256", str, w), rule)
         if not 2 <= out.size <= 1 << 18 or len(out.sha256) != 64:
             raise FormatError(f"{w} is out of range")
         return out
@@ -135,7 +141,7 @@ class Header:
                 "procedure": self.layout.procedure,
             },
             "model": None if self.model is None else dict(self.model.__dict__),
-            "alphabet": None if self.alphabet is None else dict(self.alphabet.__dict__),
+            "alphabet": None if self.alphabet is None else {"size": self.alphabet.size, "sha256": self.alphabet.sha256},
             "runtime": self.runtime,
             "coder": self.coder,
         }

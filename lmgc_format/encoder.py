@@ -451,14 +451,18 @@ def _encode_fast(
     writer = ArchiveWriter(target, header, overwrite, source if opts.fallback else None)
 
     def code(item: tuple[ChunkPlan, bytes, bytes]) -> tuple[int, bytes, list[float]]:
+        """The smallest of the context-mixing codec (float chunks), zstd and raw. zstd costs ~1 % of the
+        codec's time and wins where long runs repeat: an embedding's gradient whose rows are mostly
+        exact zeros (BENCHMARKS.md "Corpus"), which the codec pays for value by value."""
         chunk, _, stored = item
+        options: list[tuple[int, bytes, list[float]]] = [(Codec.RAW, stored, [])]
+        packed = zstandard.ZstdCompressor(level=FAST_ZSTD_LEVEL).compress(stored)
+        options.append((Codec.ZSTD, packed, []))
         if chunk.lm:
             coded = cm_codec.encode(chunk.windows, chunk.begin, stored, item_sizes)
             if coded is not None:
-                return Codec.CM_FAST, *coded
-            return Codec.RAW, stored, []
-        packed = zstandard.ZstdCompressor(level=FAST_ZSTD_LEVEL).compress(stored)
-        return (Codec.ZSTD, packed, []) if len(packed) < len(stored) else (Codec.RAW, stored, [])
+                options.append((Codec.CM_FAST, *coded))
+        return min(options, key=lambda o: (len(o[1]), o[0]))
 
     try:
         tally = _Tally(layout, writer, on_event)

@@ -13,7 +13,6 @@ Deterministic on one machine (seeded, one thread); offline.
 from __future__ import annotations
 
 import argparse
-import inspect
 import sys
 from pathlib import Path
 
@@ -22,22 +21,10 @@ from safetensors.torch import save_file
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+from corpus.make_corpus import stdlib_text
 from lmgc_format.models import get
 
 _MODULES = ("json", "collections", "functools", "textwrap", "heapq", "difflib", "csv", "random")
-
-
-def _text() -> str:
-    import importlib
-
-    parts = []
-    for name in _MODULES:
-        mod = importlib.import_module(name)
-        for _, obj in sorted(vars(mod).items()):
-            doc = inspect.getdoc(obj)
-            if doc:
-                parts.append(doc)
-    return "\n\n".join(parts)
 
 
 def main() -> None:
@@ -54,7 +41,7 @@ def main() -> None:
     lm = get(None, "float32", "cpu")
     model = lm.model
     model.train()
-    ids = lm.tokenizer(_text(), return_tensors="pt")["input_ids"][0]
+    ids = lm.tokenizer(stdlib_text(_MODULES), return_tensors="pt")["input_ids"][0]
     n = args.seq * args.batch
     opt = torch.optim.AdamW(model.parameters(), lr=1e-4)
 

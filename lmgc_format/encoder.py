@@ -118,6 +118,21 @@ def fast_threads(opts: EncodeOptions) -> int:
     return opts.threads or default_workers()
 
 
+@dataclass(frozen=True)
+class _Job:
+    """One encode_file call: what is coded into what, how, whom to tell, and when it started."""
+
+    source: str | os.PathLike[str]
+    target: str | os.PathLike[str]
+    layout: SourceLayout
+    opts: EncodeOptions
+    overwrite: bool
+    on_event: EventSink
+    cancel: threading.Event | None
+    start: float
+    model: LoadedModel | None
+
+
 def encode_file(
     source: str | os.PathLike[str],
     target: str | os.PathLike[str],
@@ -136,60 +151,43 @@ def encode_file(
     refuse_existing(target, overwrite)
     if Path(source).resolve() == Path(target).resolve():
         raise UnsupportedError("output would overwrite the input")
+    job = _Job(source, target, layout, opts, overwrite, on_event, cancel, start, model)
     if opts.fallback and layout.file_size < STORE_BELOW:  # fallback=False: code with the LM, to measure it
-        return _store(source, target, layout, overwrite, on_event, start)
+        return _store(job)
     choice = level_for(layout, opts)
     if choice.message:
         on_event(Notice(choice.message))
     if choice.level == "fast":
-        return _encode_fast(source, target, layout, opts, overwrite, on_event, cancel, start)
+        return _encode_fast(job)
     if choice.requested == "auto" and opts.fallback:
-        return _encode_smaller(source, target, layout, opts, overwrite, on_event, cancel, start, model)
-    return _encode_lm(source, target, layout, opts, overwrite, on_event, cancel, start, model)
+        return _encode_smaller(job)
+    return _encode_lm(job)
 
 
-def _encode_smaller(
-    source: str | os.PathLike[str],
-    target: str | os.PathLike[str],
-    layout: SourceLayout,
-    opts: EncodeOptions,
-    overwrite: bool,
-    on_event: EventSink,
-    cancel: threading.Event | None,
-    start: float,
-    model: LoadedModel | None,
-) -> EncodeResult:
+def _encode_smaller(job: _Job) -> EncodeResult:
     """``auto`` within the time budget: the LM level, and the fast level beside it (a second at most on
     what the LM can code in the budget); the smaller whole archive is kept. The LM level's header carries
     its model record and runtime (~330 bytes), more than the LM saves on the smallest files."""
-    with tempfile.TemporaryDirectory(dir=Path(target).resolve().parent, prefix=".lmgc-fast-") as tmp:
+    with tempfile.TemporaryDirectory(dir=Path(job.target).resolve().parent, prefix=".lmgc-fast-") as tmp:
         fast_path = Path(tmp) / "fast.lmgc"
-        fast = _encode_fast(source, fast_path, layout, opts, True, ignore, cancel, start)
-        lm = _encode_lm(source, target, layout, opts, overwrite, on_event, cancel, start, model)
+        fast = _encode_fast(replace(job, target=fast_path, overwrite=True, on_event=ignore))
+        lm = _encode_lm(job)
         if fast.archive_size >= lm.archive_size:
             return lm
-        os.replace(fast_path, target)
-    on_event(
+        os.replace(fast_path, job.target)
+    job.on_event(
         Notice(
             f"kept the fast level's archive, {fast.archive_size:,} bytes: the LM level's was {lm.archive_size:,} "
             "(its header records the model and runtime); --level max keeps the LM's"
         )
     )
-    return replace(fast, seconds=time.monotonic() - start, tokens=lm.tokens)
+    return replace(fast, seconds=time.monotonic() - job.start, tokens=lm.tokens)
 
 
-def _encode_lm(
-    source: str | os.PathLike[str],
-    target: str | os.PathLike[str],
-    layout: SourceLayout,
-    opts: EncodeOptions,
-    overwrite: bool,
-    on_event: EventSink,
-    cancel: threading.Event | None,
-    start: float,
-    model: LoadedModel | None,
-) -> EncodeResult:
+def _encode_lm(job: _Job) -> EncodeResult:
     """The LM level: float chunks coded by the LM with the whole modelling stack (mixing.py, topbyte.py)."""
+    source, target, layout, opts = job.source, job.target, job.layout, job.opts
+    overwrite, on_event, cancel, start, model = job.overwrite, job.on_event, job.cancel, job.start, job.model
     plan, forward, rows = plan_for(source, layout, opts)
     scheme = get_scheme(opts.scheme)
     mixing = mixing_for(scheme, opts.mixing, opts.top_byte)  # mixing.py works on hex text only
@@ -367,15 +365,10 @@ class _Tally:
         )
 
 
-def _store(
-    source: str | os.PathLike[str],
-    target: str | os.PathLike[str],
-    layout: SourceLayout,
-    overwrite: bool,
-    on_event: EventSink,
-    start: float,
-) -> EncodeResult:
+def _store(job: _Job) -> EncodeResult:
     """A file too small for any model to pay for the archive's own bytes, stored as it is (24 bytes more)."""
+    source, target, layout = job.source, job.target, job.layout
+    overwrite, on_event, start = job.overwrite, job.on_event, job.start
     on_event(Started("encode", str(source), layout.data_size))
     size, digest = write_stored(target, source, overwrite)
     seconds = time.monotonic() - start
@@ -421,17 +414,10 @@ def _header(
     )
 
 
-def _encode_fast(
-    source: str | os.PathLike[str],
-    target: str | os.PathLike[str],
-    layout: SourceLayout,
-    opts: EncodeOptions,
-    overwrite: bool,
-    on_event: EventSink,
-    cancel: threading.Event | None,
-    start: float,
-) -> EncodeResult:
+def _encode_fast(job: _Job) -> EncodeResult:
     """The fast level: float chunks by the compiled context-mixing model (cm/), no LM, on threads."""
+    source, target, layout, opts = job.source, job.target, job.layout, job.opts
+    overwrite, on_event, cancel, start = job.overwrite, job.on_event, job.cancel, job.start
     fast = replace(opts, window_bytes=FAST_WINDOW_BYTES, batch=FAST_BATCH, bytes_per_group=0, byte_order="msb_first")
     plan, forward, rows = plan_for(source, layout, fast)
     header = _header(

@@ -233,17 +233,6 @@ class _Streams:
             yield path, target, str(target)
 
 
-def _mismatch_options(f: Callable[..., Any]) -> Callable[..., Any]:
-    """--ignore-model-mismatch, and --force, its old spelling (hidden: -f is --overwrite)."""
-    f = click.option("--force", "force_old", is_flag=True, hidden=True)(f)
-    return click.option(
-        "--ignore-model-mismatch",
-        "force",
-        is_flag=True,
-        help="Decode even if the model fingerprint differs (the SHA-256 still guards the output).",
-    )(f)
-
-
 @cli.command()
 @click.argument("archives", nargs=-1, required=True, type=click.Path(dir_okay=False, path_type=Path))
 @click.option(

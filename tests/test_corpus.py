@@ -1,0 +1,33 @@
+"""The gradient corpus scripts: a family made, its manifest split, and the bench over it."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+from tests.conftest import ROOT
+
+
+def test_a_family_is_made_split_and_benched(tmp_path: Path) -> None:
+    out = tmp_path / "corpus"
+    run = [sys.executable, str(ROOT / "corpus" / "make_corpus.py"), str(out), "--only", "tabular_wine,tabular_cancer"]
+    subprocess.run(run, check=True, capture_output=True, timeout=300)
+    manifest = json.loads((out / "manifest.json").read_text())
+    files = manifest["files"]
+    assert {f["family"] for f in files} == {"tabular_wine", "tabular_cancer"}
+    assert {f["kind"] for f in files} == {"init", "delta", "grad", "adam_m", "adam_v"}
+    assert {f["dtype"] for f in files} == {"fp32", "bf16", "fp16"}
+    assert "tabular_wine" in manifest["held_out_families"]
+    assert {f["split"] for f in files if f["family"] == "tabular_wine"} == {"held_out"}
+    assert {f["split"] for f in files if f["family"] == "tabular_cancer"} == {"tuning"}
+    for f in files:
+        assert (out / f["file"]).stat().st_size == f["bytes"]
+    bench = [sys.executable, str(ROOT / "corpus" / "bench_corpus.py"), str(out), "--json", str(tmp_path / "b.json")]
+    done = subprocess.run(bench, check=True, capture_output=True, text=True, timeout=600)
+    assert "held_out" in done.stdout and "the best classical codec" in done.stdout
+    rows = json.loads((tmp_path / "b.json").read_text())
+    assert len(rows) == len(files)
+    for r in rows:
+        assert r["lmgc_fast"] > 0 and r["best_classical"] in r["classical"] and r["ratio"] > 0

@@ -32,10 +32,11 @@ from .lmsetup import LmSetup, prepare_lm
 from .mixing import mixing_for
 from .models import DEFAULT_DTYPE, LoadedModel, get
 from .parallel import Pool, WorkerSetup, check_workers, start_pool
-from .plan import PLAIN_CHUNK_BYTES, ChunkPlan, Window, plan_chunks
+from .plan import PLAIN_CHUNK_BYTES, ChunkPlan, Window, plan_chunks, value_size
 from .predictor import TRANSFORMERS_PROCEDURE, procedure_for
 from .rows import MIN_VALUES, SAMPLE_VALUES, TRIAL_VALUES, candidate_rows, exponent_fields
 from .serialize import BYTE_ORDERS, DEFAULT_BYTE_ORDER, DEFAULT_SCHEME, get_scheme
+from .shuffle import byte_shuffle
 from .source import LM_DTYPES, SourceLayout, read_layout
 
 FAST_ZSTD_LEVEL = 3  # the fast level's codec for plain chunks (integer tensors, gaps)
@@ -437,13 +438,17 @@ def _encode_fast(job: _Job) -> EncodeResult:
     writer = ArchiveWriter(target, header, overwrite, source if opts.fallback else None)
 
     def code(item: tuple[ChunkPlan, bytes, bytes]) -> tuple[int, bytes, list[float]]:
-        """The smallest of the context-mixing codec (float chunks), zstd and raw. zstd costs ~1 % of the
-        codec's time and wins where long runs repeat: an embedding's gradient whose rows are mostly
-        exact zeros (BENCHMARKS.md "Corpus"), which the codec pays for value by value."""
+        """The smallest of the context-mixing codec (float chunks), zstd, byte shuffle + zstd and raw.
+        The zstd passes cost a few % of the codec's time and win where long runs repeat: an embedding's
+        gradient or Adam state whose rows are mostly exact zeros (BENCHMARKS.md "Corpus"), which the
+        codec pays for value by value."""
         chunk, _, stored = item
         options: list[tuple[int, bytes, list[float]]] = [(Codec.RAW, stored, [])]
-        packed = zstandard.ZstdCompressor(level=FAST_ZSTD_LEVEL).compress(stored)
-        options.append((Codec.ZSTD, packed, []))
+        zstd = zstandard.ZstdCompressor(level=FAST_ZSTD_LEVEL)
+        options.append((Codec.ZSTD, zstd.compress(stored), []))
+        size = value_size(chunk, layout)
+        if size > 1:
+            options.append((Codec.SHUFFLE_ZSTD, zstd.compress(byte_shuffle(stored, size)), []))
         if chunk.lm:
             coded = cm_codec.encode(chunk.windows, chunk.begin, stored, item_sizes)
             if coded is not None:

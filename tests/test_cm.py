@@ -186,10 +186,14 @@ def test_golden_fast_archive_decodes_everywhere(tmp_path: Path) -> None:
 
 
 def test_golden_fast_archive_is_what_this_machine_writes(tmp_path: Path) -> None:
-    """The encoder still writes the golden's chunks, byte for byte (a change to the procedure fails here)."""
+    """The encoder still writes the golden's cm-fast-v1 chunks byte for byte (a change to the procedure fails
+    here). Which classical codec stores the plain chunks may change (lmgc 0.11 tries byte shuffle + zstd)."""
     arc = tmp_path / "again.lmgc"
     encode_file(DATA / "golden_fast.safetensors", arc, EncodeOptions(level="fast", threads=1))
-    assert _payloads(arc) == _payloads(DATA / "golden_fast.safetensors.lmgc")
+    now, then = _payloads(arc), _payloads(DATA / "golden_fast.safetensors.lmgc")
+    assert len(now) == len(then)
+    coded = [(a, b) for a, b in zip(now, then, strict=True) if b[0] == Codec.CM_FAST]
+    assert coded and all(a == b for a, b in coded)
 
 
 def test_fast_archive_decodes_as_another_machine(tmp_path: Path) -> None:

@@ -4,9 +4,10 @@ the whole modelling stack), and ``auto``, which picks one from the file's size b
 The LM level codes a few dozen bytes of tensor data per second on a 2-core CPU
 (BENCHMARKS.md "Speed"); the fast level megabytes. ``auto`` projects the LM
 level's time from the bytes of float tensors and the measured rate, uses it
-when that fits the time budget, and the fast level otherwise, saying so in one
-line. The rates are measurements of one kind of machine, not promises: the
-message says "est.".
+when that fits the time budget (the encoder then codes the fast level beside it
+and keeps the smaller archive: encoder._encode_smaller), and the fast level
+otherwise, saying so in one line. The rates are measurements of one kind of
+machine, not promises: the message says "est.".
 """
 
 from __future__ import annotations

@@ -34,7 +34,8 @@ from .lmsetup import ExpectedAlphabet, prepare_lm
 from .models import PACKAGED, LoadedModel, get
 from .parallel import Pool, WorkerSetup, check_workers, result, start_pool
 from .plan import value_size
-from .predictor import Predictor, check_procedure, split_procedure
+from .predictor import Predictor, split_procedure
+from .procedures import check_procedure
 from .serialize import get_scheme
 from .shuffle import bit_unshuffle, byte_unshuffle
 from .zstdcap import decompress_at_most

@@ -18,6 +18,7 @@ import numpy as np
 from .alphabet import Alphabet
 from .errors import UnsupportedError
 from .models import LoadedModel
+from .procedures import check_procedure  # the table of every name an archive can hold
 
 # Architectures whose output head is a plain bias-free linear map of the last
 # hidden state (no logit scaling or soft-capping): for them only the rows of
@@ -147,13 +148,6 @@ def split_procedure(procedure: str) -> tuple[str, str | None]:
     """``"engine+mixing"`` -> (engine procedure, mixing or None)."""
     engine, _, mixing = procedure.partition("+")
     return engine, mixing or None
-
-
-def check_procedure(procedure: str) -> None:
-    """Refuse a procedure this version cannot run, naming what it can (procedures.py holds the table)."""
-    from .procedures import check_procedure as check
-
-    check(procedure)
 
 
 class Predictor(Protocol):

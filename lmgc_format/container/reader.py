@@ -198,8 +198,8 @@ class ArchiveReader:
         self.layout = layout = self._layout()
         self._plan({}, body // _STORED_CHUNK + 2 * len(layout.tensors) + 2)
         base = PREAMBLE_SIZE + layout.data_offset
-        crc = zlib.crc32(self._read_at(PREAMBLE_SIZE, layout.data_offset))
-        sha = hashlib.sha256(self._read_at(PREAMBLE_SIZE, layout.data_offset))
+        prefix = self._read_at(PREAMBLE_SIZE, layout.data_offset)  # the length and the JSON header
+        crc, sha = zlib.crc32(prefix), hashlib.sha256(prefix)
         entries = []
         for plan in self.plan:
             data = self._read_at(base + plan.begin, plan.nbytes)

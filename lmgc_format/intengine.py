@@ -1,0 +1,327 @@
+"""``lmgc-int8-v1``: a Llama-family forward pass in integer arithmetic, the same bits on every machine.
+
+The float engine (engine.py) gives the same logits only where the same kernels run in the same
+order: another CPU's SIMD width, a thread count or a GPU changes the last bits, and a range coder
+fed other frequencies decodes garbage. This engine follows docs/DESIGN.md rule 6 instead: every
+value that can change a coded bit comes from integer arithmetic, so any backend computes it exactly.
+
+* **Weights** are requantized once from the loaded model: int8 per output channel, the channel's
+  scale ``max|w| / 127`` kept as an integer in Q24 (one IEEE division and one rounding per value,
+  correctly rounded everywhere). Norm weights and the embedding rows the coder can feed (the
+  alphabet and BOS) are Q16 integers. The engine's SHA-256 over all of them (:attr:`digest`) goes
+  into the archive; a decoder whose model gives other integers refuses before decoding.
+* **Activations** live in Q16 (int64), clamped to +-2**31 (+-32768) at every residual add. Before
+  a matmul a row is quantized to int8 with its own scale ``max|x|`` (an order-free maximum), the
+  product is a float32 matmul of those integers in blocks of 1,024 inputs (every partial sum below
+  2**24, so exact in any order: _Linear says why not ``torch._int_mm``), and rescaled by integer
+  multiply and shift.
+* **RMSNorm**: an integer sum of squares, one correctly rounded float64 square root of an integer
+  below 2**53, floored.
+* **Attention**: q and k are int8 per head vector; q.k is a float32 matmul of integers whose every
+  partial sum stays below 2**24 (64 * 127 * 127 < 2**20), so each addition is exact in any order or
+  blocking, FMA or not. Scores are Q10 natural-log units; softmax reads exp from a table (Q15);
+  values are cached as Q8 integers (+-128) and the weighted sum is a float64 matmul of integers below
+  2**15 * 2**15 * 2**12 < 2**53: exact again. One floor division normalizes.
+* **RoPE** and **SiLU** are tables (intmath.py: decimal constructions, pinned or digested).
+* **Output**: the alphabet's rows of the head; logits in Q16 (int64).
+
+The KV cache holds k as int8 values (in float32) with one scale per position and head, and v as Q8
+integers (in float64): ~4 + 8 bytes per element instead of bf16's 2 + 2, the price of exactness
+without integer batched matmuls (torch has none that are fast on CPU).
+"""
+
+from __future__ import annotations
+
+import hashlib
+from decimal import Decimal
+from typing import Any
+
+import numpy as np
+
+from . import intmath
+from .alphabet import Alphabet
+from .engine import _rope_theta, unsupported_reason
+from .errors import UnsupportedError
+from .models import LoadedModel
+
+PROCEDURE = "lmgc-int8-v1"  # predictor.ENGINES["int8"]
+FRAC = 16  # activations in Q16
+W_FRAC = 24  # weight scales in Q24
+V_FRAC = 8  # cached values in Q8
+CLAMP = (1 << 31) - 1  # residual stream and projections saturate at +-32768
+V_CLAMP = (1 << 15) - 1
+QK_CLAMP = 1 << 24  # queries and keys saturate at +-256 before their int8 quantization
+EXACT_K = 1024  # rows per float32 matmul block: 127 * 127 * 1024 < 2**24 (_Linear)
+_ROPE_BLOCK = 1024
+_BLOCK = 64  # attention reads the cache in blocks of this many positions
+_MASKED = -(1 << 40)  # the score of a position past the step  # the RoPE table grows in blocks of this many positions
+_DIGEST_ROPE = 256  # positions of the RoPE table that enter the engine's digest
+
+
+def _quantize_rows(torch: Any, x: Any) -> tuple[Any, Any]:
+    """int8 values of ``x`` (int64, ..., K) per last-axis vector, and each vector's max |x| (>= 1).
+
+    q = (x * r + 2**31) >> 32 with r = (127 << 32) // max|x|: one division per vector, not per value
+    (torch's int64 division is ~10x slower than a multiply); |x * r| <= 127 * 2**32."""
+    amax = x.abs().amax(dim=-1, keepdim=True).clamp(min=1)
+    r = torch.div(127 << 32, amax, rounding_mode="floor")
+    return ((x * r + (1 << 31)) >> 32).clamp(-127, 127), amax
+
+
+def _row_factor(torch: Any, amax: Any) -> tuple[Any, Any]:
+    """amax / 127 as (mantissa in [2**14, 2**15), shift): amax / 127 ~= mantissa * 2**-shift."""
+    # floor(log2(amax)) from frexp of an integer below 2**53: exact, no rounding anywhere.
+    bits = torch.frexp(amax.to(torch.float64)).exponent.to(torch.int64) - 1
+    shift = 21 - bits  # amax * 2**shift lands in [2**21, 2**22): / 127 in [2**14, 2**15)
+    scaled = torch.where(shift >= 0, amax << shift.clamp(min=0), amax >> (-shift).clamp(min=0))
+    return torch.div(scaled, 127, rounding_mode="floor"), shift
+
+
+class _Linear:
+    """int8 weights (K, N), held as float32 in blocks of at most EXACT_K rows, and Q24 scales per column.
+
+    Why not ``torch._int_mm``: on CPUs without AVX512-VNNI (AVX2, and any machine told
+    ``ONEDNN_MAX_CPU_ISA=AVX2``) oneDNN multiplies int8 pairs into int16 sums that saturate, so its
+    result depends on the CPU (measured: 127 x 127 rows come out wrong on AVX2, exact on AVX-512).
+    A float32 matmul of int8 values is exact on every backend as long as no partial sum can leave
+    the integers float32 holds exactly: |sum| <= 127 * 127 * EXACT_K < 2**24, whatever the order,
+    blocking or FMA; TF32 or bf16 inputs hold int8 values exactly too. Blocks add up in int64.
+    """
+
+    def __init__(self, torch: Any, w: Any, device: str) -> None:
+        w = w.detach().to("cpu", torch.float64)  # float32/bf16 -> float64 is exact
+        amax = w.abs().amax(dim=1)
+        scale = torch.where(amax > 0, amax / 127.0, torch.ones_like(amax))  # one rounding each
+        q = torch.round(w / scale[:, None]).clamp(-127, 127).to(torch.int8)
+        qt = q.T.to(torch.float32)
+        self.blocks = [qt[i : i + EXACT_K].contiguous().to(device) for i in range(0, qt.shape[0], EXACT_K)]
+        self.scale = torch.round(scale * (1 << W_FRAC)).to(torch.int64).to(device)  # exact: power-of-2 product
+        self.q, self.scale_cpu = q, self.scale.cpu()
+
+    def __call__(self, torch: Any, x: Any) -> Any:
+        """x: int64 (B, K) in Q16 -> int64 (B, N) in Q16."""
+        q, amax = _quantize_rows(torch, x)
+        qf = q.to(torch.float32)
+        acc = None
+        for i, block in enumerate(self.blocks):
+            part = torch.matmul(qf[:, i * EXACT_K : i * EXACT_K + block.shape[0]], block).to(torch.int64)
+            acc = part if acc is None else acc + part
+        # acc * scale * amax / (127 * 2**24): |acc * scale| < 2**25 * 2**18, times a 15-bit mantissa < 2**58.
+        mant, shift = _row_factor(torch, amax)
+        return (((acc * self.scale) * mant) >> (W_FRAC + shift)).clamp(-CLAMP, CLAMP)
+
+
+class IntLlamaEngine:
+    """Same interface as :class:`~lmgc_format.engine.LlamaEngine` (``reset``, ``step``), integer logits."""
+
+    head_mode = "restricted"
+
+    def __init__(self, lm: LoadedModel, alphabet: Alphabet) -> None:
+        reason = unsupported_reason(lm)
+        if reason is not None:
+            raise UnsupportedError(f"{PROCEDURE} engine: {reason}")
+        import torch
+
+        self._torch = torch
+        self.device = lm.device
+        self.bos_id = lm.info.bos_id
+        model = lm.model
+        cfg = model.config
+        base = getattr(model, model.base_model_prefix)
+        self.heads = int(cfg.num_attention_heads)
+        hidden = int(cfg.hidden_size)
+        self.kv_heads = int(getattr(cfg, "num_key_value_heads", None) or self.heads)
+        self.head_dim = int(getattr(cfg, "head_dim", None) or hidden // self.heads)
+        if self.head_dim % 2 or self.head_dim > 256:
+            raise UnsupportedError(f"{PROCEDURE} engine: head size {self.head_dim} (even, <= 256 needed)")
+        if getattr(cfg, "sliding_window", None) and getattr(cfg, "use_sliding_window", False):
+            raise UnsupportedError(f"{PROCEDURE} engine: sliding-window attention is not supported")
+        self.theta = Decimal(repr(_rope_theta(cfg)))  # the config's float, exactly as written
+        eps = float(cfg.rms_norm_eps)
+        self._eps = max(1, round(eps * (1 << FRAC)))  # eps in the units of the sum of (Q8 value) squares
+        q16 = 1 << FRAC
+        with torch.inference_mode():
+            # Only the tokens the coder can feed: the alphabet's and BOS.
+            feedable = sorted({*alphabet.ids, self.bos_id})
+            self._row_of = {tok: i for i, tok in enumerate(feedable)}
+            embed = base.embed_tokens.weight.detach()[torch.tensor(feedable, device=embed_device(base))]
+            self._embed = torch.round(embed.to("cpu", torch.float64) * q16).to(torch.int64).to(self.device)
+            self._layers = []
+            for layer in base.layers:
+                att, mlp = layer.self_attn, layer.mlp
+                if att.q_proj.bias is not None or att.o_proj.bias is not None:
+                    raise UnsupportedError(f"{PROCEDURE} engine: attention biases are not supported")
+                qkv = torch.cat([att.q_proj.weight, att.k_proj.weight, att.v_proj.weight])
+                gate_up = torch.cat([mlp.gate_proj.weight, mlp.up_proj.weight])
+                self._layers.append(
+                    (
+                        self._norm_q16(layer.input_layernorm.weight),
+                        _Linear(torch, qkv, self.device),
+                        _Linear(torch, att.o_proj.weight, self.device),
+                        self._norm_q16(layer.post_attention_layernorm.weight),
+                        _Linear(torch, gate_up, self.device),
+                        _Linear(torch, mlp.down_proj.weight, self.device),
+                    )
+                )
+            self._norm = self._norm_q16(base.norm.weight)
+            ids = torch.tensor(alphabet.ids, dtype=torch.long, device=embed_device(base))
+            self._head = _Linear(torch, model.get_output_embeddings().weight.detach()[ids], self.device)
+        exp_q15, _, _, sig_q16 = intmath.tables()
+        self._exp = torch.from_numpy(np.array(exp_q15)).to(self.device)
+        self._sig = torch.from_numpy(np.array(sig_q16)).to(self.device)
+        self._rope: Any = None
+        self.digest = self._digest()
+        self._k: Any = None
+        self._k_amax: Any = None
+        self._v: Any = None
+        self._pos = 0
+        self._capacity = 0
+        self._batch = 0
+
+    def _norm_q16(self, w: Any) -> Any:
+        torch = self._torch
+        return torch.round(w.detach().to("cpu", torch.float64) * (1 << FRAC)).to(torch.int64).to(self.device)
+
+    def _digest(self) -> str:
+        """SHA-256 of every integer the engine computes with: a decoder whose model, loader or dtype
+        gives other integers refuses before decoding (decoder.py)."""
+        h = hashlib.sha256(PROCEDURE.encode())
+        h.update(self._embed.cpu().numpy().astype("<i8").tobytes())
+        for layer in self._layers:
+            for part in layer:
+                if isinstance(part, _Linear):
+                    h.update(part.q.numpy().tobytes())
+                    h.update(part.scale_cpu.numpy().astype("<i8").tobytes())
+                else:
+                    h.update(part.cpu().numpy().astype("<i8").tobytes())
+        h.update(self._norm.cpu().numpy().astype("<i8").tobytes())
+        h.update(self._head.q.numpy().tobytes())
+        h.update(self._head.scale_cpu.numpy().astype("<i8").tobytes())
+        h.update(intmath.rope_q14(self.theta, self.head_dim, _DIGEST_ROPE).astype("<i8").tobytes())
+        return h.hexdigest()
+
+    # -- cache -----------------------------------------------------------------
+
+    def reset(self, capacity: int = 1024) -> None:
+        """Forget the KV cache: the next step starts new windows (at position 0)."""
+        self._pos = 0
+        self._batch = 0
+        self._capacity = max(1, capacity)
+        self._k = self._v = self._k_amax = None
+
+    def _allocate(self, batch: int) -> None:
+        torch = self._torch
+        n, kv, d = len(self._layers), self.kv_heads, self.head_dim
+        cap = self._capacity
+        if cap >= 1 << 20:
+            raise UnsupportedError(f"{PROCEDURE} engine: windows of {cap} tokens (at most 2**20)")
+        self._k = torch.zeros((n, batch, kv, d, cap), dtype=torch.float32, device=self.device)
+        self._k_amax = torch.zeros((n, batch, kv, 1, cap), dtype=torch.int64, device=self.device)
+        self._v = torch.zeros((n, batch, kv, cap, d), dtype=torch.float64, device=self.device)
+        self._batch = batch
+
+    def _grow(self) -> None:
+        torch = self._torch
+        old = (self._k, self._k_amax, self._v)
+        p = self._pos
+        self._capacity *= 2
+        self._allocate(self._batch)
+        with torch.inference_mode():
+            self._k[..., :p] = old[0][..., :p]
+            self._k_amax[..., :p] = old[1][..., :p]
+            self._v[:, :, :, :p] = old[2][:, :, :, :p]
+
+    def _rope_at(self, pos: int) -> tuple[Any, Any]:
+        torch = self._torch
+        if self._rope is None or pos >= self._rope.shape[0]:
+            blocks = -(-(pos + 1) // _ROPE_BLOCK) * _ROPE_BLOCK
+            self._rope = torch.from_numpy(np.array(intmath.rope_q14(self.theta, self.head_dim, blocks))).to(self.device)
+        return self._rope[pos, 0], self._rope[pos, 1]
+
+    # -- the step ----------------------------------------------------------------
+
+    def _rms_norm(self, x: Any, weight: Any) -> Any:
+        torch = self._torch
+        xs = x >> 8  # Q8: squares of |x| <= 2**23 summed over <= 2**16 features stay below 2**62
+        mean = (xs * xs).sum(dim=-1, keepdim=True) // x.shape[-1] + self._eps
+        # rms in Q16: one correctly rounded sqrt of an integer < 2**53 (mean is < 2**46 for |x| <= 2**31)
+        rms = torch.floor(torch.sqrt(mean.to(torch.float64)) * 256).to(torch.int64).clamp(min=1)
+        inv = torch.div(1 << 46, rms, rounding_mode="floor")  # 2**30 / rms in Q16: one division per row
+        return (((x * inv) >> 30) * weight) >> FRAC  # |x * inv| <= 2**31 * 2**46 / rms, rms >= 2**16 when x is large
+
+    def step(self, tokens: list[int]) -> np.ndarray:
+        """Feed one token per window; return int64 logits (Q16) over the alphabet, shape (B, A)."""
+        torch = self._torch
+        b = len(tokens)
+        h_, kv, d = self.heads, self.kv_heads, self.head_dim
+        group = h_ // kv
+        half = d // 2
+        with torch.inference_mode():
+            if self._k is None:
+                self._allocate(b)
+            elif b != self._batch:
+                raise ValueError(f"batch changed from {self._batch} to {b} inside one chunk")
+            if self._pos >= self._capacity:
+                self._grow()
+            pos = self._pos
+            n = pos + 1
+            # Attention runs over whole blocks of _BLOCK positions, the tail masked (its weights are exactly 0):
+            # oneDNN builds and keeps a kernel per matmul shape, so a new shape every step costs ~1 ms a
+            # call and memory (engine.py saw 10 GB); blocks bound the shapes to capacity / _BLOCK.
+            stop = min(self._capacity, -(-n // _BLOCK) * _BLOCK)
+            cos, sin = self._rope_at(pos)
+            rows = torch.tensor([self._row_of[t] for t in tokens], dtype=torch.long, device=self.device)
+            h = self._embed.index_select(0, rows)
+            q_end, k_end = h_ * d, (h_ + kv) * d
+            for li, (w_in, qkv_proj, o_proj, w_post, gate_up, down) in enumerate(self._layers):
+                qkv = qkv_proj(torch, self._rms_norm(h, w_in))
+                q = _rotate(torch, qkv[:, :q_end].view(b, kv, group, d), cos, sin, half)
+                k = _rotate(torch, qkv[:, q_end:k_end].view(b, kv, d), cos, sin, half)
+                v = qkv[:, k_end:].view(b, kv, d)
+                kq, k_amax = _quantize_rows(torch, k.clamp(-QK_CLAMP, QK_CLAMP))
+                self._k[li, :, :, :, pos] = kq.to(torch.float32)
+                self._k_amax[li, :, :, :, pos] = k_amax
+                self._v[li, :, :, pos] = (v >> (FRAC - V_FRAC)).clamp(-V_CLAMP, V_CLAMP).to(torch.float64)
+                qq, q_amax = _quantize_rows(torch, q.clamp(-QK_CLAMP, QK_CLAMP))  # (B, KV, G, D), (B, KV, G, 1)
+                # Exact: integers, every partial sum < 2**20 (module docstring).
+                dots = torch.matmul(qq.to(torch.float32), self._k[li, :, :, :, :stop]).to(torch.int64)
+                # score = q.k / sqrt(d) in Q10 = dots * q_amax * k_amax / (127**2 * sqrt(d) [Q10] * 2**12)
+                # (q_amax, k_amax <= 2**24: see QK_CLAMP; every product stays below 2**57)
+                q_factor = torch.div(q_amax << 27, 16129 * _isqrt_q10(d), rounding_mode="floor")  # per query head
+                scores = (((dots * self._k_amax[li, :, :, :, :stop]) >> 12) * q_factor) >> 27
+                if stop > n:
+                    scores[..., n:] = _MASKED  # exp_q15 of (max - _MASKED) is 0: no weight, no effect
+                weights = self._exp[(scores.amax(dim=-1, keepdim=True) - scores).clamp(max=intmath.EXP_SPAN)]
+                total = weights.sum(dim=-1, keepdim=True)  # >= 2**15 (the maximum's weight)
+                # Exact: integers below 2**15 * 2**15 * 2**20 < 2**53.
+                mixed = torch.matmul(weights.to(torch.float64), self._v[li, :, :, :stop]).to(torch.int64)
+                # mixed / total <= 2**15 (a weighted mean of values <= 2**15): times 2**38 / total stays < 2**53
+                inv_total = torch.div(1 << 38, total, rounding_mode="floor")
+                att = (mixed * inv_total) >> (38 - (FRAC - V_FRAC))  # Q16
+                h = (h + o_proj(torch, att.reshape(b, q_end))).clamp(-CLAMP, CLAMP)
+                gu = gate_up(torch, self._rms_norm(h, w_post))
+                gate, up = gu[:, : gu.shape[1] // 2], gu[:, gu.shape[1] // 2 :]
+                idx = (gate >> (FRAC - intmath.SIG_STEP_BITS)).clamp(-intmath.SIG_HALF, intmath.SIG_HALF)
+                silu = (gate * self._sig[idx + intmath.SIG_HALF]) >> FRAC
+                act = ((silu * up) >> FRAC).clamp(-CLAMP, CLAMP)
+                h = (h + down(torch, act)).clamp(-CLAMP, CLAMP)
+            logits = self._head(torch, self._rms_norm(h, self._norm))
+            self._pos = n
+            return logits.cpu().numpy()
+
+
+def _isqrt_q10(d: int) -> int:
+    """sqrt(d) in Q10, by integer square root (d is the head size)."""
+    import math
+
+    return math.isqrt(d << 20)
+
+
+def _rotate(torch: Any, x: Any, cos: Any, sin: Any, half: int) -> Any:
+    """RoPE on Q16 integers with Q14 tables (transformers' rotate_half layout)."""
+    a, b = x[..., :half], x[..., half:]
+    return torch.cat(((a * cos - b * sin) >> intmath.ROPE_BITS, (b * cos + a * sin) >> intmath.ROPE_BITS), dim=-1)
+
+
+def embed_device(base: Any) -> Any:
+    return base.embed_tokens.weight.device

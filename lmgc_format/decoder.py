@@ -35,7 +35,7 @@ from .models import PACKAGED, LoadedModel, get
 from .parallel import Pool, WorkerSetup, check_workers, result, start_pool
 from .plan import value_size
 from .predictor import Predictor, split_procedure
-from .procedures import check_procedure
+from .procedures import check_procedure, portable_procedure
 from .serialize import get_scheme
 from .shuffle import bit_unshuffle, byte_unshuffle
 from .zstdcap import decompress_at_most
@@ -94,6 +94,20 @@ def _model_for(
             )
         on_event(Notice("forced: " + msg))
     return lm
+
+
+def _check_engine(recorded: dict[str, Any], predictor: Predictor, force: bool, on_event: EventSink) -> None:
+    """Refuse (unless forced) a portable engine whose integer weights and tables differ from the encoder's."""
+    want, got = recorded.get("engine_sha256"), getattr(predictor, "digest", None)
+    if want is None or (got is not None and got.startswith(want)):
+        return
+    msg = (
+        f"this model gives the {type(predictor).__name__} other integers than the encoder's (engine SHA-256 "
+        f"{str(got)[:16]}…, archive {str(want)[:16]}…): another model file, loader or dtype"
+    )
+    if not force:
+        raise ModelMismatchError(msg + " (use --ignore-model-mismatch to try anyway)")
+    on_event(Notice("forced: " + msg))
 
 
 def _recorded_threads(recorded: dict[str, Any], default: int) -> int:
@@ -160,7 +174,10 @@ class ChunkDecoder:
                 )
             here = runtime.describe(lm.device)
             diffs = runtime.differences(header.runtime, here)
-            if diffs:
+            if portable_procedure(header.layout.procedure):
+                # Integer-exact: versions, threads and CPU kind do not matter, the engine's integers do.
+                _check_engine(header.runtime, predictor, opts.force, on_event)
+            elif diffs:
                 on_event(
                     Notice(
                         "runtime differs from the encoder's ("

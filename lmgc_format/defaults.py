@@ -18,7 +18,7 @@ DEFAULT_WINDOW_BYTES = 512
 DEFAULT_BATCH = 16
 # LM engines: lmgc's own Llama-family engine, transformers (the reference), or auto (lmgc's where the
 # model fits it); predictor.ENGINES names their procedures.
-ENGINE_CHOICES = ("auto", "lmgc", "transformers")
+ENGINE_CHOICES = ("auto", "int8", "lmgc", "transformers")
 DEFAULT_ENGINE = "auto"
 
 __all__ = [

@@ -28,12 +28,13 @@ from .errors import UnsupportedError
 from .events import ChunkDone, EventSink, Finished, Notice, Progress, Started, ignore
 from .filters import ForwardFilter, choose_filters, mark_plan
 from .levels import DEFAULT_LEVEL, DEFAULT_TIME_BUDGET, FAST_BATCH, FAST_WINDOW_BYTES, LevelChoice, choose_level
+from .lmchunk import INT_MIXING
 from .lmsetup import LmSetup, prepare_lm
 from .mixing import mixing_for
 from .models import DEFAULT_DTYPE, LoadedModel, get
 from .parallel import Pool, WorkerSetup, check_workers, start_pool
 from .plan import PLAIN_CHUNK_BYTES, ChunkPlan, Window, plan_chunks, value_size
-from .predictor import TRANSFORMERS_PROCEDURE, procedure_for
+from .predictor import INT8_PROCEDURE, TRANSFORMERS_PROCEDURE, procedure_for
 from .rows import MIN_VALUES, SAMPLE_VALUES, TRIAL_VALUES, candidate_rows, exponent_fields
 from .serialize import BYTE_ORDERS, DEFAULT_BYTE_ORDER, DEFAULT_SCHEME, get_scheme
 from .shuffle import byte_shuffle
@@ -185,13 +186,31 @@ def _encode_smaller(job: _Job) -> EncodeResult:
     return replace(fast, seconds=time.monotonic() - job.start, tokens=lm.tokens)
 
 
+def lm_procedure(opts: EncodeOptions, lm: LoadedModel) -> str:
+    """The LM procedure (``engine+mixing``) an encoder with ``opts`` records for ``lm``: by default the
+    portable ``lmgc-int8-v1+cm-int-v1`` where the model fits the int8 engine; a float engine with
+    ``mixing.py``'s mixing when asked for (``--engine lmgc``), or where the int8 coding cannot run (a
+    scheme that is not hex, ``--no-mix``, ``--no-top-byte``)."""
+    scheme = get_scheme(opts.scheme)
+    portable_ok = scheme.hex and opts.mixing and opts.top_byte
+    engine = procedure_for(opts.engine, lm, opts.restricted_head, portable=portable_ok)
+    if engine == INT8_PROCEDURE:  # the portable engine codes with its own integer mixing, always
+        if not portable_ok:
+            raise UnsupportedError(
+                f"the int8 engine needs a hex scheme with mixing and the top byte apart (scheme {scheme.name!r})"
+            )
+        return f"{engine}+{INT_MIXING}"
+    mixing = mixing_for(scheme, opts.mixing, opts.top_byte)  # mixing.py works on hex text only
+    return engine + ("+" + mixing if mixing else "")
+
+
 def _encode_lm(job: _Job) -> EncodeResult:
-    """The LM level: float chunks coded by the LM with the whole modelling stack (mixing.py, topbyte.py)."""
+    """The LM level: float chunks coded by the LM with the whole modelling stack (intchunk.py by default;
+    mixing.py and topbyte.py for the float procedures)."""
     source, target, layout, opts = job.source, job.target, job.layout, job.opts
     overwrite, on_event, cancel, start, model = job.overwrite, job.on_event, job.cancel, job.start, job.model
     plan, forward, rows = plan_for(source, layout, opts)
     scheme = get_scheme(opts.scheme)
-    mixing = mixing_for(scheme, opts.mixing, opts.top_byte)  # mixing.py works on hex text only
 
     import torch
 
@@ -204,7 +223,7 @@ def _encode_lm(job: _Job) -> EncodeResult:
     procedure = TRANSFORMERS_PROCEDURE  # recorded even when no chunk needs a model
     if any(c.lm for c in plan):
         lm = model or get(opts.model, opts.dtype, opts.device)
-        procedure = procedure_for(opts.engine, lm, opts.restricted_head) + ("+" + mixing if mixing else "")
+        procedure = lm_procedure(opts, lm)
         setup = prepare_lm(lm, scheme.name, procedure, opts.restricted_head)
         if procedure.startswith(TRANSFORMERS_PROCEDURE) and lm.device.startswith("cuda") and opts.dtype == "bfloat16":
             # Seen on an H100 (BENCHMARKS.md "CUDA"): that archive did not decode, even in the same process.
@@ -226,6 +245,9 @@ def _encode_lm(job: _Job) -> EncodeResult:
         device=setup.lm.device if setup else "cpu",
         coder=dict(LM_CODER),
     )
+    digest = getattr(setup.predictor, "digest", None) if setup else None
+    if digest is not None:  # a portable engine: the integers it computes with (decoder.py checks them)
+        header.runtime["engine_sha256"] = digest[:16]  # 64 bits: to catch a different model, not an attack
     on_event(Started("encode", str(source), layout.data_size))
     msb_first = opts.byte_order == "msb_first"
     pool: Pool | None = None

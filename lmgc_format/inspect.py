@@ -85,7 +85,7 @@ def describe_archive(path: str | os.PathLike[str]) -> dict[str, Any]:
             "overhead": {"total": r.overhead, **r.parts, "tensor_table": _table_bytes(r)},
             # Decodes byte-exact on any machine: no chunk depends on an LM's float arithmetic (docs/FORMAT.md
             # "Reproducibility"); the fast level and the classical codecs are exact everywhere.
-            "portable": portable({e.codec for e in idx.chunks}),
+            "portable": portable({e.codec for e in idx.chunks}, h.layout.procedure),
             "filters": [{"tensor": r.layout.tensors[f.tensor].name, "kind": f.kind} for f in r.filters],
             "rows": [{"tensor": r.layout.tensors[t].name, "row": row} for t, row in r.header.rows],
             "runtime": h.runtime,

@@ -16,6 +16,7 @@ from .predictor import Predictor
 from .serialize import Scheme, reorder
 from .topbyte import Place, decode_tops, encode_tops, places, split_tops
 
+INT_MIXING = "cm-int-v1"  # the portable procedure's coding (intchunk.py), after engine lmgc-int8-v1
 StepCallback = Callable[[float, int], None]  # (fraction of the chunk done, tokens this step)
 TokenCallback = Callable[[int, int, float], None]  # (window, symbol, ideal bits it cost; 0 for known tokens)
 TopCallback = Callable[[int, float], None]  # (window, ideal bits its top bytes cost), cm-top-v* only
@@ -48,7 +49,7 @@ def _mixer(
 ) -> TokenMixer | None:
     if mixing is None:
         return None
-    if mixing not in MIXINGS:
+    if mixing not in MIXINGS:  # cm-int-v1 never gets here: intchunk.py codes it
         raise ValueError(f"unknown mixing {mixing!r}")
     return TokenMixer(alphabet, scheme, windows, mixing, msb_first)
 
@@ -152,6 +153,10 @@ def encode_windows(
     ``prime`` gets every window's symbols before the first step: the teacher-forced
     predictor of ``bench --estimate`` (bench/estimate.py) reads them whole.
     """
+    if mixing == INT_MIXING:
+        from . import intchunk
+
+        return intchunk.encode_windows(predictor, alphabet, scheme, windows, data, msb_first, cancel, on_step, prime)
     mixer = _mixer(alphabet, scheme, windows, mixing, msb_first)
     enc = Encoder()
     bits = [0.0] * len(windows)
@@ -214,6 +219,10 @@ def decode_windows(
     mixing: str | None = None,
 ) -> list[bytes]:
     """Inverse of :func:`encode_windows`: the data bytes of every window."""
+    if mixing == INT_MIXING:
+        from . import intchunk
+
+        return intchunk.decode_windows(predictor, alphabet, scheme, windows, payload, msb_first, cancel, on_step)
     try:
         dec = Decoder(payload)
     except ValueError as exc:

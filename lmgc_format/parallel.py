@@ -86,8 +86,11 @@ def _start(setup: WorkerSetup) -> None:
     lm = get(setup.model, setup.dtype, setup.device)
     if lm.info.sha256 != setup.sha256:
         raise ModelMismatchError(f"worker loaded {setup.model!r} with other weights than the main process")
+    from .procedures import portable_procedure
+
     diffs = differences(setup.runtime, describe(lm.device))
-    if diffs:
+    # A portable procedure computes the same integers on any machine: the engine digest is checked below.
+    if diffs and not portable_procedure(setup.procedure):
         raise ModelMismatchError(
             f"a worker on {os.uname().nodename} computes differently from the main process ({', '.join(diffs)}): "
             "its chunks would decode only on such a machine"
@@ -99,6 +102,11 @@ def _start(setup: WorkerSetup) -> None:
         setup.restricted_head,
         expected=ExpectedAlphabet(setup.alphabet, whose="the main process's"),
     )
+    digest = setup.runtime.get("engine_sha256")
+    if digest is not None and not str(getattr(made.predictor, "digest", "")).startswith(digest):
+        raise ModelMismatchError(
+            f"a worker on {os.uname().nodename} builds other integer weights than the main process"
+        )
     _state.update(lm=lm, scheme=made.scheme, alphabet=made.alphabet, predictor=made.predictor, mixing=made.mixing)
 
 

@@ -139,7 +139,8 @@ class LockstepPredictor:
 # The procedures an archive can name (header ``windows.procedure``) and the
 # engine that runs each: an archive is decoded by the engine that encoded it.
 TRANSFORMERS_PROCEDURE = "lockstep-kv-v1"
-ENGINES = {"lmgc": "lmgc-llama-v1", "transformers": TRANSFORMERS_PROCEDURE}
+INT8_PROCEDURE = "lmgc-int8-v1"  # intengine.py: integer arithmetic, decodes on any machine
+ENGINES = {"lmgc": "lmgc-llama-v1", "transformers": TRANSFORMERS_PROCEDURE, "int8": INT8_PROCEDURE}
 # A procedure may name a modelling stage after the engine: "lmgc-llama-v1+cm-top-v4"
 # (mixing.py, MIXINGS). A reader that does not know the whole name refuses the archive.
 
@@ -164,8 +165,10 @@ class Predictor(Protocol):
     def step(self, tokens: list[int]) -> np.ndarray: ...
 
 
-def procedure_for(engine: str, lm: LoadedModel, restricted_head: bool = True) -> str:
-    """The procedure ``engine`` ("auto", "lmgc", "transformers") gives for this model."""
+def procedure_for(engine: str, lm: LoadedModel, restricted_head: bool = True, portable: bool = True) -> str:
+    """The engine procedure ``engine`` ("auto", "int8", "lmgc", "transformers") gives for this model. ``auto``
+    is the portable int8 engine where the model fits it (and ``portable`` allows: its coding needs a hex
+    scheme with mixing), else lmgc's float engine, else transformers."""
     from .engine import unsupported_reason
 
     if engine not in (*ENGINES, "auto"):
@@ -173,6 +176,14 @@ def procedure_for(engine: str, lm: LoadedModel, restricted_head: bool = True) ->
     if engine == "transformers" or (engine == "auto" and not restricted_head):
         return TRANSFORMERS_PROCEDURE
     reason = unsupported_reason(lm)
+    if engine == "int8":
+        if reason is not None:
+            raise UnsupportedError(f"the int8 engine cannot run this model: {reason} (use --engine transformers)")
+        if not restricted_head:
+            raise UnsupportedError("the int8 engine always restricts the head to the alphabet")
+        return INT8_PROCEDURE
+    if engine == "auto" and portable and reason is None:
+        return INT8_PROCEDURE
     if reason is None:
         if not restricted_head:
             raise UnsupportedError("the lmgc engine always restricts the head to the alphabet")
@@ -190,6 +201,10 @@ def make_predictor(lm: LoadedModel, alphabet: Alphabet, procedure: str, restrict
         from .engine import LlamaEngine
 
         return LlamaEngine(lm, alphabet)
+    if procedure == INT8_PROCEDURE:
+        from .intengine import IntLlamaEngine
+
+        return IntLlamaEngine(lm, alphabet)
     if procedure == TRANSFORMERS_PROCEDURE:
         return LockstepPredictor(lm, alphabet, restricted_head)
     known = ", ".join(repr(p) for p in ENGINES.values())

@@ -75,15 +75,21 @@ def test_engine_refuses_a_batch_change_inside_a_chunk(tiny_model: str) -> None:
 def test_auto_picks_the_engine_and_the_archive_records_it(tmp_path: Path, tiny_model: str, small_file: Path) -> None:
     lm = get(tiny_model)
     assert unsupported_reason(lm) is None
-    assert procedure_for("auto", lm) == ENGINES["lmgc"]
+    assert procedure_for("auto", lm) == ENGINES["int8"]  # the portable engine where the model fits it
+    assert procedure_for("auto", lm, portable=False) == ENGINES["lmgc"]
     assert procedure_for("transformers", lm) == ENGINES["transformers"]
     assert procedure_for("auto", lm, restricted_head=False) == ENGINES["transformers"]
-    for engine in ("auto", "transformers"):
+    expected = {
+        "auto": "lmgc-int8-v1+cm-int-v1",
+        "lmgc": "lmgc-llama-v1+cm-top-v4",
+        "transformers": "lockstep-kv-v1+cm-top-v4",
+    }
+    for engine, procedure in expected.items():
         arc = tmp_path / f"{engine}.lmgc"
         opts = EncodeOptions(model=tiny_model, window_bytes=32, batch=3, engine=engine, fallback=False)
         encode_file(small_file, arc, opts)
         with ArchiveReader(arc) as r:
-            assert r.header.layout.procedure == ENGINES["lmgc" if engine == "auto" else "transformers"] + "+cm-top-v4"
+            assert r.header.layout.procedure == procedure
         out = tmp_path / f"{engine}.safetensors"
         decode_file(arc, out, DecodeOptions(model=tiny_model))
         assert out.read_bytes() == small_file.read_bytes()

@@ -85,3 +85,15 @@ def test_golden_lm_archive_decodes(tmp_path: Path, tiny_model: str, name: str, p
     out = tmp_path / "out.safetensors"
     decode_file(arc, out, DecodeOptions(model=tiny_model))
     assert out.read_bytes() == (DATA / GOLDEN_SOURCES.get(name, "golden_tiny.safetensors")).read_bytes()
+
+
+def test_golden_portable_lm_archive_decodes_everywhere(tmp_path: Path, tiny_model: str) -> None:
+    """lmgc-int8-v1+cm-int-v1 (lmgc 0.12): integer arithmetic only, so it never skips: it decodes on every
+    host, CI included, and pins every bit of the portable engine, its mixing and the top-byte stream."""
+    arc = DATA / "golden_int8.safetensors.lmgc"
+    with ArchiveReader(arc) as r:
+        assert r.header.layout.procedure == "lmgc-int8-v1+cm-int-v1"
+        assert sum(e.codec == 2 for e in r.index.chunks) >= 3
+    out = tmp_path / "out.safetensors"
+    decode_file(arc, out, DecodeOptions(model=tiny_model))
+    assert out.read_bytes() == (DATA / "golden_fast.safetensors").read_bytes()

@@ -10,9 +10,19 @@ from lmgc_format.cm.codec import NAME as FAST
 from lmgc_format.container.constants import STORED_PROCEDURE, Codec
 from lmgc_format.errors import UnsupportedError
 from lmgc_format.filters import KINDS
+from lmgc_format.lmchunk import INT_MIXING
 from lmgc_format.mixing import MIXINGS
 from lmgc_format.predictor import ENGINES
-from lmgc_format.procedures import PROCEDURES, check_procedure, codec, named, portable
+from lmgc_format.procedures import (
+    PORTABLE_ENGINE,
+    PORTABLE_MIXING,
+    PROCEDURES,
+    check_procedure,
+    codec,
+    named,
+    portable,
+    portable_procedure,
+)
 from lmgc_format.serialize import SCHEMES
 from tests.conftest import ROOT
 
@@ -23,7 +33,7 @@ def test_table_matches_the_registries() -> None:
     for p in codecs.values():
         assert p.since_format == Codec.SINCE.get(p.id, (1, 0)), p.name
     assert set(named("engine")) == set(ENGINES.values())
-    assert set(named("mixing")) == set(MIXINGS)
+    assert set(named("mixing")) == {*MIXINGS, INT_MIXING}
     assert set(named("filter")) == set(KINDS)
     assert set(named("scheme")) == set(SCHEMES)
     assert set(named("level")) == {FAST, STORED_PROCEDURE}
@@ -39,15 +49,28 @@ def test_every_entry_has_its_spec_section_and_golden() -> None:
 
 
 def test_procedures_are_checked_by_name() -> None:
-    for engine in named("engine"):
+    floats = [e for e in named("engine") if e != PORTABLE_ENGINE]
+    for engine in floats:
         check_procedure(engine)
         for mixing in named("mixing"):
-            check_procedure(f"{engine}+{mixing}")
+            if mixing != PORTABLE_MIXING:
+                check_procedure(f"{engine}+{mixing}")
+    check_procedure(f"{PORTABLE_ENGINE}+{PORTABLE_MIXING}")
+    for bad in (PORTABLE_ENGINE, f"{PORTABLE_ENGINE}+cm-top-v4", f"lmgc-llama-v1+{PORTABLE_MIXING}"):
+        with pytest.raises(UnsupportedError, match="only go together"):
+            check_procedure(bad)
     check_procedure(FAST)
     check_procedure(STORED_PROCEDURE)
     for bad in ("lmgc-llama-v9", "lmgc-llama-v1+cm-top-v9", "cm-fast-v2", "", "+cm-top-v4"):
         with pytest.raises(UnsupportedError, match="this version runs"):
             check_procedure(bad)
+
+
+def test_portable_lm_procedure() -> None:
+    assert portable({Codec.LM, Codec.ZSTD}, f"{PORTABLE_ENGINE}+{PORTABLE_MIXING}")
+    assert portable_procedure(f"{PORTABLE_ENGINE}+{PORTABLE_MIXING}")
+    assert not portable({Codec.LM}, "lmgc-llama-v1+cm-top-v4")
+    assert not portable_procedure("lmgc-llama-v1+cm-top-v4") and not portable_procedure("nonsense+cm-int-v1")
 
 
 def test_portable_means_no_lm_chunk() -> None:

@@ -25,13 +25,14 @@ import numpy as np
 from ..alphabet import Alphabet
 from ..chunk_encoder import ChunkEncoder
 from ..container.constants import Codec
-from ..encoder import EncodeOptions, plan_for
+from ..encoder import EncodeOptions, lm_procedure, plan_for
 from ..errors import CancelledError
 from ..events import EventSink, Finished, Progress, Started, ignore
+from ..lmchunk import INT_MIXING
 from ..lmsetup import prepare_lm
 from ..mixing import mixing_for
 from ..models import LoadedModel, get
-from ..predictor import alphabet_head
+from ..predictor import alphabet_head, split_procedure
 from ..serialize import get_scheme
 from ..source import read_layout
 
@@ -43,9 +44,11 @@ class TeacherForcedPredictor:
     per window, :meth:`step` hands out the rows in the coder's order and checks that it is
     fed exactly the tokens it was primed with."""
 
-    def __init__(self, lm: LoadedModel, alphabet: Alphabet, restricted_head: bool = True) -> None:
+    def __init__(self, lm: LoadedModel, alphabet: Alphabet, restricted_head: bool = True, q16: bool = False) -> None:
+        """``q16``: hand out the logits as Q16 integers, as the int8 engine does (intengine.py)."""
         import torch
 
+        self._q16 = q16
         self._torch = torch
         self.model = lm.model
         self.device = lm.device
@@ -89,6 +92,7 @@ class TeacherForcedPredictor:
         self._t = 0
 
     def step(self, tokens: list[int]) -> np.ndarray:
+        """The primed rows of this step: float32 logits, or Q16 int64 with ``q16``."""
         t = self._t
         if len(tokens) != len(self._feeds):
             raise ValueError(f"fed {len(tokens)} windows, primed with {len(self._feeds)}")
@@ -99,7 +103,7 @@ class TeacherForcedPredictor:
                     raise ValueError(f"window {i}, step {t}: fed token {tokens[i]}, primed with {feed[t]}")
                 out[i] = rows[t]
         self._t += 1
-        return out
+        return np.round(out.astype(np.float64) * 65536).astype(np.int64) if self._q16 else out
 
 
 @dataclass(frozen=True)
@@ -130,11 +134,15 @@ def estimate_file(
     setup = None
     if any(c.lm for c in plan):
         lm = model or get(opts.model, opts.dtype, opts.device)
+        mixing = split_procedure(lm_procedure(opts, lm))[1]
+        # The portable procedure's mixing reads Q16 integer logits: the teacher-forced float logits, rounded
+        # (the int8 engine's own differ from them by a KL of ~0.03 nats a token: BENCHMARKS.md "Portable LM level").
+        quantized = mixing == INT_MIXING
         setup = prepare_lm(
             lm,
             scheme.name,
             PROCEDURE + ("+" + mixing if mixing else ""),
-            predictor=lambda lm, alphabet: TeacherForcedPredictor(lm, alphabet, opts.restricted_head),
+            predictor=lambda lm, alphabet: TeacherForcedPredictor(lm, alphabet, opts.restricted_head, quantized),
         )
     prime = partial(setup.predictor.prime, cancel=cancel) if setup else None  # type: ignore[attr-defined]
     chunks = ChunkEncoder(

@@ -102,7 +102,9 @@ def position_report(
     lm = get(model, dtype)
     alphabet = Alphabet.for_tokenizer(lm.tokenizer, scheme)
     forced = TeacherForcedPredictor(lm, alphabet) if estimate else None
-    predictor = forced if forced is not None else make_predictor(lm, alphabet, procedure_for(engine, lm))
+    predictor = (
+        forced if forced is not None else make_predictor(lm, alphabet, procedure_for(engine, lm, portable=False))
+    )
     prime = None if forced is None else partial(forced.prime, cancel=cancel)
     chunks = [c for c in plan_chunks(layout, window_bytes, batch, 0) if c.lm]
     bits: dict[int, float] = {}

@@ -96,6 +96,7 @@ def measure(
         batch=batch,
         dtype=dtype,
         engine=engine,
+        level="max",  # "auto" would code the fast level too and might keep its archive: no LM to time
         fallback=False,
         mixing=mixing,
         top_byte=top_byte,

@@ -91,7 +91,7 @@ from .options import (
     "mixer, coder and codec choice after it) instead of real archives: within a few bytes of them, but nothing "
     "is decoded. For comparing schemes and models; --engine does not apply.",
 )
-@click.option("--engines", default="lmgc,transformers", show_default=True, metavar="LIST", help="Engines for --speed.")
+@click.option("--engines", default="int8,lmgc", show_default=True, metavar="LIST", help="Engines for --speed.")
 @click.option("--dtypes", default="float32,bfloat16", show_default=True, metavar="LIST", help="Dtypes for --speed.")
 @click.option("--json", "as_json", is_flag=True, help="Machine-readable results on stdout.")
 @click.option("--markdown", is_flag=True, help="Results as a Markdown table on stdout.")
@@ -339,7 +339,7 @@ def _bench_speed(
 
     from ..bench_view import speed_markdown, speed_table
 
-    engine_list = _list_option(engines, ("lmgc", "transformers", "auto"), "--engines")
+    engine_list = _list_option(engines, ("int8", "lmgc", "transformers", "auto"), "--engines")
     dtype_list = _list_option(dtypes, ("float32", "bfloat16"), "--dtypes")
     scheme = _list_option(schemes, tuple(SCHEMES), "--schemes")[0]
     out: list[dict[str, Any]] = []

@@ -50,8 +50,9 @@ engine_option = click.option(
     type=click.Choice(list(ENGINE_CHOICES)),
     default=DEFAULT_ENGINE,
     show_default=True,
-    help="LM engine: lmgc's own Llama-family engine (faster), transformers (the reference), "
-    "or auto (lmgc where the model fits it). Recorded in the archive; decoding uses the same.",
+    help="LM engine: int8 (integer arithmetic: the archive decodes on any machine, CPU or GPU), lmgc "
+    "(lmgc's float Llama-family engine: decodes only where the same float kernels run), transformers "
+    "(the float reference), or auto (int8 where the model fits it). Recorded in the archive; decoding uses the same.",
 )
 mix_option = click.option(
     "--mix/--no-mix",

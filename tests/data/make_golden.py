@@ -8,6 +8,9 @@ python -m tests.data.make_golden NAME...  # writes only those (this machine's lo
 python -m tests.data.make_golden golden_fast.safetensors.lmgc
                                           # the fast level's golden (+ its source golden_fast.safetensors):
                                           # integer arithmetic only, so it decodes on every machine
+python -m tests.data.make_golden golden_int8.safetensors.lmgc
+                                          # the portable LM procedure over golden_fast.safetensors: integer
+                                          # arithmetic only, so it decodes on every machine
 python -m tests.data.make_golden golden_compact.safetensors.lmgc
                                           # format 1.4: the compact layout (golden_fast.safetensors at the
                                           # fast level) and a stored archive (golden_stored.safetensors)
@@ -211,10 +214,27 @@ def make_compact_goldens() -> None:
     encode_file(tiny, HERE / "golden_stored.safetensors.lmgc", opts, overwrite=True)
 
 
+GOLDEN_INT8_OPTIONS = {"engine": "int8", "level": "max", "window_bytes": 96, "batch": 3, "fallback": False}
+
+
+def make_int8_golden() -> None:
+    """golden_int8.safetensors.lmgc: the portable LM procedure (lmgc-int8-v1+cm-int-v1, lmgc 0.12) over
+    golden_fast.safetensors with the tiny model: integer arithmetic only, so it decodes on every machine."""
+    with tempfile.TemporaryDirectory() as tmp:
+        model = make_tiny_model(Path(tmp), seed=0)
+        opts = EncodeOptions(model=str(model), **GOLDEN_INT8_OPTIONS)  # type: ignore[arg-type]
+        encode_file(HERE / "golden_fast.safetensors", HERE / "golden_int8.safetensors.lmgc", opts, overwrite=True)
+
+
 def main() -> None:
     import sys
 
     names = sys.argv[1:]
+    if "golden_int8.safetensors.lmgc" in names:
+        make_int8_golden()
+        names.remove("golden_int8.safetensors.lmgc")
+        if not names:
+            return
     if "golden_compact.safetensors.lmgc" in names:
         make_compact_goldens()
         names.remove("golden_compact.safetensors.lmgc")

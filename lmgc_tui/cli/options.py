@@ -50,7 +50,7 @@ engine_option = click.option(
     type=click.Choice(list(ENGINE_CHOICES)),
     default=DEFAULT_ENGINE,
     show_default=True,
-    help="LM engine: int8 (integer arithmetic: the archive decodes on any machine, CPU or GPU), lmgc "
+    help="LM engine: int8 (integer arithmetic: the archive decodes on any machine), lmgc "
     "(lmgc's float Llama-family engine: decodes only where the same float kernels run), transformers "
     "(the float reference), or auto (int8 where the model fits it). Recorded in the archive; decoding uses the same.",
 )

@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import numpy as np
@@ -20,6 +21,22 @@ def tiny_model(tmp_path_factory: pytest.TempPathFactory) -> str:
 @pytest.fixture(scope="session")
 def other_tiny_model(tmp_path_factory: pytest.TempPathFactory) -> str:
     return str(make_tiny_model(tmp_path_factory.mktemp("tiny-model-other"), seed=1))
+
+
+def other_machine_env(tmp_path: Path) -> dict[str, str]:
+    """The environment of a fresh process that computes like another machine: SIMD dispatch forced down
+    in torch, oneDNN, MKL and numpy, one thread, a generic numba target (shared/tools/as-other-machine's
+    settings)."""
+    return dict(
+        os.environ,
+        ATEN_CPU_CAPABILITY="default",
+        ONEDNN_MAX_CPU_ISA="SSE41",
+        MKL_ENABLE_INSTRUCTIONS="SSE4_2",
+        NPY_DISABLE_CPU_FEATURES="AVX2 FMA3 AVX512F AVX512CD AVX512_SKX",
+        OMP_NUM_THREADS="1",
+        NUMBA_CPU_NAME="generic",
+        NUMBA_CACHE_DIR=str(tmp_path / "numba-cache"),
+    )
 
 
 def gradient_like(shape: tuple[int, ...], seed: int, dtype: torch.dtype = torch.float32) -> torch.Tensor:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import hashlib
-import os
 import subprocess
 import sys
 from pathlib import Path
@@ -21,7 +20,7 @@ from lmgc_format.encoder import EncodeOptions, encode_file
 from lmgc_format.errors import CorruptChunkError, UnsupportedError
 from lmgc_format.inspect import describe_archive
 from lmgc_format.plan import Window
-from tests.conftest import ROOT, gradient_like
+from tests.conftest import ROOT, gradient_like, other_machine_env
 
 DATA = Path(__file__).resolve().parent / "data"
 
@@ -203,16 +202,7 @@ def test_fast_archive_decodes_as_another_machine(tmp_path: Path) -> None:
     arc = tmp_path / "g.lmgc"
     encode_file(src, arc, EncodeOptions(level="fast"))
     out = tmp_path / "out.safetensors"
-    env = dict(
-        os.environ,
-        ATEN_CPU_CAPABILITY="default",
-        ONEDNN_MAX_CPU_ISA="SSE41",
-        MKL_ENABLE_INSTRUCTIONS="SSE4_2",
-        NPY_DISABLE_CPU_FEATURES="AVX2 FMA3 AVX512F AVX512CD AVX512_SKX",
-        OMP_NUM_THREADS="1",
-        NUMBA_CPU_NAME="generic",
-        NUMBA_CACHE_DIR=str(tmp_path / "numba-cache"),
-    )
+    env = other_machine_env(tmp_path)
     code = (
         "import sys; from lmgc_format.decoder import DecodeOptions, decode_file; "
         "decode_file(sys.argv[1], sys.argv[2], DecodeOptions(fast_threads=1))"

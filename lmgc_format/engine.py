@@ -63,6 +63,22 @@ def _rope_theta(config: Any) -> float:
     return float(theta)
 
 
+def shape_of(model: Any) -> _Shape:
+    """The sizes and constants of a Llama-family transformers model (both engines read them so)."""
+    cfg = model.config
+    heads = int(cfg.num_attention_heads)
+    hidden = int(cfg.hidden_size)
+    return _Shape(
+        layers=len(getattr(model, model.base_model_prefix).layers),
+        hidden=hidden,
+        heads=heads,
+        kv_heads=int(getattr(cfg, "num_key_value_heads", None) or heads),
+        head_dim=int(getattr(cfg, "head_dim", None) or hidden // heads),
+        eps=float(cfg.rms_norm_eps),
+        theta=_rope_theta(cfg),
+    )
+
+
 def unsupported_reason(lm: LoadedModel) -> str | None:
     """Why this engine cannot run ``lm`` (None when it can)."""
     model = lm.model
@@ -100,17 +116,7 @@ class LlamaEngine:
         model = lm.model
         cfg = model.config
         base = getattr(model, model.base_model_prefix)
-        heads = int(cfg.num_attention_heads)
-        hidden = int(cfg.hidden_size)
-        self.shape = _Shape(
-            layers=len(base.layers),
-            hidden=hidden,
-            heads=heads,
-            kv_heads=int(getattr(cfg, "num_key_value_heads", None) or heads),
-            head_dim=int(getattr(cfg, "head_dim", None) or hidden // heads),
-            eps=float(cfg.rms_norm_eps),
-            theta=_rope_theta(cfg),
-        )
+        self.shape = shape_of(model)
         self.sliding_window = getattr(cfg, "sliding_window", None) if getattr(cfg, "use_sliding_window", True) else None
         self.dtype = next(model.parameters()).dtype
         with torch.inference_mode():

@@ -40,7 +40,7 @@ import numpy as np
 
 from . import intmath
 from .alphabet import Alphabet
-from .engine import _rope_theta, unsupported_reason
+from .engine import shape_of, unsupported_reason
 from .errors import UnsupportedError
 from .models import LoadedModel
 
@@ -128,16 +128,14 @@ class IntLlamaEngine:
         model = lm.model
         cfg = model.config
         base = getattr(model, model.base_model_prefix)
-        self.heads = int(cfg.num_attention_heads)
-        hidden = int(cfg.hidden_size)
-        self.kv_heads = int(getattr(cfg, "num_key_value_heads", None) or self.heads)
-        self.head_dim = int(getattr(cfg, "head_dim", None) or hidden // self.heads)
+        shape = shape_of(model)
+        self.heads, self.kv_heads, self.head_dim = shape.heads, shape.kv_heads, shape.head_dim
         if self.head_dim % 2 or self.head_dim > 256:
             raise UnsupportedError(f"{PROCEDURE} engine: head size {self.head_dim} (even, <= 256 needed)")
         if getattr(cfg, "sliding_window", None) and getattr(cfg, "use_sliding_window", False):
             raise UnsupportedError(f"{PROCEDURE} engine: sliding-window attention is not supported")
-        self.theta = Decimal(repr(_rope_theta(cfg)))  # the config's float, exactly as written
-        eps = float(cfg.rms_norm_eps)
+        self.theta = Decimal(repr(shape.theta))  # the config's float, exactly as written
+        eps = shape.eps
         self._eps = max(1, round(eps * (1 << FRAC)))  # eps in the units of the sum of (Q8 value) squares
         q16 = 1 << FRAC
         with torch.inference_mode():

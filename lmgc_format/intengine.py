@@ -12,9 +12,9 @@ value that can change a coded bit comes from integer arithmetic, so any backend 
   into the archive; a decoder whose model gives other integers refuses before decoding.
 * **Activations** live in Q16 (int64), clamped to +-2**31 (+-32768) at every residual add. Before
   a matmul a row is quantized to int8 with its own scale ``max|x|`` (an order-free maximum), the
-  product is a float32 matmul of those integers in blocks of 1,024 inputs (every partial sum below
-  2**24, so exact in any order: _Linear says why not ``torch._int_mm``), and rescaled by integer
-  multiply and shift.
+  product is exact (a float32 matmul of those integers in blocks of 1,024 inputs, every partial sum
+  below 2**24; on CPU whichever exact backend intmatmul.py finds fastest, int8 ``_int_mm`` where
+  the CPU has VNNI or AMX), and rescaled by integer multiply and shift.
 * **RMSNorm**: an integer sum of squares, one correctly rounded float64 square root of an integer
   below 2**53, floored.
 * **Attention**: q and k are int8 per head vector; q.k is a float32 matmul of integers whose every
@@ -24,6 +24,9 @@ value that can change a coded bit comes from integer arithmetic, so any backend 
   2**15 * 2**15 * 2**12 < 2**53: exact again. One floor division normalizes.
 * **RoPE** and **SiLU** are tables (intmath.py: decimal constructions, pinned or digested).
 * **Output**: the alphabet's rows of the head; logits in Q16 (int64).
+
+On CPU the integer work between the matmuls runs as compiled passes (intkernels.py, a few per layer);
+elsewhere as torch ops. Both give the same integers (tests compare them and a plain reference).
 
 The KV cache holds k as int8 values (in float32) with one scale per position and head, and v as Q8
 integers (in float64): ~4 + 8 bytes per element instead of bf16's 2 + 2, the price of exactness
@@ -38,7 +41,7 @@ from typing import Any
 
 import numpy as np
 
-from . import intmath
+from . import intmath, intmatmul
 from .alphabet import Alphabet
 from .engine import shape_of, unsupported_reason
 from .errors import UnsupportedError
@@ -51,10 +54,10 @@ V_FRAC = 8  # cached values in Q8
 CLAMP = (1 << 31) - 1  # residual stream and projections saturate at +-32768
 V_CLAMP = (1 << 15) - 1
 QK_CLAMP = 1 << 24  # queries and keys saturate at +-256 before their int8 quantization
-EXACT_K = 1024  # rows per float32 matmul block: 127 * 127 * 1024 < 2**24 (_Linear)
-_ROPE_BLOCK = 1024
+EXACT_K = intmatmul.EXACT_K  # rows per float32 matmul block: 127 * 127 * 1024 < 2**24 (_Linear)
+_ROPE_BLOCK = 1024  # the RoPE table grows in blocks of this many positions
 _BLOCK = 64  # attention reads the cache in blocks of this many positions
-_MASKED = -(1 << 40)  # the score of a position past the step  # the RoPE table grows in blocks of this many positions
+MASKED = -(1 << 40)  # the score of a position past the step
 _DIGEST_ROPE = 256  # positions of the RoPE table that enter the engine's digest
 
 
@@ -88,15 +91,25 @@ class _Linear:
     blocking or FMA; TF32 or bf16 inputs hold int8 values exactly too. Blocks add up in int64.
     """
 
-    def __init__(self, torch: Any, w: Any, device: str) -> None:
+    def __init__(self, torch: Any, w: Any, device: str, backend: str | None) -> None:
+        """``backend``: the fused CPU path's intmatmul backend, or None for the torch path's blocks."""
         w = w.detach().to("cpu", torch.float64)  # float32/bf16 -> float64 is exact
         amax = w.abs().amax(dim=1)
         scale = torch.where(amax > 0, amax / 127.0, torch.ones_like(amax))  # one rounding each
         q = torch.round(w / scale[:, None]).clamp(-127, 127).to(torch.int8)
-        qt = q.T.to(torch.float32)
-        self.blocks = [qt[i : i + EXACT_K].contiguous().to(device) for i in range(0, qt.shape[0], EXACT_K)]
+        self.weights = None if backend is None else intmatmul.Weights(torch, q, backend)
+        if backend is None:
+            qt = q.T.to(torch.float32)
+            self.blocks = [qt[i : i + EXACT_K].contiguous().to(device) for i in range(0, qt.shape[0], EXACT_K)]
         self.scale = torch.round(scale * (1 << W_FRAC)).to(torch.int64).to(device)  # exact: power-of-2 product
         self.q, self.scale_cpu = q, self.scale.cpu()
+        self.scale_np = self.scale_cpu.numpy()
+
+    def parts(self, torch: Any, x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """The fused path's product of the int8 rows ``x``: its parts and their multipliers (intmatmul)."""
+        if self.weights is None:
+            raise RuntimeError("this layer was built for the torch path")
+        return self.weights.products(torch, x), self.weights.mult
 
     def __call__(self, torch: Any, x: Any) -> Any:
         """x: int64 (B, K) in Q16 -> int64 (B, N) in Q16."""
@@ -116,7 +129,9 @@ class IntLlamaEngine:
 
     head_mode = "restricted"
 
-    def __init__(self, lm: LoadedModel, alphabet: Alphabet) -> None:
+    def __init__(self, lm: LoadedModel, alphabet: Alphabet, fused: bool | None = None) -> None:
+        """``fused``: run the integer work between matmuls as compiled passes (intkernels.py); the
+        default on CPU. The torch path (other devices, or ``fused=False``) gives the same integers."""
         reason = unsupported_reason(lm)
         if reason is not None:
             raise UnsupportedError(f"{PROCEDURE} engine: {reason}")
@@ -138,6 +153,11 @@ class IntLlamaEngine:
         eps = shape.eps
         self._eps = max(1, round(eps * (1 << FRAC)))  # eps in the units of the sum of (Q8 value) squares
         q16 = 1 << FRAC
+        self._fused = str(self.device) == "cpu" if fused is None else fused
+        if self._fused and str(self.device) != "cpu":
+            raise UnsupportedError(f"{PROCEDURE} engine: the fused path runs on CPU only")
+        backend = intmatmul.choose(torch) if self._fused else None
+        self.matmul_backend = backend or "torch"
         with torch.inference_mode():
             # Only the tokens the coder can feed: the alphabet's and BOS.
             feedable = sorted({*alphabet.ids, self.bos_id})
@@ -154,16 +174,16 @@ class IntLlamaEngine:
                 self._layers.append(
                     (
                         self._norm_q16(layer.input_layernorm.weight),
-                        _Linear(torch, qkv, self.device),
-                        _Linear(torch, att.o_proj.weight, self.device),
+                        _Linear(torch, qkv, self.device, backend),
+                        _Linear(torch, att.o_proj.weight, self.device, backend),
                         self._norm_q16(layer.post_attention_layernorm.weight),
-                        _Linear(torch, gate_up, self.device),
-                        _Linear(torch, mlp.down_proj.weight, self.device),
+                        _Linear(torch, gate_up, self.device, backend),
+                        _Linear(torch, mlp.down_proj.weight, self.device, backend),
                     )
                 )
             self._norm = self._norm_q16(base.norm.weight)
             ids = torch.tensor(alphabet.ids, dtype=torch.long, device=embed_device(base))
-            self._head = _Linear(torch, model.get_output_embeddings().weight.detach()[ids], self.device)
+            self._head = _Linear(torch, model.get_output_embeddings().weight.detach()[ids], self.device, backend)
         exp_q15, _, _, sig_q16 = intmath.tables()
         self._exp = torch.from_numpy(np.array(exp_q15)).to(self.device)
         self._sig = torch.from_numpy(np.array(sig_q16)).to(self.device)
@@ -251,9 +271,6 @@ class IntLlamaEngine:
         """Feed one token per window; return int64 logits (Q16) over the alphabet, shape (B, A)."""
         torch = self._torch
         b = len(tokens)
-        h_, kv, d = self.heads, self.kv_heads, self.head_dim
-        group = h_ // kv
-        half = d // 2
         with torch.inference_mode():
             if self._k is None:
                 self._allocate(b)
@@ -270,42 +287,105 @@ class IntLlamaEngine:
             cos, sin = self._rope_at(pos)
             rows = torch.tensor([self._row_of[t] for t in tokens], dtype=torch.long, device=self.device)
             h = self._embed.index_select(0, rows)
-            q_end, k_end = h_ * d, (h_ + kv) * d
-            for li, (w_in, qkv_proj, o_proj, w_post, gate_up, down) in enumerate(self._layers):
-                qkv = qkv_proj(torch, self._rms_norm(h, w_in))
-                q = _rotate(torch, qkv[:, :q_end].view(b, kv, group, d), cos, sin, half)
-                k = _rotate(torch, qkv[:, q_end:k_end].view(b, kv, d), cos, sin, half)
-                v = qkv[:, k_end:].view(b, kv, d)
-                kq, k_amax = _quantize_rows(torch, k.clamp(-QK_CLAMP, QK_CLAMP))
-                self._k[li, :, :, :, pos] = kq.to(torch.float32)
-                self._k_amax[li, :, :, :, pos] = k_amax
-                self._v[li, :, :, pos] = (v >> (FRAC - V_FRAC)).clamp(-V_CLAMP, V_CLAMP).to(torch.float64)
-                qq, q_amax = _quantize_rows(torch, q.clamp(-QK_CLAMP, QK_CLAMP))  # (B, KV, G, D), (B, KV, G, 1)
-                # Exact: integers, every partial sum < 2**20 (module docstring).
-                dots = torch.matmul(qq.to(torch.float32), self._k[li, :, :, :, :stop]).to(torch.int64)
-                # score = q.k / sqrt(d) in Q10 = dots * q_amax * k_amax / (127**2 * sqrt(d) [Q10] * 2**12)
-                # (q_amax, k_amax <= 2**24: see QK_CLAMP; every product stays below 2**57)
-                q_factor = torch.div(q_amax << 27, 16129 * _isqrt_q10(d), rounding_mode="floor")  # per query head
-                scores = (((dots * self._k_amax[li, :, :, :, :stop]) >> 12) * q_factor) >> 27
-                if stop > n:
-                    scores[..., n:] = _MASKED  # exp_q15 of (max - _MASKED) is 0: no weight, no effect
-                weights = self._exp[(scores.amax(dim=-1, keepdim=True) - scores).clamp(max=intmath.EXP_SPAN)]
-                total = weights.sum(dim=-1, keepdim=True)  # >= 2**15 (the maximum's weight)
-                # Exact: integers below 2**15 * 2**15 * 2**20 < 2**53.
-                mixed = torch.matmul(weights.to(torch.float64), self._v[li, :, :, :stop]).to(torch.int64)
-                # mixed / total <= 2**15 (a weighted mean of values <= 2**15): times 2**38 / total stays < 2**53
-                inv_total = torch.div(1 << 38, total, rounding_mode="floor")
-                att = (mixed * inv_total) >> (38 - (FRAC - V_FRAC))  # Q16
-                h = (h + o_proj(torch, att.reshape(b, q_end))).clamp(-CLAMP, CLAMP)
-                gu = gate_up(torch, self._rms_norm(h, w_post))
-                gate, up = gu[:, : gu.shape[1] // 2], gu[:, gu.shape[1] // 2 :]
-                idx = (gate >> (FRAC - intmath.SIG_STEP_BITS)).clamp(-intmath.SIG_HALF, intmath.SIG_HALF)
-                silu = (gate * self._sig[idx + intmath.SIG_HALF]) >> FRAC
-                act = ((silu * up) >> FRAC).clamp(-CLAMP, CLAMP)
-                h = (h + down(torch, act)).clamp(-CLAMP, CLAMP)
-            logits = self._head(torch, self._rms_norm(h, self._norm))
+            layers = self._layers_fused if self._fused else self._layers_torch
+            logits = layers(h, pos, n, stop, cos, sin)
             self._pos = n
-            return logits.cpu().numpy()
+            return logits
+
+    def _layers_fused(self, h: Any, pos: int, n: int, stop: int, cos: Any, sin: Any) -> np.ndarray:
+        """The layers with intkernels' compiled passes around torch's float32 matmuls (CPU)."""
+        from . import intkernels as ik
+
+        torch = self._torch
+        x = h.numpy().copy()
+        b = x.shape[0]
+        h_, kv, d = self.heads, self.kv_heads, self.head_dim
+        group = h_ // kv
+        width = x.shape[1]
+        cos_np, sin_np = cos.numpy(), sin.numpy()
+        exp, sig = self._exp.numpy(), self._sig.numpy()
+        q_div = 16129 * _isqrt_q10(d)
+        dt = np.float32 if self.matmul_backend == "f32" else np.int8  # intmatmul.Weights.input_dtype
+        qf_in = np.empty((b, width), dtype=dt)
+        amax = np.empty(b, dtype=np.int64)
+        qf_q = np.empty((b, kv, group, d), dtype=np.float32)
+        q_amax = np.empty((b, kv, group), dtype=np.int64)
+        total = np.empty((b, kv, group), dtype=np.int64)
+        weights = np.empty((b, kv, group, stop), dtype=np.float64)
+        qf_att = np.empty((b, h_ * d), dtype=dt)
+        qf_act: np.ndarray | None = None
+        for li, (w_in, qkv_proj, o_proj, w_post, gate_up, down) in enumerate(self._layers):
+            k_cache, k_amax, v_cache = self._k[li], self._k_amax[li], self._v[li]
+            ik.norm_quantize(x, w_in.numpy(), self._eps, qf_in, amax)
+            acc, mult = qkv_proj.parts(torch, qf_in)
+            qkv = np.empty((b, acc.shape[2]), dtype=np.int64)
+            ik.rescale(acc, mult, qkv_proj.scale_np, amax, qkv, False, qkv)
+            ik.qkv_post(qkv, h_, kv, d, cos_np, sin_np, pos, k_cache.numpy(), k_amax.numpy(), v_cache.numpy(),
+                        qf_q, q_amax)  # fmt: skip
+            # Exact: integers, every partial sum < 2**20 (module docstring).
+            dots = torch.matmul(torch.from_numpy(qf_q), k_cache[:, :, :, :stop]).numpy()
+            ik.softmax(dots, k_amax.numpy(), q_amax, q_div, n, exp, weights, total)
+            # Exact: integers below 2**15 * 2**15 * 2**20 < 2**53.
+            mixed = torch.matmul(torch.from_numpy(weights), v_cache[:, :, :stop]).numpy()
+            ik.attend_quantize(mixed, total, qf_att, amax)
+            acc, mult = o_proj.parts(torch, qf_att)
+            ik.rescale(acc, mult, o_proj.scale_np, amax, x, True, x)
+            ik.norm_quantize(x, w_post.numpy(), self._eps, qf_in, amax)
+            acc, mult = gate_up.parts(torch, qf_in)
+            if qf_act is None:
+                qf_act = np.empty((b, acc.shape[2] // 2), dtype=dt)
+            ik.silu_quantize(acc, mult, gate_up.scale_np, amax, sig, FRAC - intmath.SIG_STEP_BITS,
+                             intmath.SIG_HALF, qf_act, amax)  # fmt: skip
+            acc, mult = down.parts(torch, qf_act)
+            ik.rescale(acc, mult, down.scale_np, amax, x, True, x)
+        ik.norm_quantize(x, self._norm.numpy(), self._eps, qf_in, amax)
+        acc, mult = self._head.parts(torch, qf_in)
+        logits = np.empty((b, acc.shape[2]), dtype=np.int64)
+        ik.rescale(acc, mult, self._head.scale_np, amax, logits, False, logits)
+        return logits
+
+    def _layers_torch(self, h: Any, pos: int, n: int, stop: int, cos: Any, sin: Any) -> np.ndarray:
+        """The layers in torch ops (any device)."""
+        torch = self._torch
+        b = h.shape[0]
+        h_, kv, d = self.heads, self.kv_heads, self.head_dim
+        group = h_ // kv
+        half = d // 2
+        q_end, k_end = h_ * d, (h_ + kv) * d
+        for li, (w_in, qkv_proj, o_proj, w_post, gate_up, down) in enumerate(self._layers):
+            qkv = qkv_proj(torch, self._rms_norm(h, w_in))
+            q = _rotate(torch, qkv[:, :q_end].view(b, kv, group, d), cos, sin, half)
+            k = _rotate(torch, qkv[:, q_end:k_end].view(b, kv, d), cos, sin, half)
+            v = qkv[:, k_end:].view(b, kv, d)
+            kq, k_amax = _quantize_rows(torch, k.clamp(-QK_CLAMP, QK_CLAMP))
+            self._k[li, :, :, :, pos] = kq.to(torch.float32)
+            self._k_amax[li, :, :, :, pos] = k_amax
+            self._v[li, :, :, pos] = (v >> (FRAC - V_FRAC)).clamp(-V_CLAMP, V_CLAMP).to(torch.float64)
+            qq, q_amax = _quantize_rows(torch, q.clamp(-QK_CLAMP, QK_CLAMP))  # (B, KV, G, D), (B, KV, G, 1)
+            # Exact: integers, every partial sum < 2**20 (module docstring).
+            dots = torch.matmul(qq.to(torch.float32), self._k[li, :, :, :, :stop]).to(torch.int64)
+            # score = q.k / sqrt(d) in Q10 = dots * q_amax * k_amax / (127**2 * sqrt(d) [Q10] * 2**12)
+            # (q_amax, k_amax <= 2**24: see QK_CLAMP; every product stays below 2**57)
+            q_factor = torch.div(q_amax << 27, 16129 * _isqrt_q10(d), rounding_mode="floor")  # per query head
+            scores = (((dots * self._k_amax[li, :, :, :, :stop]) >> 12) * q_factor) >> 27
+            if stop > n:
+                scores[..., n:] = MASKED  # exp_q15 of (max - MASKED) is 0: no weight, no effect
+            weights = self._exp[(scores.amax(dim=-1, keepdim=True) - scores).clamp(max=intmath.EXP_SPAN)]
+            total = weights.sum(dim=-1, keepdim=True)  # >= 2**15 (the maximum's weight)
+            # Exact: integers below 2**15 * 2**15 * 2**20 < 2**53.
+            mixed = torch.matmul(weights.to(torch.float64), self._v[li, :, :, :stop]).to(torch.int64)
+            # mixed / total <= 2**15 (a weighted mean of values <= 2**15): times 2**38 / total stays < 2**53
+            inv_total = torch.div(1 << 38, total, rounding_mode="floor")
+            att = (mixed * inv_total) >> (38 - (FRAC - V_FRAC))  # Q16
+            h = (h + o_proj(torch, att.reshape(b, q_end))).clamp(-CLAMP, CLAMP)
+            gu = gate_up(torch, self._rms_norm(h, w_post))
+            gate, up = gu[:, : gu.shape[1] // 2], gu[:, gu.shape[1] // 2 :]
+            idx = (gate >> (FRAC - intmath.SIG_STEP_BITS)).clamp(-intmath.SIG_HALF, intmath.SIG_HALF)
+            silu = (gate * self._sig[idx + intmath.SIG_HALF]) >> FRAC
+            act = ((silu * up) >> FRAC).clamp(-CLAMP, CLAMP)
+            h = (h + down(torch, act)).clamp(-CLAMP, CLAMP)
+        logits = self._head(torch, self._rms_norm(h, self._norm))
+        return logits.cpu().numpy()
 
 
 def _isqrt_q10(d: int) -> int:

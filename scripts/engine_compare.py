@@ -3,7 +3,9 @@
     python scripts/engine_compare.py [--steps 200] [--windows 16] [--dtype float32] [FILE]
 
 Feeds windows of FILE's largest float32 tensor (as msb-first comma hex text, the LM level's text) to both
-engines step by step, as the coder does, in one process (speeds compare within one run only).
+engines step by step, as the coder does, in one process (speeds compare within one run only). The int8
+engine multiplies with the fastest exact backend of this CPU; ``LMGC_INT_MATMUL=f32`` times the one every
+CPU has (what an AVX2 machine without VNNI gets).
 """
 
 from __future__ import annotations
@@ -55,7 +57,8 @@ def main() -> None:
         seconds = time.perf_counter() - start
         logps[name] = np.array(rows)
         tokens = steps * args.windows
-        print(f"{name:5s} {tokens / seconds:7.1f} tokens/s  {bits / tokens:.4f} bits a token  ({steps} steps)")
+        how = f", int8 matmuls by {engine.matmul_backend}" if isinstance(engine, IntLlamaEngine) else ""
+        print(f"{name:5s} {tokens / seconds:7.1f} tokens/s  {bits / tokens:.4f} bits a token  ({steps} steps{how})")
     p = np.exp(logps["float"])
     print(f"KL(float || int8) = {(p * (logps['float'] - logps['int8'])).sum(-1).mean():.4f} nats a token")
 

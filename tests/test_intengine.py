@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 import torch
 
-from lmgc_format import intmath
+from lmgc_format import intmath, intmatmul
 from lmgc_format.alphabet import Alphabet
 from lmgc_format.engine import LlamaEngine
 from lmgc_format.intengine import IntLlamaEngine
@@ -97,3 +97,25 @@ def test_digest_names_the_integers(tiny: tuple[object, Alphabet], other_tiny_mod
     assert a == IntLlamaEngine(lm, alphabet).digest  # type: ignore[arg-type]
     other = get(other_tiny_model, "float32")
     assert IntLlamaEngine(other, alphabet).digest != a
+
+
+@pytest.mark.parametrize("backend", intmatmul.BACKENDS)
+def test_every_cpu_path_gives_the_same_integers(
+    tiny: tuple[object, Alphabet], backend: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The compiled passes (intkernels) with each exact matmul backend == the torch ops path, bit for bit,
+    across a cache that grows (the engine starts with room for 40 positions and needs 121)."""
+    if not intmatmul.exact(torch, backend):
+        pytest.skip(f"{backend} is not exact on this CPU")
+    lm, alphabet = tiny
+    feeds = _feeds(alphabet, lm.info.bos_id, 120, 4)  # type: ignore[attr-defined]
+    monkeypatch.setenv("LMGC_INT_MATMUL", backend)
+    fused = IntLlamaEngine(lm, alphabet)  # type: ignore[arg-type]
+    assert fused.matmul_backend == backend
+    plain = IntLlamaEngine(lm, alphabet, fused=False)  # type: ignore[arg-type]
+    assert plain.matmul_backend == "torch" and plain.digest == fused.digest
+    runs = []
+    for engine in (fused, plain):
+        engine.reset(40)
+        runs.append(np.stack([engine.step(f) for f in feeds]))
+    np.testing.assert_array_equal(runs[0], runs[1])

@@ -36,6 +36,7 @@ without integer batched matmuls (torch has none that are fast on CPU).
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Callable
 from decimal import Decimal
 from typing import Any
 
@@ -57,6 +58,7 @@ QK_CLAMP = 1 << 24  # queries and keys saturate at +-256 before their int8 quant
 EXACT_K = intmatmul.EXACT_K  # rows per float32 matmul block: 127 * 127 * 1024 < 2**24 (_Linear)
 _ROPE_BLOCK = 1024  # the RoPE table grows in blocks of this many positions
 _BLOCK = 64  # attention reads the cache in blocks of this many positions
+_QUERY_BLOCK = 64  # forward(): queries per attention pass (bounds its weights to B * H * 64 * positions)
 MASKED = -(1 << 40)  # the score of a position past the step
 _DIGEST_ROPE = 256  # positions of the RoPE table that enter the engine's digest
 
@@ -280,67 +282,112 @@ class IntLlamaEngine:
                 self._grow()
             pos = self._pos
             n = pos + 1
-            # Attention runs over whole blocks of _BLOCK positions, the tail masked (its weights are exactly 0):
-            # oneDNN builds and keeps a kernel per matmul shape, so a new shape every step costs ~1 ms a
-            # call and memory (engine.py saw 10 GB); blocks bound the shapes to capacity / _BLOCK.
-            stop = min(self._capacity, -(-n // _BLOCK) * _BLOCK)
-            cos, sin = self._rope_at(pos)
             rows = torch.tensor([self._row_of[t] for t in tokens], dtype=torch.long, device=self.device)
             h = self._embed.index_select(0, rows)
-            layers = self._layers_fused if self._fused else self._layers_torch
-            logits = layers(h, pos, n, stop, cos, sin)
+            if self._fused:
+                self._rope_at(pos)
+                caches = [(self._k[li], self._k_amax[li], self._v[li]) for li in range(len(self._layers))]
+                logits = self._layers_fused(h.numpy().copy(), 1, pos, self._capacity, caches.__getitem__)
+            else:
+                # Attention runs over whole blocks of _BLOCK positions, the tail masked (its weights are exactly
+                # 0): oneDNN builds and keeps a kernel per matmul shape, so a new shape every step costs ~1 ms
+                # a call and memory (engine.py saw 10 GB); blocks bound the shapes to capacity / _BLOCK.
+                stop = min(self._capacity, -(-n // _BLOCK) * _BLOCK)
+                cos, sin = self._rope_at(pos)
+                logits = self._layers_torch(h, pos, n, stop, cos, sin)
             self._pos = n
             return logits
 
-    def _layers_fused(self, h: Any, pos: int, n: int, stop: int, cos: Any, sin: Any) -> np.ndarray:
-        """The layers with intkernels' compiled passes around torch's float32 matmuls (CPU)."""
+    def forward(self, feeds: list[list[int]]) -> list[np.ndarray]:
+        """Every window read whole (teacher forcing): window i's logits after each of its tokens,
+        (len(feeds[i]), A) int64: exactly what :meth:`step` gives position by position (the integers do
+        not depend on how positions are batched), in a fraction of the time. The encoder knows its text in
+        advance and uses this; the decoder must step. Leaves the step cache empty."""
+        torch = self._torch
+        lengths = [len(f) for f in feeds]
+        steps = max(lengths, default=0)
+        if not self._fused or steps == 0:
+            self.reset(max(steps, 1))
+            bos = self.bos_id
+            rows = [self.step([f[t] if t < len(f) else bos for f in feeds]) for t in range(steps)]
+            self.reset()
+            width = len(self._head.scale_np)
+            return [
+                np.stack([r[i] for r in rows[:n]]) if n else np.zeros((0, width), np.int64)
+                for i, n in enumerate(lengths)
+            ]
+        b, kv, d = len(feeds), self.kv_heads, self.head_dim
+        cap = -(-steps // _BLOCK) * _BLOCK
+        self.reset()
+        with torch.inference_mode():
+            ids = [f + [self.bos_id] * (steps - len(f)) for f in feeds]  # padding after a window cannot reach it
+            rows = torch.tensor([self._row_of[t] for f in ids for t in f], dtype=torch.long)
+            x = self._embed.index_select(0, rows).numpy().copy()
+            self._rope_at(steps - 1)
+            cache = (
+                torch.zeros((b, kv, d, cap), dtype=torch.float32),
+                torch.zeros((b, kv, 1, cap), dtype=torch.int64),
+                torch.zeros((b, kv, cap, d), dtype=torch.float64),
+            )  # one layer's, rewritten by the next (every position below ``steps`` is written before it is read)
+            logits = self._layers_fused(x, steps, 0, cap, lambda _li: cache)
+        out = logits.reshape(b, steps, -1)
+        return [out[i, :n] for i, n in enumerate(lengths)]
+
+    def _layers_fused(self, x: np.ndarray, steps: int, pos0: int, cap: int,
+                      cache: Callable[[int], tuple[Any, Any, Any]]) -> np.ndarray:  # fmt: skip
+        """The layers with intkernels' compiled passes around exact matmuls (CPU). ``x`` holds ``steps``
+        rows per window (positions pos0 ..), ``cache(layer)`` its k, k scales and v (capacity ``cap``)."""
         from . import intkernels as ik
 
         torch = self._torch
-        x = h.numpy().copy()
-        b = x.shape[0]
+        rows = x.shape[0]
+        b = rows // steps
         h_, kv, d = self.heads, self.kv_heads, self.head_dim
         group = h_ // kv
-        width = x.shape[1]
-        cos_np, sin_np = cos.numpy(), sin.numpy()
+        rope = self._rope.numpy()
         exp, sig = self._exp.numpy(), self._sig.numpy()
         q_div = 16129 * _isqrt_q10(d)
         dt = np.float32 if self.matmul_backend == "f32" else np.int8  # intmatmul.Weights.input_dtype
-        qf_in = np.empty((b, width), dtype=dt)
-        amax = np.empty(b, dtype=np.int64)
-        qf_q = np.empty((b, kv, group, d), dtype=np.float32)
-        q_amax = np.empty((b, kv, group), dtype=np.int64)
-        total = np.empty((b, kv, group), dtype=np.int64)
-        weights = np.empty((b, kv, group, stop), dtype=np.float64)
-        qf_att = np.empty((b, h_ * d), dtype=dt)
+        qf_in = np.empty((rows, x.shape[1]), dtype=dt)
+        amax = np.empty(rows, dtype=np.int64)
+        qf_q = np.empty((b, kv, group, steps, d), dtype=np.float32)
+        q_amax = np.empty((b, kv, group, steps), dtype=np.int64)
+        qf_att = np.empty((rows, h_ * d), dtype=dt)
         qf_act: np.ndarray | None = None
         for li, (w_in, qkv_proj, o_proj, w_post, gate_up, down) in enumerate(self._layers):
-            k_cache, k_amax, v_cache = self._k[li], self._k_amax[li], self._v[li]
+            k_cache, k_amax, v_cache = cache(li)
             ik.norm_quantize(x, w_in.numpy(), self._eps, qf_in, amax)
             acc, mult = qkv_proj.parts(torch, qf_in)
-            qkv = np.empty((b, acc.shape[2]), dtype=np.int64)
+            qkv = np.empty((rows, acc.shape[2]), dtype=np.int64)
             ik.rescale(acc, mult, qkv_proj.scale_np, amax, qkv, False, qkv)
-            ik.qkv_post(qkv, h_, kv, d, cos_np, sin_np, pos, k_cache.numpy(), k_amax.numpy(), v_cache.numpy(),
+            ik.qkv_post(qkv, steps, pos0, h_, kv, d, rope, k_cache.numpy(), k_amax.numpy(), v_cache.numpy(),
                         qf_q, q_amax)  # fmt: skip
-            # Exact: integers, every partial sum < 2**20 (module docstring).
-            dots = torch.matmul(torch.from_numpy(qf_q), k_cache[:, :, :, :stop]).numpy()
-            ik.softmax(dots, k_amax.numpy(), q_amax, q_div, n, exp, weights, total)
-            # Exact: integers below 2**15 * 2**15 * 2**20 < 2**53.
-            mixed = torch.matmul(torch.from_numpy(weights), v_cache[:, :, :stop]).numpy()
-            ik.attend_quantize(mixed, total, qf_att, amax)
+            for s0 in range(0, steps, _QUERY_BLOCK):
+                s1 = min(steps, s0 + _QUERY_BLOCK)
+                # The cache is read in whole blocks of _BLOCK positions (see step), the tail masked.
+                stop = min(cap, -(-(pos0 + s1) // _BLOCK) * _BLOCK)
+                q = torch.from_numpy(qf_q[:, :, :, s0:s1].reshape(b, kv, group * (s1 - s0), d))
+                # Exact: integers, every partial sum < 2**20 (module docstring).
+                dots = torch.matmul(q, k_cache[:, :, :, :stop]).numpy()
+                weights = np.empty(dots.shape, dtype=np.float64)
+                total = np.empty((b, kv, group, s1 - s0), dtype=np.int64)
+                ik.softmax(dots, k_amax.numpy(), q_amax[..., s0:s1], q_div, pos0 + s0, exp, weights, total)
+                # Exact: integers below 2**15 * 2**15 * 2**20 < 2**53.
+                mixed = torch.matmul(torch.from_numpy(weights), v_cache[:, :, :stop]).numpy()
+                ik.attend_quantize(mixed, total, steps, s0, qf_att, amax)
             acc, mult = o_proj.parts(torch, qf_att)
             ik.rescale(acc, mult, o_proj.scale_np, amax, x, True, x)
             ik.norm_quantize(x, w_post.numpy(), self._eps, qf_in, amax)
             acc, mult = gate_up.parts(torch, qf_in)
             if qf_act is None:
-                qf_act = np.empty((b, acc.shape[2] // 2), dtype=dt)
+                qf_act = np.empty((rows, acc.shape[2] // 2), dtype=dt)
             ik.silu_quantize(acc, mult, gate_up.scale_np, amax, sig, FRAC - intmath.SIG_STEP_BITS,
                              intmath.SIG_HALF, qf_act, amax)  # fmt: skip
             acc, mult = down.parts(torch, qf_act)
             ik.rescale(acc, mult, down.scale_np, amax, x, True, x)
         ik.norm_quantize(x, self._norm.numpy(), self._eps, qf_in, amax)
         acc, mult = self._head.parts(torch, qf_in)
-        logits = np.empty((b, acc.shape[2]), dtype=np.int64)
+        logits = np.empty((rows, acc.shape[2]), dtype=np.int64)
         ik.rescale(acc, mult, self._head.scale_np, amax, logits, False, logits)
         return logits
 

@@ -128,27 +128,32 @@ def silu_quantize(acc: np.ndarray, mult: np.ndarray, scale: np.ndarray, amax: np
 
 
 @njit(nogil=True, cache=True)
-def qkv_post(qkv: np.ndarray, heads: int, kv: int, d: int, cos: np.ndarray, sin: np.ndarray, pos: int,
+def qkv_post(qkv: np.ndarray, steps: int, pos0: int, heads: int, kv: int, d: int, rope: np.ndarray,
              k_cache: np.ndarray, k_amax: np.ndarray, v_cache: np.ndarray, qf: np.ndarray,
              q_amax: np.ndarray) -> None:  # fmt: skip
-    """RoPE on q and k, k quantized into the cache at ``pos`` (k_cache (B, KV, D, cap) float32, k_amax
-    (B, KV, 1, cap)), v as Q8 into v_cache (B, KV, cap, D) float64, q quantized into qf (B, KV, G, D)."""
-    b = qkv.shape[0]
+    """RoPE on q and k, k quantized into the cache, v as Q8 into the cache, q quantized.
+
+    ``qkv`` holds ``steps`` rows per window (row r: window r // steps, position pos0 + r % steps);
+    rope (positions, 2, D / 2) Q14; k_cache (B, KV, D, cap) float32, k_amax (B, KV, 1, cap), v_cache
+    (B, KV, cap, D) float64; qf (B, KV, G, steps, D), q_amax (B, KV, G, steps)."""
     group = heads // kv
     half = d // 2
     vec = np.empty(d, dtype=np.int64)
     qrow = np.empty(d, dtype=np.float32)
-    for i in range(b):
+    for r in range(qkv.shape[0]):
+        i, s = r // steps, r % steps
+        pos = pos0 + s
         for h in range(heads + kv):
             base = h * d
             for j in range(half):
-                a = qkv[i, base + j]
-                c = qkv[i, base + half + j]
-                vec[j] = _clamp((a * cos[j] - c * sin[j]) >> _ROPE_BITS, -_QK_CLAMP, _QK_CLAMP)
-                vec[half + j] = _clamp((c * cos[j] + a * sin[j]) >> _ROPE_BITS, -_QK_CLAMP, _QK_CLAMP)
+                a = qkv[r, base + j]
+                c = qkv[r, base + half + j]
+                cos, sin = rope[pos, 0, j], rope[pos, 1, j]
+                vec[j] = _clamp((a * cos - c * sin) >> _ROPE_BITS, -_QK_CLAMP, _QK_CLAMP)
+                vec[half + j] = _clamp((c * cos + a * sin) >> _ROPE_BITS, -_QK_CLAMP, _QK_CLAMP)
             if h < heads:
                 kh, g = h // group, h % group
-                q_amax[i, kh, g] = _quantize_into(vec, qf[i, kh, g])
+                q_amax[i, kh, g, s] = _quantize_into(vec, qf[i, kh, g, s])
             else:
                 kh = h - heads
                 k_amax[i, kh, 0, pos] = _quantize_into(vec, qrow)
@@ -157,48 +162,61 @@ def qkv_post(qkv: np.ndarray, heads: int, kv: int, d: int, cos: np.ndarray, sin:
         vbase = (heads + kv) * d
         for kh in range(kv):
             for j in range(d):
-                v_cache[i, kh, pos, j] = _clamp(qkv[i, vbase + kh * d + j] >> _V_SHIFT, -_V_CLAMP, _V_CLAMP)
+                v_cache[i, kh, pos, j] = _clamp(qkv[r, vbase + kh * d + j] >> _V_SHIFT, -_V_CLAMP, _V_CLAMP)
 
 
 @njit(nogil=True, cache=True)
-def softmax(dots: np.ndarray, k_amax: np.ndarray, q_amax: np.ndarray, q_div: int, n: int, exp: np.ndarray,
+def softmax(dots: np.ndarray, k_amax: np.ndarray, q_amax: np.ndarray, q_div: int, pos0: int, exp: np.ndarray,
             weights: np.ndarray, total: np.ndarray) -> None:  # fmt: skip
-    """Scores (Q10) from the integer dots, exp-table weights (float64 integers; 0 past position ``n``)
-    and their sums. dots (B, KV, G, stop); k_amax (B, KV, 1, cap); weights like dots."""
-    b, kv, group, stop = dots.shape
+    """Scores (Q10) from the integer dots, exp-table weights (float64 integers) and their sums.
+
+    dots (B, KV, G * Q, stop): Q queries per head, query s at position pos0 + s, which sees the
+    positions up to its own (its weights past it are 0); q_amax (B, KV, G, Q); k_amax (B, KV, 1, cap);
+    weights like dots; total (B, KV, G, Q)."""
+    b, kv, rows, stop = dots.shape
+    queries = q_amax.shape[3]
     span = exp.shape[0] - 1
     scores = np.empty(stop, dtype=np.int64)
     for i in range(b):
         for kh in range(kv):
-            for g in range(group):
-                q_factor = (q_amax[i, kh, g] << 27) // q_div
+            for row in range(rows):
+                g, s = row // queries, row % queries
+                n = pos0 + s + 1
+                q_factor = (q_amax[i, kh, g, s] << 27) // q_div
                 top = _MASKED
                 for p in range(n):
-                    s = (((np.int64(dots[i, kh, g, p]) * k_amax[i, kh, 0, p]) >> 12) * q_factor) >> 27
-                    scores[p] = s
-                    if s > top:
-                        top = s
+                    sc = (((np.int64(dots[i, kh, row, p]) * k_amax[i, kh, 0, p]) >> 12) * q_factor) >> 27
+                    scores[p] = sc
+                    if sc > top:
+                        top = sc
                 t = 0
                 for p in range(n):
                     w = exp[min(top - scores[p], span)]
-                    weights[i, kh, g, p] = w
+                    weights[i, kh, row, p] = w
                     t += w
                 for p in range(n, stop):
-                    weights[i, kh, g, p] = 0.0
-                total[i, kh, g] = t
+                    weights[i, kh, row, p] = 0.0
+                total[i, kh, g, s] = t
 
 
 @njit(nogil=True, cache=True)
-def attend_quantize(mixed: np.ndarray, total: np.ndarray, qf: np.ndarray, amax: np.ndarray) -> None:
-    """Each head's weighted sum of values divided by its total weight (Q16), the heads of a row laid
-    end to end (B, H * D) and quantized for the output projection. mixed (B, KV, G, D) float64."""
-    b, kv, group, d = mixed.shape
+def attend_quantize(mixed: np.ndarray, total: np.ndarray, steps: int, s0: int, qf: np.ndarray,
+                    amax: np.ndarray) -> None:  # fmt: skip
+    """Each head's weighted sum of values divided by its total weight (Q16), the heads of a row laid end
+    to end and quantized for the output projection. mixed (B, KV, G * Q, D) float64 for queries s0 ..
+    s0 + Q - 1 of each window; their rows of qf (B * steps, H * D) and amax (B * steps)."""
+    b, kv, rows, d = mixed.shape
+    queries = total.shape[3]
+    group = rows // queries
     row = np.empty(kv * group * d, dtype=np.int64)
     for i in range(b):
-        for kh in range(kv):
-            for g in range(group):
-                inv = (1 << 38) // total[i, kh, g]
-                base = (kh * group + g) * d
-                for j in range(d):
-                    row[base + j] = (np.int64(mixed[i, kh, g, j]) * inv) >> (38 - (_Q16 - _V_SHIFT))
-        amax[i] = _quantize_into(row, qf[i])
+        for s in range(queries):
+            for kh in range(kv):
+                for g in range(group):
+                    inv = (1 << 38) // total[i, kh, g, s]
+                    base = (kh * group + g) * d
+                    for j in range(d):
+                        m = np.int64(mixed[i, kh, g * queries + s, j])
+                        row[base + j] = (m * inv) >> (38 - (_Q16 - _V_SHIFT))
+            r = i * steps + s0 + s
+            amax[r] = _quantize_into(row, qf[r])

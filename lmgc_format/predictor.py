@@ -165,6 +165,38 @@ class Predictor(Protocol):
     def step(self, tokens: list[int]) -> np.ndarray: ...
 
 
+class Replay:
+    """Rows of logits computed ahead for windows whose tokens are known (teacher forcing), handed out
+    one step at a time as the coding loop asks for them, checking that it feeds the tokens they were
+    computed from. Windows that have ended get zero rows."""
+
+    def __init__(self, feeds: list[list[int]], rows: list[np.ndarray], width: int, dtype: type) -> None:
+        self._feeds, self._rows = feeds, rows
+        self._width, self._dtype = width, dtype
+        self._t = 0
+
+    def reset(self) -> None:
+        self._t = 0
+
+    def step(self, tokens: list[int]) -> np.ndarray:
+        t = self._t
+        if len(tokens) != len(self._feeds):
+            raise ValueError(f"fed {len(tokens)} windows, computed {len(self._feeds)}")
+        out: np.ndarray = np.zeros((len(tokens), self._width), dtype=self._dtype)
+        for i, (feed, rows) in enumerate(zip(self._feeds, self._rows, strict=True)):
+            if t < len(feed):
+                if tokens[i] != feed[t]:
+                    raise ValueError(f"window {i}, step {t}: fed token {tokens[i]}, computed for {feed[t]}")
+                out[i] = rows[t]
+        self._t += 1
+        return out
+
+
+def teacher_feeds(bos: int, ids: list[int], symbols: list[list[int]]) -> list[list[int]]:
+    """What the coding loop feeds each window: BOS, then every symbol's token but the last."""
+    return [[bos] + [ids[s] for s in syms[:-1]] for syms in symbols]
+
+
 def procedure_for(engine: str, lm: LoadedModel, restricted_head: bool = True, portable: bool = True) -> str:
     """The engine procedure ``engine`` ("auto", "int8", "lmgc", "transformers") gives for this model. ``auto``
     is the portable int8 engine where the model fits it (and ``portable`` allows: its coding needs a hex

@@ -89,7 +89,7 @@ def test_a_token_it_was_not_primed_with_is_refused(tiny_model: str, grads: Path)
     tf, symbols = _primed(tiny_model, grads, True)
     bos = get(tiny_model).info.bos_id
     tf.step([bos] * len(symbols))
-    with pytest.raises(ValueError, match="primed with"):
+    with pytest.raises(ValueError, match="computed for"):
         tf.step([bos] * len(symbols))  # step 1 must be fed each window's first symbol
     with pytest.raises(ValueError, match="windows"):
         tf.step([bos])
@@ -113,6 +113,15 @@ def test_estimate_is_within_a_few_bytes_of_the_real_archive(
     assert abs(est.coded_bytes - real.coded_bytes) <= 4 + 0.005 * real.coded_bytes
     assert est.procedure == "teacher-forced" + ("+cm-top-v4" if mixing and scheme != "iso" else "")
     assert est.tokens > 0
+
+
+def test_portable_estimate_is_the_archive_to_the_byte(tmp_path: Path, tiny_model: str, grads: Path) -> None:
+    """The int8 engine's integers do not depend on batching, so the estimate runs the encoder itself."""
+    opts = EncodeOptions(model=tiny_model, engine="int8", level="max", window_bytes=32, batch=4, fallback=False)
+    real = encode_file(grads, tmp_path / "x.lmgc", opts)
+    est = estimate_file(grads, opts)
+    assert est.procedure == "lmgc-int8-v1+cm-int-v1"
+    assert est.coded_bytes == real.coded_bytes and est.codecs == real.codecs and est.tokens > 0
 
 
 @pytest.mark.parametrize("mixing", [True, False])

@@ -139,3 +139,30 @@ def test_mixer_frequencies_are_valid_and_learn() -> None:
             first = freqs[0, 7]
         mixer.update([7, 7, 7, 7])  # always digit 7 in this context: the counts learn it
     assert freqs[0, 7] > first and freqs[0, 7] > (1 << 19)
+
+
+def test_the_encoder_reads_windows_whole_and_writes_what_stepping_writes(
+    tmp_path: Path, tiny_model: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """intchunk's encoder takes the engine's forward() (teacher forcing); the archive is the one a
+    stepping encoder writes, byte for byte, and it decodes (the decoder steps)."""
+    from lmgc_format import intchunk
+
+    def payloads(path: Path) -> list[bytes]:  # the header records when it was written: compare the chunks
+        with ArchiveReader(path) as r:
+            return [r.read_chunk(i)[1] for i in range(len(r.index.chunks))]
+
+    src = _source(tmp_path / "g.safetensors")
+    whole = payloads(_roundtrip(tmp_path, src, _int8(tiny_model)))
+    calls: list[int] = []
+    real = intchunk._read_whole
+
+    def stepping(predictor: object, alphabet: object, symbols: list[list[int]]) -> object:
+        calls.append(len(symbols))
+        assert real(predictor, alphabet, symbols) is not predictor  # type: ignore[arg-type]  # it would read whole
+        return predictor
+
+    monkeypatch.setattr(intchunk, "_read_whole", stepping)
+    stepped = tmp_path / "stepped.lmgc"
+    encode_file(src, stepped, _int8(tiny_model))
+    assert calls and payloads(stepped) == whole

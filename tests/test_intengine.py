@@ -119,3 +119,20 @@ def test_every_cpu_path_gives_the_same_integers(
         engine.reset(40)
         runs.append(np.stack([engine.step(f) for f in feeds]))
     np.testing.assert_array_equal(runs[0], runs[1])
+
+
+@pytest.mark.parametrize("fused", [True, False])
+def test_forward_reads_windows_whole_with_the_step_integers(tiny: tuple[object, Alphabet], fused: bool) -> None:
+    """The encoder's teacher forcing: windows of different lengths (longer than one attention and query
+    block) read whole give exactly the logits of stepping them, position by position."""
+    lm, alphabet = tiny
+    bos = lm.info.bos_id  # type: ignore[attr-defined]
+    rng = np.random.default_rng(3)
+    feeds = [[bos] + [alphabet.ids[k] for k in rng.integers(0, alphabet.size, n)] for n in (150, 70, 0, 131)]
+    engine = IntLlamaEngine(lm, alphabet, fused=fused)  # type: ignore[arg-type]
+    whole = engine.forward(feeds)
+    engine.reset(16)
+    steps = [engine.step([f[t] if t < len(f) else bos for f in feeds]) for t in range(max(map(len, feeds)))]
+    for i, f in enumerate(feeds):
+        assert whole[i].shape == (len(f), alphabet.size)
+        np.testing.assert_array_equal(whole[i], np.stack([steps[t][i] for t in range(len(f))]))

@@ -10,6 +10,10 @@ choice of the smallest codec (chunk_encoder.ChunkEncoder, as the encoder). What 
 the logits (full-window vs incremental attention, and transformers vs the lmgc
 engine), so a size can move by a few bytes; `tests/test_estimate.py` bounds that
 against real archives. Such payloads could not be decoded and are never written.
+
+The portable procedure (``lmgc-int8-v1+cm-int-v1``) needs none of this: its integers do not depend
+on how positions are batched, so its encoder itself reads every window whole
+(``IntLlamaEngine.forward``) and the estimate runs that encoder: its sizes are the archive's.
 """
 
 from __future__ import annotations
@@ -32,7 +36,7 @@ from ..lmchunk import INT_MIXING
 from ..lmsetup import prepare_lm
 from ..mixing import mixing_for
 from ..models import LoadedModel, get
-from ..predictor import alphabet_head, split_procedure
+from ..predictor import Replay, alphabet_head, split_procedure, teacher_feeds
 from ..serialize import get_scheme
 from ..source import read_layout
 
@@ -44,11 +48,9 @@ class TeacherForcedPredictor:
     per window, :meth:`step` hands out the rows in the coder's order and checks that it is
     fed exactly the tokens it was primed with."""
 
-    def __init__(self, lm: LoadedModel, alphabet: Alphabet, restricted_head: bool = True, q16: bool = False) -> None:
-        """``q16``: hand out the logits as Q16 integers, as the int8 engine does (intengine.py)."""
+    def __init__(self, lm: LoadedModel, alphabet: Alphabet, restricted_head: bool = True) -> None:
         import torch
 
-        self._q16 = q16
         self._torch = torch
         self.model = lm.model
         self.device = lm.device
@@ -57,9 +59,7 @@ class TeacherForcedPredictor:
         self._ids_t = torch.tensor(alphabet.ids, dtype=torch.long, device=self.device)
         self.base, self._head_w = alphabet_head(lm, self._ids_t, restricted_head)
         self.restricted = self._head_w is not None
-        self._feeds: list[list[int]] = []
-        self._rows: list[np.ndarray] = []
-        self._t = 0
+        self._replay = Replay([], [], len(self._ids), np.float32)
 
     @property
     def head_mode(self) -> str:
@@ -79,31 +79,21 @@ class TeacherForcedPredictor:
 
     def prime(self, symbols: list[list[int]], cancel: threading.Event | None = None) -> int:
         """Run the LM over every window's symbols (BOS first); returns the tokens read."""
-        self._feeds = [[self.bos_id] + [self._ids[s] for s in syms[:-1]] for syms in symbols]
-        self._rows = []
-        for feed in self._feeds:
+        feeds = teacher_feeds(self.bos_id, self._ids, symbols)
+        rows = []
+        for feed in feeds:
             if cancel is not None and cancel.is_set():
                 raise CancelledError("cancelled")
-            self._rows.append(self._forward(feed) if feed else np.zeros((0, len(self._ids)), np.float32))
-        self._t = 0
-        return sum(map(len, self._feeds))
+            rows.append(self._forward(feed) if feed else np.zeros((0, len(self._ids)), np.float32))
+        self._replay = Replay(feeds, rows, len(self._ids), np.float32)
+        return sum(map(len, feeds))
 
     def reset(self, capacity: int = 256) -> None:
-        self._t = 0
+        self._replay.reset()
 
     def step(self, tokens: list[int]) -> np.ndarray:
-        """The primed rows of this step: float32 logits, or Q16 int64 with ``q16``."""
-        t = self._t
-        if len(tokens) != len(self._feeds):
-            raise ValueError(f"fed {len(tokens)} windows, primed with {len(self._feeds)}")
-        out = np.zeros((len(tokens), len(self._ids)), dtype=np.float32)
-        for i, (feed, rows) in enumerate(zip(self._feeds, self._rows, strict=True)):
-            if t < len(feed):
-                if tokens[i] != feed[t]:
-                    raise ValueError(f"window {i}, step {t}: fed token {tokens[i]}, primed with {feed[t]}")
-                out[i] = rows[t]
-        self._t += 1
-        return np.round(out.astype(np.float64) * 65536).astype(np.int64) if self._q16 else out
+        """The primed rows of this step (float32 logits)."""
+        return self._replay.step(tokens)
 
 
 @dataclass(frozen=True)
@@ -112,7 +102,7 @@ class Estimate:
     coded_bytes: int  # what its chunks would cost (sum of the payloads the encoder would choose)
     tokens: int  # LM tokens read
     seconds: float
-    procedure: str  # "teacher-forced", with the mixing the encoder would record ("+cm-top-v4")
+    procedure: str  # "teacher-forced" with the mixing the encoder would record ("+cm-top-v4"), or the exact one
     codecs: dict[str, int] = field(default_factory=dict)  # codec name -> chunk count
 
 
@@ -131,20 +121,27 @@ def estimate_file(
     plan, forward, _ = plan_for(source, layout, opts)
     scheme = get_scheme(opts.scheme)
     mixing = mixing_for(scheme, opts.mixing, opts.top_byte)
+    procedure = PROCEDURE + ("+" + mixing if mixing else "")
     setup = None
     if any(c.lm for c in plan):
         lm = model or get(opts.model, opts.dtype, opts.device)
-        mixing = split_procedure(lm_procedure(opts, lm))[1]
-        # The portable procedure's mixing reads Q16 integer logits: the teacher-forced float logits, rounded
-        # (the int8 engine's own differ from them by a KL of ~0.03 nats a token: BENCHMARKS.md "Portable LM level").
-        quantized = mixing == INT_MIXING
-        setup = prepare_lm(
-            lm,
-            scheme.name,
-            PROCEDURE + ("+" + mixing if mixing else ""),
-            predictor=lambda lm, alphabet: TeacherForcedPredictor(lm, alphabet, opts.restricted_head, quantized),
-        )
-    prime = partial(setup.predictor.prime, cancel=cancel) if setup else None  # type: ignore[attr-defined]
+        real = lm_procedure(opts, lm)
+        mixing = split_procedure(real)[1]
+        if mixing == INT_MIXING:
+            # The portable procedure's engine is exact in any batching: the encoder itself reads each window
+            # whole (IntLlamaEngine.forward), so its estimate is the archive's payload to the byte.
+            procedure = real
+            setup = prepare_lm(lm, scheme.name, real, opts.restricted_head)
+        else:
+            procedure = PROCEDURE + ("+" + mixing if mixing else "")
+            setup = prepare_lm(
+                lm,
+                scheme.name,
+                procedure,
+                predictor=lambda lm, alphabet: TeacherForcedPredictor(lm, alphabet, opts.restricted_head),
+            )
+    primed = setup is not None and isinstance(setup.predictor, TeacherForcedPredictor)
+    prime = partial(setup.predictor.prime, cancel=cancel) if setup and primed else None  # type: ignore[attr-defined]
     chunks = ChunkEncoder(
         layout, setup, msb_first=opts.byte_order == "msb_first", fallback=opts.fallback, cancel=cancel, prime=prime
     )
@@ -167,5 +164,4 @@ def estimate_file(
             on_event(Progress("estimate", done, layout.data_size, tokens))
     seconds = time.monotonic() - start
     on_event(Finished("estimate", layout.file_size, coded, "", seconds, tokens))
-    procedure = PROCEDURE + ("+" + mixing if mixing else "")
     return Estimate(layout.data_size, coded, tokens, seconds, procedure, codecs)

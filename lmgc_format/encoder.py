@@ -27,7 +27,16 @@ from .defaults import DEFAULT_BATCH, DEFAULT_ENGINE, DEFAULT_WINDOW_BYTES, ENGIN
 from .errors import UnsupportedError
 from .events import ChunkDone, EventSink, Finished, Notice, Progress, Started, ignore
 from .filters import ForwardFilter, choose_filters, mark_plan
-from .levels import DEFAULT_LEVEL, DEFAULT_TIME_BUDGET, FAST_BATCH, FAST_WINDOW_BYTES, LevelChoice, choose_level
+from .levels import (
+    DEFAULT_LEVEL,
+    DEFAULT_TIME_BUDGET,
+    FAST_BATCH,
+    FAST_WINDOW_BYTES,
+    FLOAT_LM_BYTES_PER_SECOND,
+    LM_BYTES_PER_SECOND,
+    LevelChoice,
+    choose_level,
+)
 from .lmchunk import INT_MIXING
 from .lmsetup import LmSetup, prepare_lm
 from .mixing import mixing_for
@@ -112,7 +121,15 @@ def float_bytes(layout: SourceLayout) -> int:
 
 def level_for(layout: SourceLayout, opts: EncodeOptions) -> LevelChoice:
     """What ``opts.level`` means for this file (``auto``: levels.py)."""
-    return choose_level(float_bytes(layout), opts.level, opts.time_budget, fast_threads(opts))
+    return choose_level(float_bytes(layout), opts.level, opts.time_budget, fast_threads(opts), lm_rate(opts))
+
+
+def lm_rate(opts: EncodeOptions) -> float:
+    """The LM level's measured encoding rate for these options, before any model is loaded: the portable
+    procedure's where procedure_for would pick it (engine auto or int8, a hex scheme, mixing with top
+    bytes), else the float procedures'."""
+    portable = opts.engine in ("auto", "int8") and get_scheme(opts.scheme).hex and opts.mixing and opts.top_byte
+    return LM_BYTES_PER_SECOND if portable else FLOAT_LM_BYTES_PER_SECOND
 
 
 def fast_threads(opts: EncodeOptions) -> int:

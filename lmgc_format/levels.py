@@ -19,9 +19,12 @@ from .errors import UnsupportedError
 LEVELS = ("auto", "fast", "max")
 DEFAULT_LEVEL = "auto"
 DEFAULT_TIME_BUDGET = 180.0  # seconds the LM level may take under auto
-# Measured on 2 cores, no GPU (BENCHMARKS.md "Speed"): the LM level 22-45 B/s of tensor data per direction
-# (lmgc 0.9), the fast level 2.3-2.8 MB/s per worker thread.
-LM_BYTES_PER_SECOND = 25.0
+# Measured on 2 cores, no GPU: the portable LM procedure (the default) encodes 70-110 B/s of tensor data
+# (each window read whole, lmgc 0.13: BENCHMARKS.md "Portable LM level"; it decodes at ~35 B/s, stepping);
+# the float procedures 22-45 B/s per direction (lmgc 0.9, BENCHMARKS.md "Speed"); the fast level 2.3-2.8 MB/s
+# per worker thread.
+LM_BYTES_PER_SECOND = 80.0
+FLOAT_LM_BYTES_PER_SECOND = 25.0
 FAST_BYTES_PER_SECOND = 2.0e6
 # The fast level's window layout: large windows (the model learns across a whole chunk), chunks of up to 4 MiB
 # so that workers share a file and memory stays bounded.
@@ -57,13 +60,14 @@ def _human_bytes(n: float) -> str:
 
 
 def choose_level(float_bytes: int, requested: str = DEFAULT_LEVEL, budget: float = DEFAULT_TIME_BUDGET,
-                 workers: int = 1) -> LevelChoice:  # fmt: skip
-    """The level to use for ``float_bytes`` of float tensor data."""
+                 workers: int = 1, lm_rate: float = LM_BYTES_PER_SECOND) -> LevelChoice:  # fmt: skip
+    """The level to use for ``float_bytes`` of float tensor data; ``lm_rate``: the LM procedure's bytes a
+    second (LM_BYTES_PER_SECOND for the portable default, FLOAT_LM_BYTES_PER_SECOND for the float ones)."""
     if requested not in LEVELS:
         raise UnsupportedError(f"level must be one of {', '.join(LEVELS)}")
     if budget <= 0:
         raise UnsupportedError("the time budget must be positive")
-    lm = float_bytes / LM_BYTES_PER_SECOND
+    lm = float_bytes / lm_rate
     fast = float_bytes / (FAST_BYTES_PER_SECOND * max(1, workers))
     if requested != "auto":
         return LevelChoice(requested, requested, lm, fast, "")

@@ -19,6 +19,7 @@ import contextlib
 import hashlib
 import importlib.util
 import io
+import json
 import os
 from dataclasses import dataclass
 from pathlib import Path
@@ -64,6 +65,85 @@ class ModelSource:
     @property
     def size(self) -> int:
         return sum(p.stat().st_size for p in self.weight_files)
+
+
+def cache_root() -> Path | None:
+    """Where GGUF models converted for transformers are kept (``LMGC_CACHE_DIR``, else the user's cache
+    directory); None when ``LMGC_CACHE_DIR`` is empty (no cache)."""
+    configured = os.environ.get("LMGC_CACHE_DIR")
+    if configured is not None:
+        return Path(configured).expanduser() if configured else None
+    base = os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache"
+    return Path(base) / "lmgc" / "models"
+
+
+def _cache_dir(sha256: str) -> Path | None:
+    """The converted copy of the GGUF file whose SHA-256 is ``sha256``, for this transformers version
+    (the conversion is transformers' code)."""
+    import transformers
+
+    root = cache_root()
+    return None if root is None else root / f"{sha256[:32]}-transformers-{transformers.__version__}"
+
+
+def _converted(source: ModelSource, sha256: str) -> Path | None:
+    """The cached conversion of a GGUF source, if there is a complete one."""
+    path = _cache_dir(sha256)
+    return path if path is not None and (path / _COMPLETE).is_file() else None
+
+
+_COMPLETE = "lmgc-complete"  # written last: a directory without it is an interrupted conversion
+
+
+def _convert_once(source: ModelSource, sha256: str, lm: Any, tokenizer: Any, dtype: str) -> None:
+    """Keep transformers' conversion of a GGUF file (~25 s of parsing on 2 cores for SmolLM2-135M) as a
+    float32 safetensors directory, so the next load takes a few seconds. Only from a float32 load (the
+    dequantized weights exactly); kept only if reloading it gives the same weights and vocabulary.
+    Best effort: a cache that cannot be written is skipped."""
+    import shutil
+    import tempfile
+
+    import torch
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    target = _cache_dir(sha256)
+    if target is None or dtype != "float32":
+        return
+    tmp: Path | None = None
+    try:
+        target.parent.mkdir(parents=True, exist_ok=True)
+        tmp = Path(tempfile.mkdtemp(prefix=".converting-", dir=target.parent))
+        # save_pretrained refuses a model loaded from GGUF (it counts as quantized); its float32 weights
+        # are plain tensors, saved as they are (tied ones once), with the config minus that mark.
+        from safetensors.torch import save_model
+
+        save_model(lm, str(tmp / "model.safetensors"), metadata={"format": "pt"})
+        lm.config.save_pretrained(tmp)
+        config = json.loads((tmp / "config.json").read_text())
+        config.pop("quantization_config", None)
+        (tmp / "config.json").write_text(json.dumps(config, indent=1))
+        tokenizer.save_pretrained(tmp)
+        back = AutoModelForCausalLM.from_pretrained(tmp, dtype=torch.float32, local_files_only=True)
+        back_tok = AutoTokenizer.from_pretrained(tmp, local_files_only=True)
+        ours, theirs = lm.state_dict(), back.state_dict()
+        same = (
+            ours.keys() == theirs.keys()
+            and all(torch.equal(ours[k].cpu(), theirs[k]) for k in ours)
+            and back_tok.get_vocab() == tokenizer.get_vocab()
+            and back_tok.bos_token_id == tokenizer.bos_token_id
+        )
+        if not same:
+            return
+        (tmp / _COMPLETE).write_text(f"{source.gguf_file} sha256 {sha256}\n")
+        if target.exists():
+            shutil.rmtree(target, ignore_errors=True)
+        os.replace(tmp, target)
+        tmp = None
+    except (OSError, ValueError, RuntimeError):
+        return
+    finally:
+        if tmp is not None:
+            shutil.rmtree(tmp, ignore_errors=True)
 
 
 @dataclass(frozen=True)
@@ -171,11 +251,19 @@ def load(model: str | None = None, dtype: str = DEFAULT_DTYPE, device: str | Non
     kwargs: dict[str, Any] = {"local_files_only": True}
     if source.gguf_file:
         kwargs["gguf_file"] = source.gguf_file
+    sha256 = fingerprint(source)
+    converted = _converted(source, sha256) if source.gguf_file and dtype == "float32" else None
     try:
         # transformers' GGUF loader draws its own tqdm bar on stderr; callers draw their own progress.
         with contextlib.redirect_stderr(io.StringIO()):
-            tokenizer = AutoTokenizer.from_pretrained(source.directory, **kwargs)
-            lm = AutoModelForCausalLM.from_pretrained(source.directory, dtype=getattr(torch, dtype), **kwargs)
+            if converted is not None:
+                tokenizer = AutoTokenizer.from_pretrained(converted, local_files_only=True)
+                lm = AutoModelForCausalLM.from_pretrained(converted, dtype=getattr(torch, dtype), local_files_only=True)
+            else:
+                tokenizer = AutoTokenizer.from_pretrained(source.directory, **kwargs)
+                lm = AutoModelForCausalLM.from_pretrained(source.directory, dtype=getattr(torch, dtype), **kwargs)
+                if source.gguf_file:
+                    _convert_once(source, sha256, lm, tokenizer, dtype)
     except (OSError, ValueError, KeyError, RuntimeError, ImportError) as exc:
         raise ModelError(f"could not load model {source.id!r}: {exc}") from exc
     lm.eval()
@@ -188,7 +276,7 @@ def load(model: str | None = None, dtype: str = DEFAULT_DTYPE, device: str | Non
     info = ModelInfo(
         id=source.id,
         kind=source.kind,
-        sha256=fingerprint(source),
+        sha256=sha256,
         architecture=type(lm).__name__,
         vocab_size=int(lm.config.vocab_size),
         dtype=dtype,

@@ -1,6 +1,6 @@
 """Archive sizes of the LM level with each engine, file by file: what the portable procedure costs.
 
-    python scripts/engine_sizes.py [--engines int8,lmgc] [--json OUT] [--no-verify] FILE...
+    python scripts/engine_sizes.py [--engines int8,lmgc] [--json OUT] [--no-verify] [--estimate-float] FILE...
 
 Compresses every FILE with ``--level max`` and each engine (int8: the portable ``lmgc-int8-v1+cm-int-v1``;
 lmgc: the float ``cm-top-v4`` procedure) in one process (the model loads once), decodes every archive
@@ -16,6 +16,7 @@ import tempfile
 import time
 from pathlib import Path
 
+from lmgc_format.bench.estimate import estimate_file
 from lmgc_format.container.reader import ArchiveReader
 from lmgc_format.decoder import DecodeOptions, decode_file
 from lmgc_format.encoder import EncodeOptions, encode_file
@@ -32,6 +33,9 @@ def main() -> None:
     ap.add_argument("--engines", default="int8,lmgc")
     ap.add_argument("--json", type=Path)
     ap.add_argument("--no-verify", action="store_true", help="skip decoding each archive (sizes only, half the time)")
+    ap.add_argument("--estimate-float", action="store_true",
+                    help="float engines: bench --estimate's teacher-forced payloads (a few bytes from the "
+                         "archive's, minutes faster) instead of archives")  # fmt: skip
     args = ap.parse_args()
     engines = args.engines.split(",")
     rows = []
@@ -39,6 +43,12 @@ def main() -> None:
         for f in args.files:
             row: dict[str, object] = {"file": f.name, "bytes": f.stat().st_size}
             for engine in engines:
+                if args.estimate_float and engine != "int8":
+                    start = time.perf_counter()
+                    est = estimate_file(f, EncodeOptions(level="max", engine=engine))
+                    row[engine] = {"payload": est.coded_bytes, "archive": None, "estimate": True,
+                                   "encode_s": round(time.perf_counter() - start, 1)}  # fmt: skip
+                    continue
                 archive, back = Path(tmp) / f"{engine}.lmgc", Path(tmp) / "back.safetensors"
                 start = time.perf_counter()
                 encode_file(f, archive, EncodeOptions(level="max", engine=engine), overwrite=True)
@@ -50,15 +60,17 @@ def main() -> None:
                 row[engine] = {"payload": _payload_bytes(archive), "archive": archive.stat().st_size,
                                "encode_s": round(seconds, 1)}  # fmt: skip
             rows.append(row)
-            cells = "  ".join(f"{e} {row[e]['payload']:>6,} / {row[e]['archive']:>6,}" for e in engines)  # type: ignore[index]
+            cells = "  ".join(f"{e} {row[e]['payload']:>6,} / {row[e]['archive'] or 'est.':>6}" for e in engines)  # type: ignore[index]
             print(f"{f.name:34s} {row['bytes']:>7,}  {cells}", flush=True)
     if len(engines) == 2:
         a, b = engines
         pa = sum(r[a]["payload"] for r in rows)  # type: ignore[index]
         pb = sum(r[b]["payload"] for r in rows)  # type: ignore[index]
-        aa = sum(r[a]["archive"] for r in rows)  # type: ignore[index]
-        ab = sum(r[b]["archive"] for r in rows)  # type: ignore[index]
-        print(f"payloads {a} {pa:,} vs {b} {pb:,}: {pa / pb:.4f}x; archives {aa:,} vs {ab:,}: {aa / ab:.4f}x")
+        print(f"payloads {a} {pa:,} vs {b} {pb:,}: {pa / pb:.4f}x")
+        if not args.estimate_float:
+            aa = sum(r[a]["archive"] for r in rows)  # type: ignore[index]
+            ab = sum(r[b]["archive"] for r in rows)  # type: ignore[index]
+            print(f"archives {a} {aa:,} vs {b} {ab:,}: {aa / ab:.4f}x")
         worst = max(rows, key=lambda r: r[a]["payload"] / r[b]["payload"])  # type: ignore[index]
         print(f"largest ratio: {worst['file']} {worst[a]['payload'] / worst[b]['payload']:.4f}x")  # type: ignore[index]
     if args.json:

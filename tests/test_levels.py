@@ -8,11 +8,11 @@ import pytest
 from safetensors.torch import save_file
 
 from lmgc_format.decoder import DecodeOptions, decode_file
-from lmgc_format.encoder import EncodeOptions, encode_file
+from lmgc_format.encoder import EncodeOptions, encode_file, lm_rate
 from lmgc_format.errors import UnsupportedError
 from lmgc_format.events import Notice
 from lmgc_format.inspect import describe_archive
-from lmgc_format.levels import LM_BYTES_PER_SECOND, choose_level
+from lmgc_format.levels import FLOAT_LM_BYTES_PER_SECOND, LM_BYTES_PER_SECOND, choose_level
 from tests.conftest import gradient_like
 
 
@@ -26,6 +26,17 @@ def test_auto_uses_the_lm_within_the_budget_and_says_so() -> None:
         choose_level(10, "best")
     with pytest.raises(UnsupportedError):
         choose_level(10, "auto", budget=0)
+
+
+def test_the_projection_uses_the_procedure_the_options_give() -> None:
+    """The portable default encodes faster (windows read whole) than the float engines: 10 KB fits a
+    3-minute budget with it, not with --engine lmgc."""
+    assert lm_rate(EncodeOptions()) == LM_BYTES_PER_SECOND > FLOAT_LM_BYTES_PER_SECOND
+    for float_opts in (EncodeOptions(engine="lmgc"), EncodeOptions(scheme="iso"), EncodeOptions(mixing=False)):
+        assert lm_rate(float_opts) == FLOAT_LM_BYTES_PER_SECOND
+    kb10 = 10_000
+    assert choose_level(kb10, "auto", 180, lm_rate=lm_rate(EncodeOptions())).level == "max"
+    assert choose_level(kb10, "auto", 180, lm_rate=lm_rate(EncodeOptions(engine="lmgc"))).level == "fast"
 
 
 def test_auto_keeps_the_smaller_whole_archive(tmp_path: Path, tiny_model: str) -> None:

@@ -30,3 +30,27 @@ def test_default_model_roundtrips_a_real_gradient(tmp_path: Path) -> None:
     assert out.read_bytes() == src.read_bytes()
     info = describe_archive(arc)
     assert all(t["bits_per_byte"] > 0 for t in info["tensors"])
+
+
+@pytest.mark.slow
+def test_the_gguf_conversion_is_cached_and_gives_the_same_model(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The default model's GGUF is parsed once (~25 s); later loads read the checked float32 copy in
+    about a second, with the same weights (the int8 engine's digest) and the same alphabet."""
+    from lmgc_format import models
+    from lmgc_format.alphabet import Alphabet
+    from lmgc_format.intengine import IntLlamaEngine
+    from lmgc_format.serialize import get_scheme
+
+    monkeypatch.setenv("LMGC_CACHE_DIR", str(tmp_path / "cache"))
+    seen = []
+    for _ in range(2):
+        lm = models.load(None)
+        alphabet = Alphabet.for_tokenizer(lm.tokenizer, get_scheme("comma"))
+        seen.append((lm.info, alphabet.digest(), IntLlamaEngine(lm, alphabet).digest))
+    (converted,) = (tmp_path / "cache").iterdir()
+    assert (converted / "lmgc-complete").is_file() and (converted / "model.safetensors").is_file()
+    assert seen[0] == seen[1]
+    monkeypatch.setenv("LMGC_CACHE_DIR", "")  # empty: no cache
+    assert models.cache_root() is None

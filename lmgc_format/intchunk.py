@@ -207,7 +207,7 @@ def encode_windows(
     if prime is not None:
         prime(symbols)
     else:
-        predictor = _read_whole(predictor, alphabet, symbols)
+        predictor = _read_whole(predictor, alphabet, symbols, lambda: _check(cancel))
     enc = Encoder()
     digits = _Digits(windows, tops, msb_first)
     tokens = _run(predictor, alphabet, windows, digits, slots, digit_syms, bits, cancel, on_step,
@@ -231,7 +231,8 @@ class _Replayed:
         return self._replay.step(tokens)
 
 
-def _read_whole(predictor: Predictor, alphabet: Alphabet, symbols: list[list[int]]) -> Predictor:
+def _read_whole(predictor: Predictor, alphabet: Alphabet, symbols: list[list[int]],
+                check: Callable[[], None] | None = None) -> Predictor:  # fmt: skip
     """The encoder knows every token in advance: an engine that computes the same integers however
     positions are batched (IntLlamaEngine.forward) reads each window whole, ~8x faster than stepping
     (BENCHMARKS.md "Portable LM level"); the decoder steps. Other predictors are left as they are."""
@@ -239,7 +240,7 @@ def _read_whole(predictor: Predictor, alphabet: Alphabet, symbols: list[list[int
     if forward is None:
         return predictor
     feeds = teacher_feeds(predictor.bos_id, list(alphabet.ids), symbols)
-    return _Replayed(predictor.bos_id, Replay(feeds, forward(feeds), alphabet.size, np.int64))
+    return _Replayed(predictor.bos_id, Replay(feeds, forward(feeds, check), alphabet.size, np.int64))
 
 
 def _encode_step(enc: Encoder, freqs: np.ndarray, rows: list[tuple[int, int]], truth: list[list[int]]) -> np.ndarray:

@@ -298,18 +298,23 @@ class IntLlamaEngine:
             self._pos = n
             return logits
 
-    def forward(self, feeds: list[list[int]]) -> list[np.ndarray]:
+    def forward(self, feeds: list[list[int]], between_layers: Callable[[], None] | None = None) -> list[np.ndarray]:
         """Every window read whole (teacher forcing): window i's logits after each of its tokens,
         (len(feeds[i]), A) int64: exactly what :meth:`step` gives position by position (the integers do
         not depend on how positions are batched), in a fraction of the time. The encoder knows its text in
-        advance and uses this; the decoder must step. Leaves the step cache empty."""
+        advance and uses this; the decoder must step. Leaves the step cache empty. ``between_layers`` is
+        called after each layer (the encoder's cancel check: a whole chunk's forward takes seconds)."""
         torch = self._torch
         lengths = [len(f) for f in feeds]
         steps = max(lengths, default=0)
         if not self._fused or steps == 0:
             self.reset(max(steps, 1))
             bos = self.bos_id
-            rows = [self.step([f[t] if t < len(f) else bos for f in feeds]) for t in range(steps)]
+            rows = []
+            for t in range(steps):
+                if between_layers is not None:
+                    between_layers()
+                rows.append(self.step([f[t] if t < len(f) else bos for f in feeds]))
             self.reset()
             width = len(self._head.scale_np)
             return [
@@ -329,7 +334,13 @@ class IntLlamaEngine:
                 torch.zeros((b, kv, 1, cap), dtype=torch.int64),
                 torch.zeros((b, kv, cap, d), dtype=torch.float64),
             )  # one layer's, rewritten by the next (every position below ``steps`` is written before it is read)
-            logits = self._layers_fused(x, steps, 0, cap, lambda _li: cache)
+
+            def layer_cache(li: int) -> tuple[Any, Any, Any]:
+                if li and between_layers is not None:
+                    between_layers()
+                return cache
+
+            logits = self._layers_fused(x, steps, 0, cap, layer_cache)
         out = logits.reshape(b, steps, -1)
         return [out[i, :n] for i, n in enumerate(lengths)]
 

@@ -157,7 +157,7 @@ def test_the_encoder_reads_windows_whole_and_writes_what_stepping_writes(
     calls: list[int] = []
     real = intchunk._read_whole
 
-    def stepping(predictor: object, alphabet: object, symbols: list[list[int]]) -> object:
+    def stepping(predictor: object, alphabet: object, symbols: list[list[int]], check: object = None) -> object:
         calls.append(len(symbols))
         assert real(predictor, alphabet, symbols) is not predictor  # type: ignore[arg-type]  # it would read whole
         return predictor
@@ -166,3 +166,26 @@ def test_the_encoder_reads_windows_whole_and_writes_what_stepping_writes(
     stepped = tmp_path / "stepped.lmgc"
     encode_file(src, stepped, _int8(tiny_model))
     assert calls and payloads(stepped) == whole
+
+
+def test_cancel_stops_the_encoder_inside_a_forward(tmp_path: Path, tiny_model: str) -> None:
+    """Reading a chunk whole takes seconds on a real model: the cancel event is checked between layers."""
+    from lmgc_format.alphabet import Alphabet
+    from lmgc_format.errors import CancelledError
+    from lmgc_format.intengine import IntLlamaEngine
+    from lmgc_format.models import get
+    from lmgc_format.serialize import get_scheme
+
+    lm = get(tiny_model, "float32")
+    alphabet = Alphabet.for_tokenizer(lm.tokenizer, get_scheme("comma"))
+    engine = IntLlamaEngine(lm, alphabet)
+    assert lm.model.config.num_hidden_layers >= 2
+    layers = []
+
+    def check() -> None:
+        layers.append(1)
+        raise CancelledError("cancelled")
+
+    with pytest.raises(CancelledError):
+        engine.forward([[lm.info.bos_id] * 5], check)
+    assert layers == [1]  # after the first layer, not after the whole pass

@@ -100,9 +100,8 @@ class _Linear:
         scale = torch.where(amax > 0, amax / 127.0, torch.ones_like(amax))  # one rounding each
         q = torch.round(w / scale[:, None]).clamp(-127, 127).to(torch.int8)
         self.weights = None if backend is None else intmatmul.Weights(torch, q, backend)
-        if backend is None:
-            qt = q.T.to(torch.float32)
-            self.blocks = [qt[i : i + EXACT_K].contiguous().to(device) for i in range(0, qt.shape[0], EXACT_K)]
+        if backend is None:  # the torch path: intmatmul's float32 blocks, on the device
+            self.blocks = [part.to(device) for part in intmatmul.Weights(torch, q, "f32").parts]
         self.scale = torch.round(scale * (1 << W_FRAC)).to(torch.int64).to(device)  # exact: power-of-2 product
         self.q, self.scale_cpu = q, self.scale.cpu()
         self.scale_np = self.scale_cpu.numpy()
@@ -286,8 +285,9 @@ class IntLlamaEngine:
             h = self._embed.index_select(0, rows)
             if self._fused:
                 self._rope_at(pos)
-                caches = [(self._k[li], self._k_amax[li], self._v[li]) for li in range(len(self._layers))]
-                logits = self._layers_fused(h.numpy().copy(), 1, pos, self._capacity, caches.__getitem__)
+                logits = self._layers_fused(
+                    h.numpy().copy(), 1, pos, self._capacity, lambda li: (self._k[li], self._k_amax[li], self._v[li])
+                )
             else:
                 # Attention runs over whole blocks of _BLOCK positions, the tail masked (its weights are exactly
                 # 0): oneDNN builds and keeps a kernel per matmul shape, so a new shape every step costs ~1 ms

@@ -23,11 +23,11 @@ from .intengine import FRAC as _Q16
 from .intengine import MASKED as _MASKED
 from .intengine import QK_CLAMP as _QK_CLAMP
 from .intengine import V_CLAMP as _V_CLAMP
-from .intengine import V_FRAC, W_FRAC
+from .intengine import V_FRAC
+from .intengine import W_FRAC as _W_FRAC
 from .intmath import ROPE_BITS as _ROPE_BITS
 
 _V_SHIFT = _Q16 - V_FRAC  # Q16 values cached as Q8
-_W_FRAC = W_FRAC
 
 
 @njit(inline="always")

@@ -20,7 +20,7 @@ from .atomic import refuse_existing
 from .chunk_encoder import ChunkEncoder
 from .cm import codec as cm_codec
 from .cm.pool import default_workers, ordered_map
-from .container.constants import LM_CODER, MAX_BATCH, MAX_BYTES_PER_GROUP, MAX_WINDOW_BYTES, Codec
+from .container.constants import MAX_BATCH, MAX_BYTES_PER_GROUP, MAX_WINDOW_BYTES, Codec, lm_coder
 from .container.header import AlphabetRecord, Header, Index, ModelRecord, WindowLayout
 from .container.writer import ArchiveWriter, write_stored
 from .defaults import DEFAULT_BATCH, DEFAULT_ENGINE, DEFAULT_WINDOW_BYTES, ENGINE_CHOICES
@@ -260,7 +260,7 @@ def _encode_lm(job: _Job) -> EncodeResult:
         model=ModelRecord(**setup.lm.info.__dict__) if setup else None,
         alphabet=AlphabetRecord(setup.alphabet.size, setup.alphabet.digest(), ALPHABET_RULE) if setup else None,
         device=setup.lm.device if setup else "cpu",
-        coder=dict(LM_CODER),
+        coder=lm_coder(procedure),
     )
     digest = getattr(setup.predictor, "digest", None) if setup else None
     if digest is not None:  # a portable engine: the integers it computes with (decoder.py checks them)

@@ -1,19 +1,26 @@
-"""Coding one LM chunk with the portable procedure ``lmgc-int8-v1+cm-int-v1``.
+"""Coding one LM chunk with the portable procedure ``lmgc-int8-v1+cm-int-v2`` (or ``+cm-int-v1``).
 
-Two streams, both integer-exact (docs/DESIGN.md rule 6), in one chunk payload:
+Two parts, both integer-exact (docs/DESIGN.md rule 6):
 
 1. **Top bytes** (sign and exponent: the last stored byte of every whole value of two bytes or more)
    are coded first by the fast level's compiled context-mixing kernel (cm/kernel.py), as a tensor of
    one-byte values with the same rows, bias references and filter marks as the values they come
-   from. This is the fixed-point core the fast level uses; it models the top byte as well as the
-   float ``cm-top-v4`` model does (BENCHMARKS.md "Portable LM level").
+   from: the fixed-point core the fast level uses.
 2. **Digits**: the windows run through the integer LM in lockstep, one token per step, reading the
    text the serializer makes (hex digits, separators). Every top-byte digit and every separator or
    prefix is known to both sides and only fed; every other hex digit is one coded symbol of 16,
-   with frequencies from intmix.DigitMixer, range-coded by constriction (integer frequencies).
+   with frequencies from intmix.DigitMixer.
 
-Payload: one byte (0: the top bytes follow raw, 1: ``cm-fast-v1``-coded), the length of the top-byte
-part as a LEB128 varint, that part, then the range coder's words.
+``cm-int-v2`` (lmgc 0.14, the default) codes both parts in **one stream**: the kernel codes the top
+bytes with its own parameters (:data:`TOP_PARAMS_V2`) and leaves its binary coder open, and the digits
+follow in the same coder as four binary decisions each (cm/binary.py), ended by one flush byte. The
+payload is that stream and nothing else.
+
+``cm-int-v1`` (lmgc 0.12-0.13) keeps two: one byte (0: the top bytes follow raw, 1: coded by the
+kernel with ``cm-fast-v1``'s parameters), the length of the top-byte part as a LEB128 varint, that part
+(ended by the kernel's 4-byte flush), then constriction's range coder's 32-bit words for the digits.
+On the 9 bf16 samples that framing cost 7-10 bytes a chunk, most of what separated the portable
+procedure from the float one (BENCHMARKS.md "Portable LM level").
 """
 
 from __future__ import annotations
@@ -26,10 +33,11 @@ import numpy as np
 
 from .alphabet import Alphabet
 from .cm import codec as cm_codec
+from .cm.binary import MASK32, BinaryDecoder, BinaryEncoder
 from .coder import Decoder, Encoder, code_bits
 from .errors import CancelledError, CorruptChunkError, UnsupportedError
 from .intmix import DIGITS, DigitMixer
-from .lmchunk import INT_MIXING, PrimeCallback, StepCallback
+from .lmchunk import INT_MIXING, INT_MIXINGS, PrimeCallback, StepCallback
 from .mixing import has_tops
 from .plan import Window
 from .predictor import Predictor, Replay, teacher_feeds
@@ -37,6 +45,12 @@ from .serialize import Scheme, reorder
 from .topbyte import split_tops, top_index
 
 NAME = INT_MIXING
+# The kernel's parameters for the top-byte part in cm-int-v2 (kernel.P_*: count limit, mixer start and rate,
+# APM rate and share): an LM chunk holds a few hundred to a few thousand top bytes, so the counts adapt
+# faster than cm-fast-v1's (limit 20, not 255) and the APM, which needs many bytes to learn, gets 1/4 not
+# 3/4. Chosen on the top bytes of the 10 tuning samples (3,134 -> 3,117 bytes), checked on the 8 held-out
+# ones (2,898 -> 2,885): scripts/int_tops.py.
+TOP_PARAMS_V2 = (20, 12000, 24, 6, 1)
 _HEX = b"0123456789abcdef"
 _CODED = -1  # a slot whose token is a coded digit
 
@@ -145,7 +159,7 @@ def _read_varint(data: bytes, at: int) -> tuple[int, int]:
         shift += 7
         if not data[i] & 0x80:
             return n, i + 1
-    raise CorruptChunkError(f"{NAME} payload: bad length field")
+    raise CorruptChunkError("cm-int-v1 payload: bad length field")
 
 
 def _check(cancel: threading.Event | None) -> None:
@@ -163,30 +177,39 @@ def encode_windows(
     cancel: threading.Event | None = None,
     on_step: StepCallback | None = None,
     prime: PrimeCallback | None = None,
+    mixing: str = INT_MIXING,
 ) -> tuple[bytes, list[float], int]:
-    """Code ``data`` (one bytes per window); returns payload, ideal bits per window, tokens fed.
-    ``prime`` gets every window's symbols before the first step (``bench --estimate``)."""
+    """Code ``data`` (one bytes per window) with ``mixing`` (``cm-int-v2`` or ``cm-int-v1``); returns
+    payload, ideal bits per window, tokens fed. ``prime`` gets every window's symbols before the first
+    step (``bench --estimate``)."""
     if not scheme.hex:
-        raise UnsupportedError(f"{NAME} needs a hex scheme")
+        raise UnsupportedError(f"{mixing} needs a hex scheme")
+    if mixing not in INT_MIXINGS:
+        raise UnsupportedError(f"intchunk codes {' and '.join(INT_MIXINGS)}, not {mixing!r}")
     which = [has_tops(w) for w in windows]
     tops: list[bytes | None] = [
         split_tops(d, w.group) if t else None for w, d, t in zip(windows, data, which, strict=True)
     ]
     top_bytes = b"".join(t for t in tops if t is not None)
-    coded_tops = (
-        cm_codec.encode(_top_windows(windows, which), 0, top_bytes, _item_sizes(windows)) if top_bytes else None
-    )
-    head = bytes([0 if coded_tops is None else 1])
-    top_part = top_bytes if coded_tops is None else coded_tops[0]
+    top_windows = _top_windows(windows, which)
     bits = [0.0] * len(windows)
-    if coded_tops is not None:
-        k = 0
-        for i, t in enumerate(tops):
-            if t is not None:
-                bits[i] = coded_tops[1][k]
-                k += 1
+    enc: Encoder | BinaryEncoder
+    if mixing == "cm-int-v1":
+        coded_tops = cm_codec.encode(top_windows, 0, top_bytes, _item_sizes(windows)) if top_bytes else None
+        frame = bytes([0 if coded_tops is None else 1])
+        top_part = top_bytes if coded_tops is None else coded_tops[0]
+        frame += _varint(len(top_part)) + top_part
+        top_bits = coded_tops[1] if coded_tops is not None else [8.0 * len(t) for t in tops if t is not None]
+        enc = Encoder()
     else:
-        bits = [8.0 * len(t) if t is not None else 0.0 for t in tops]
+        frame, top_bits, x1, x2 = b"", [], 0, MASK32
+        if top_bytes:
+            frame, top_bits, x1, x2 = cm_codec.encode_open(top_windows, 0, top_bytes, _item_sizes(windows),
+                                                           TOP_PARAMS_V2)  # fmt: skip
+        enc = BinaryEncoder(frame, x1, x2)
+        frame = b""  # the stream holds it
+    for i, b in zip((i for i, t in enumerate(which) if t), top_bits, strict=True):
+        bits[i] = b
     digit_syms = digit_tokens(alphabet)
     slots = [_slots(alphabet, scheme, w, t, msb_first, digit_syms) for w, t in zip(windows, tops, strict=True)]
     # The coded digits of each window in slot order, read off its bytes in text order.
@@ -208,12 +231,10 @@ def encode_windows(
         prime(symbols)
     else:
         predictor = _read_whole(predictor, alphabet, symbols, lambda: _check(cancel))
-    enc = Encoder()
     digits = _Digits(windows, tops, msb_first)
     tokens = _run(predictor, alphabet, windows, digits, slots, digit_syms, bits, cancel, on_step,
                   lambda freqs, rows: _encode_step(enc, freqs, rows, truth))  # fmt: skip
-    payload = head + _varint(len(top_part)) + top_part + enc.finish()
-    return payload, bits, tokens
+    return frame + enc.finish(), bits, tokens
 
 
 class _Replayed:
@@ -243,7 +264,9 @@ def _read_whole(predictor: Predictor, alphabet: Alphabet, symbols: list[list[int
     return _Replayed(predictor.bos_id, Replay(feeds, forward(feeds, check), alphabet.size, np.int64))
 
 
-def _encode_step(enc: Encoder, freqs: np.ndarray, rows: list[tuple[int, int]], truth: list[list[int]]) -> np.ndarray:
+def _encode_step(
+    enc: Encoder | BinaryEncoder, freqs: np.ndarray, rows: list[tuple[int, int]], truth: list[list[int]]
+) -> np.ndarray:
     symbols = np.array([truth[i][k] for i, k in rows], dtype=np.int64)
     enc.encode(symbols, freqs)
     return symbols
@@ -299,6 +322,26 @@ def _run(
     return sum(lengths)
 
 
+def _open_v1(payload: bytes, top_windows: list[Window], total: int, item_sizes: list[int]) -> tuple[bytes, Decoder]:
+    """``cm-int-v1``'s framing: the top bytes (raw or by the kernel) and constriction's decoder of the digits."""
+    if len(payload) < 2 or payload[0] > 1:
+        raise CorruptChunkError("cm-int-v1 payload too short or of an unknown kind")
+    top_len, start = _read_varint(payload, 1)
+    if start + top_len > len(payload):
+        raise CorruptChunkError("cm-int-v1 top-byte part runs past the payload")
+    top_part = payload[start : start + top_len]
+    if payload[0] == 1:
+        top_bytes = cm_codec.decode(top_windows, 0, top_part, total, item_sizes)
+    elif len(top_part) == total:
+        top_bytes = top_part
+    else:
+        raise CorruptChunkError(f"cm-int-v1 raw top bytes: {len(top_part)} bytes for {total} values")
+    try:
+        return top_bytes, Decoder(payload[start + top_len :])
+    except ValueError as exc:
+        raise CorruptChunkError(str(exc)) from None
+
+
 def decode_windows(
     predictor: Predictor,
     alphabet: Alphabet,
@@ -308,43 +351,42 @@ def decode_windows(
     msb_first: bool,
     cancel: threading.Event | None = None,
     on_step: StepCallback | None = None,
+    mixing: str = INT_MIXING,
 ) -> list[bytes]:
     """Inverse of :func:`encode_windows`: the data bytes of every window."""
-    if len(payload) < 2 or payload[0] > 1:
-        raise CorruptChunkError(f"{NAME} payload too short or of an unknown kind")
-    top_len, start = _read_varint(payload, 1)
-    if start + top_len > len(payload):
-        raise CorruptChunkError(f"{NAME} top-byte part runs past the payload")
-    top_part = payload[start : start + top_len]
+    if mixing not in INT_MIXINGS:
+        raise UnsupportedError(f"intchunk decodes {' and '.join(INT_MIXINGS)}, not {mixing!r}")
     which = [has_tops(w) for w in windows]
     counts = [w.nbytes // w.group if t else 0 for w, t in zip(windows, which, strict=True)]
     total = sum(counts)
-    if payload[0] == 1:
-        top_bytes = cm_codec.decode(_top_windows(windows, which), 0, top_part, total, _item_sizes(windows))
-    elif len(top_part) == total:
-        top_bytes = top_part
+    top_windows = _top_windows(windows, which)
+    dec: Decoder | BinaryDecoder
+    if mixing == "cm-int-v1":
+        top_bytes, dec = _open_v1(payload, top_windows, total, _item_sizes(windows))
+    elif total:
+        top_bytes, pos, (x1, x2, x) = cm_codec.decode_open(top_windows, 0, payload, total, _item_sizes(windows),
+                                                           TOP_PARAMS_V2)  # fmt: skip
+        dec = BinaryDecoder(payload, pos, x1, x2, x)
     else:
-        raise CorruptChunkError(f"{NAME} raw top bytes: {len(top_part)} bytes for {total} values")
+        top_bytes, dec = b"", BinaryDecoder(payload)
     tops: list[bytes | None] = []
     at = 0
     for n, t in zip(counts, which, strict=True):
         tops.append(top_bytes[at : at + n] if t else None)
         at += n
-    try:
-        dec = Decoder(payload[start + top_len :])
-    except ValueError as exc:
-        raise CorruptChunkError(str(exc)) from None
     digit_syms = digit_tokens(alphabet)
     slots = [_slots(alphabet, scheme, w, t, msb_first, digit_syms) for w, t in zip(windows, tops, strict=True)]
 
     def decode_step(freqs: np.ndarray, rows: list[tuple[int, int]]) -> np.ndarray:
         got = dec.decode(freqs)
         if got.min(initial=0) < 0 or got.max(initial=0) >= DIGITS:
-            raise CorruptChunkError(f"{NAME} decoded a symbol outside the digits")
+            raise CorruptChunkError(f"{mixing} decoded a symbol outside the digits")
         return got
 
     digits = _Digits(windows, tops, msb_first)
     _run(predictor, alphabet, windows, digits, slots, digit_syms, [0.0] * len(windows), cancel, on_step, decode_step)
+    if isinstance(dec, BinaryDecoder):
+        dec.check_end(mixing)
     out = []
     for i, w in enumerate(windows):
         v = digits.values[i].reshape(-1)[: 2 * w.nbytes]  # text order, two digits a byte

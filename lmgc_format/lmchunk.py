@@ -16,7 +16,9 @@ from .predictor import Predictor
 from .serialize import Scheme, reorder
 from .topbyte import Place, decode_tops, encode_tops, places, split_tops
 
-INT_MIXING = "cm-int-v1"  # the portable procedure's coding (intchunk.py), after engine lmgc-int8-v1
+# The portable procedure's codings (intchunk.py), after engine lmgc-int8-v1; new archives use the last.
+INT_MIXINGS = ("cm-int-v1", "cm-int-v2")
+INT_MIXING = INT_MIXINGS[-1]
 StepCallback = Callable[[float, int], None]  # (fraction of the chunk done, tokens this step)
 TokenCallback = Callable[[int, int, float], None]  # (window, symbol, ideal bits it cost; 0 for known tokens)
 TopCallback = Callable[[int, float], None]  # (window, ideal bits its top bytes cost), cm-top-v* only
@@ -153,10 +155,12 @@ def encode_windows(
     ``prime`` gets every window's symbols before the first step: the teacher-forced
     predictor of ``bench --estimate`` (bench/estimate.py) reads them whole.
     """
-    if mixing == INT_MIXING:
+    if mixing in INT_MIXINGS:
         from . import intchunk
 
-        return intchunk.encode_windows(predictor, alphabet, scheme, windows, data, msb_first, cancel, on_step, prime)
+        return intchunk.encode_windows(
+            predictor, alphabet, scheme, windows, data, msb_first, cancel, on_step, prime, mixing=mixing
+        )
     mixer = _mixer(alphabet, scheme, windows, mixing, msb_first)
     enc = Encoder()
     bits = [0.0] * len(windows)
@@ -219,10 +223,12 @@ def decode_windows(
     mixing: str | None = None,
 ) -> list[bytes]:
     """Inverse of :func:`encode_windows`: the data bytes of every window."""
-    if mixing == INT_MIXING:
+    if mixing in INT_MIXINGS:
         from . import intchunk
 
-        return intchunk.decode_windows(predictor, alphabet, scheme, windows, payload, msb_first, cancel, on_step)
+        return intchunk.decode_windows(
+            predictor, alphabet, scheme, windows, payload, msb_first, cancel, on_step, mixing=mixing
+        )
     try:
         dec = Decoder(payload)
     except ValueError as exc:

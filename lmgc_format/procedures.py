@@ -31,7 +31,9 @@ class Procedure:
 
 _LM_SPEC = "How an LM chunk is coded"
 _INT_SPEC = "The portable LM procedure"
-PORTABLE_ENGINE, PORTABLE_MIXING = "lmgc-int8-v1", "cm-int-v1"  # integer-exact, only together
+# Integer-exact, only together; new archives use the last mixing.
+PORTABLE_ENGINE, PORTABLE_MIXINGS = "lmgc-int8-v1", ("cm-int-v1", "cm-int-v2")
+PORTABLE_MIXING = PORTABLE_MIXINGS[-1]
 PROCEDURES: tuple[Procedure, ...] = (
     Procedure("codec", "raw", (1, 0), "0.1", True, "container", "Frame", "golden_ints", 0),
     Procedure("codec", "zstd", (1, 0), "0.1", True, "chunk_encoder", "Frame", "golden_ints", 1),
@@ -48,6 +50,7 @@ PROCEDURES: tuple[Procedure, ...] = (
     Procedure("mixing", "cm-top-v3", (1, 1), "0.6", False, "topbyte", _LM_SPEC, "golden_top3"),
     Procedure("mixing", "cm-top-v4", (1, 2), "0.9", False, "topbyte", _LM_SPEC, "golden_top4"),
     Procedure("mixing", "cm-int-v1", (1, 4), "0.12", True, "intchunk", _INT_SPEC, "golden_int8"),
+    Procedure("mixing", "cm-int-v2", (1, 4), "0.14", True, "intchunk", _INT_SPEC, "golden_int8_v2"),
     Procedure("level", "cm-fast-v1", (1, 3), "0.10", True, "cm", "How a fast-level chunk is coded", "golden_fast"),
     Procedure("level", "stored", (1, 4), "0.11", True, "container", "Stored archives", "golden_stored"),
     Procedure("filter", "sum-first-axis-v1", (1, 2), "0.8", True, "filters", "Filters", "golden_filters"),
@@ -74,16 +77,17 @@ def check_procedure(procedure: str) -> None:
         return
     engine, _, mixing = procedure.partition("+")
     engines, mixings = named("engine"), named("mixing")
-    floats = [m for m in mixings if m != PORTABLE_MIXING]
+    floats = [m for m in mixings if m not in PORTABLE_MIXINGS]
     if engine not in engines or (mixing and mixing not in mixings):
         raise UnsupportedError(
             f"archive uses LM procedure {procedure!r}; this version runs {PORTABLE_ENGINE}+{PORTABLE_MIXING} and "
             f"{', '.join(repr(e) for e in engines if e != PORTABLE_ENGINE)}, each optionally followed by "
             f"{' or '.join('+' + m for m in floats)}"
         )
-    if (engine == PORTABLE_ENGINE) != (mixing == PORTABLE_MIXING):
+    if (engine == PORTABLE_ENGINE) != (mixing in PORTABLE_MIXINGS):
         raise UnsupportedError(
-            f"archive uses LM procedure {procedure!r}: {PORTABLE_ENGINE} and {PORTABLE_MIXING} only go together"
+            f"archive uses LM procedure {procedure!r}: {PORTABLE_ENGINE} goes with "
+            f"{' or '.join(PORTABLE_MIXINGS)} and nothing else"
         )
 
 
@@ -100,9 +104,9 @@ def portable_procedure(procedure: str) -> bool:
 
 def portable(codecs: set[int], procedure: str = "") -> bool:
     """Whether an archive whose chunks use ``codecs`` decodes byte-exact on any machine. An LM chunk does
-    when the header's procedure is integer-exact (``lmgc-int8-v1+cm-int-v1``); one of the float procedures
-    decodes only where the LM computes as the encoder's machine did. An archive none of whose chunks the
-    LM coded needs no model, whatever its procedure."""
+    when the header's procedure is integer-exact (``lmgc-int8-v1+cm-int-v2`` or ``+cm-int-v1``); one of the
+    float procedures decodes only where the LM computes as the encoder's machine did. An archive none of
+    whose chunks the LM coded needs no model, whatever its procedure."""
     lm = next(p for p in PROCEDURES if p.kind == "codec" and p.name == "lm")
     return all(
         p is not None and (p.portable or (p is lm and portable_procedure(procedure))) for p in map(codec, codecs)

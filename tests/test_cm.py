@@ -13,6 +13,7 @@ import torch
 from safetensors.torch import save_file
 
 from lmgc_format.cm import codec, fixed, kernel
+from lmgc_format.cm.binary import BinaryDecoder, BinaryEncoder
 from lmgc_format.container.constants import Codec
 from lmgc_format.container.reader import ArchiveReader
 from lmgc_format.decoder import DecodeOptions, decode_file
@@ -128,13 +129,16 @@ def test_compiled_kernel_equals_the_same_code_run_by_python() -> None:
     table = codec.window_table(windows, 0, [4, 4])
     squash, stretch, rate = fixed.tables()
     params = np.array(codec.PARAMS, dtype=np.int64)
-    outs = []
-    for run in (kernel.run, kernel.run.py_func):
-        out = np.zeros(len(data) + 64, dtype=np.uint8)
-        ends = np.zeros(len(windows), dtype=np.int64)
-        n = run(False, np.frombuffer(data, np.uint8).copy(), out, table, squash, stretch, rate, params, ends)
-        outs.append((out[:n].tobytes(), ends.tolist()))
-    assert outs[0] == outs[1]
+    for cells in (0, 3):  # a stream of its own (cm-fast-v1), and one left open (cm-int-v2)
+        outs = []
+        for run in (kernel.run, kernel.run.py_func):
+            out = np.zeros(len(data) + 64, dtype=np.uint8)
+            ends = np.zeros(len(windows), dtype=np.int64)
+            state = np.zeros(cells, dtype=np.int64)
+            buf = np.frombuffer(data, np.uint8).copy()
+            n = run(False, buf, out, table, squash, stretch, rate, params, ends, state)
+            outs.append((out[:n].tobytes(), ends.tolist(), state.tolist()))
+        assert outs[0] == outs[1]
 
 
 def _fast_file(path: Path) -> Path:
@@ -248,3 +252,55 @@ def test_a_large_tensor_is_cut_into_chunks_the_threads_share(tmp_path: Path) -> 
         assert len(coded) >= 3 and all(c.nbytes <= FAST_MIN_WINDOW_BYTES * FAST_BATCH == 1 << 20 for c in coded)
     decode_file(arc, out)
     assert out.read_bytes() == src.read_bytes()
+
+
+def test_binary_coder_round_trips_digits_and_ends_in_one_byte() -> None:
+    """cm/binary.py alone: digits of every kind of distribution (flat, near-certain, the rarest symbol coded)
+    come back; the stream ends with one flush byte, and one with a byte more or less is caught (the chunk's
+    CRC comes first in an archive: this is the stream's own consistency check)."""
+    rng = np.random.default_rng(3)
+    freqs = rng.integers(1, 5000, size=(600, 16))
+    freqs[:200, 0] = (1 << 20) - 15  # near-certain rows (sums stay near 2**20, as the mixer's do)
+    freqs[:200, 1:] = 1
+    symbols = rng.integers(0, 16, size=600)
+    symbols[:100] = 0
+    enc = BinaryEncoder()
+    enc.encode(symbols, freqs)
+    x1 = enc.x1
+    payload = enc.finish()
+    assert payload[-1] == (x1 >> 24) + (1 if x1 & 0xFFFFFF else 0)
+    dec = BinaryDecoder(payload)
+    assert (dec.decode(freqs) == symbols).all()
+    dec.check_end("test")
+    longer = BinaryDecoder(payload + b"\x00")  # the same digits (a zero is what the decoder reads past the end)
+    assert (longer.decode(freqs) == symbols).all()
+    with pytest.raises(CorruptChunkError, match="decoded as"):
+        longer.check_end("test")
+    shorter = BinaryDecoder(payload[:-1])  # without its flush byte: other digits, or a stream read too far
+    if (shorter.decode(freqs) == symbols).all():
+        with pytest.raises(CorruptChunkError, match="decoded as"):
+            shorter.check_end("test")
+
+
+def test_kernel_leaves_its_coder_open_for_the_digits() -> None:
+    """cm-int-v2's stream: the kernel codes bytes and stops without a flush, the Python coder goes on in the
+    same stream; decoding follows the same path. The closed stream (cm-fast-v1) is unchanged by it."""
+    rng = np.random.default_rng(4)
+    data = bytes(rng.integers(58, 66, size=400).astype(np.uint8))
+    windows = [Window(0, 0, 100, 1, 0, 0, -1), Window(1, 100, 400, 1, 0, 20, 0)]
+    params = (20, 12000, 24, 6, 1)
+    head, bits, x1, x2 = codec.encode_open(windows, 0, data, [1, 1], params)
+    assert len(bits) == 2 and len(head) < len(data)
+    freqs = rng.integers(1, 3000, size=(50, 16))
+    symbols = rng.integers(0, 16, size=50)
+    enc = BinaryEncoder(head, x1, x2)
+    enc.encode(symbols, freqs)
+    payload = enc.finish()
+    assert payload.startswith(head)
+    got, pos, (y1, y2, x) = codec.decode_open(windows, 0, payload, len(data), [1, 1], params)
+    assert got == data and (y1, y2) == (x1, x2)
+    dec = BinaryDecoder(payload, pos, y1, y2, x)
+    assert (dec.decode(freqs) == symbols).all()
+    dec.check_end("test")
+    closed = codec.encode(windows, 0, data, [1, 1])
+    assert closed is not None and codec.decode(windows, 0, closed[0], len(data), [1, 1]) == data

@@ -80,7 +80,7 @@ def test_auto_picks_the_engine_and_the_archive_records_it(tmp_path: Path, tiny_m
     assert procedure_for("transformers", lm) == ENGINES["transformers"]
     assert procedure_for("auto", lm, restricted_head=False) == ENGINES["transformers"]
     expected = {
-        "auto": "lmgc-int8-v1+cm-int-v1",
+        "auto": "lmgc-int8-v1+cm-int-v2",
         "lmgc": "lmgc-llama-v1+cm-top-v4",
         "transformers": "lockstep-kv-v1+cm-top-v4",
     }

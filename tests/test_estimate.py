@@ -120,7 +120,7 @@ def test_portable_estimate_is_the_archive_to_the_byte(tmp_path: Path, tiny_model
     opts = EncodeOptions(model=tiny_model, engine="int8", level="max", window_bytes=32, batch=4, fallback=False)
     real = encode_file(grads, tmp_path / "x.lmgc", opts)
     est = estimate_file(grads, opts)
-    assert est.procedure == "lmgc-int8-v1+cm-int-v1"
+    assert est.procedure == "lmgc-int8-v1+cm-int-v2"
     assert est.coded_bytes == real.coded_bytes and est.codecs == real.codecs and est.tokens > 0
 
 

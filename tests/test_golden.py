@@ -10,6 +10,7 @@ import pytest
 from lmgc_format.container.constants import MAGIC
 from lmgc_format.container.reader import ArchiveReader
 from lmgc_format.decoder import DecodeOptions, decode_file
+from lmgc_format.encoder import EncodeOptions, encode_file
 from lmgc_format.models import fingerprint, resolve
 from tests.data.make_golden import GOLDEN_SOURCES, logits_fingerprint
 
@@ -97,3 +98,35 @@ def test_golden_portable_lm_archive_decodes_everywhere(tmp_path: Path, tiny_mode
     out = tmp_path / "out.safetensors"
     decode_file(arc, out, DecodeOptions(model=tiny_model))
     assert out.read_bytes() == (DATA / "golden_fast.safetensors").read_bytes()
+
+
+def test_golden_portable_v2_archive_decodes_everywhere(tmp_path: Path, tiny_model: str) -> None:
+    """lmgc-int8-v1+cm-int-v2 (lmgc 0.14, the default): one binary arithmetic stream per LM chunk. Integer
+    arithmetic only: it decodes on every host, and is smaller than the same chunks in cm-int-v1 (same model,
+    same windows: only the framing and the top-byte parameters differ)."""
+    arc = DATA / "golden_int8_v2.safetensors.lmgc"
+    with ArchiveReader(arc) as r:
+        assert r.header.layout.procedure == "lmgc-int8-v1+cm-int-v2"
+        assert r.header.coder["name"] == "binary-arithmetic-32"
+        v2 = [r.read_chunk(i)[1] for i, e in enumerate(r.index.chunks) if e.codec == 2]
+    with ArchiveReader(DATA / "golden_int8.safetensors.lmgc") as r:
+        v1 = [r.read_chunk(i)[1] for i, e in enumerate(r.index.chunks) if e.codec == 2]
+    assert len(v2) == len(v1) >= 3 and sum(map(len, v2)) < sum(map(len, v1))
+    out = tmp_path / "out.safetensors"
+    decode_file(arc, out, DecodeOptions(model=tiny_model))
+    assert out.read_bytes() == (DATA / "golden_fast.safetensors").read_bytes()
+
+
+def test_golden_portable_v2_archive_is_what_this_machine_writes(tmp_path: Path, tiny_model: str) -> None:
+    """The encoder still writes golden_int8_v2's LM chunks byte for byte: a change to the engine, the mixer,
+    the kernel's parameters or the stream fails here, on every host."""
+    from tests.data.make_golden import GOLDEN_INT8_OPTIONS
+
+    arc = tmp_path / "again.lmgc"
+    opts = EncodeOptions(model=tiny_model, **GOLDEN_INT8_OPTIONS)  # type: ignore[arg-type]
+    encode_file(DATA / "golden_fast.safetensors", arc, opts)
+    chunks = []
+    for path in (arc, DATA / "golden_int8_v2.safetensors.lmgc"):
+        with ArchiveReader(path) as r:
+            chunks.append([r.read_chunk(i)[1] for i in range(len(r.index.chunks))])
+    assert chunks[0] == chunks[1]

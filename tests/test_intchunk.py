@@ -21,7 +21,7 @@ from lmgc_format.inspect import describe_archive as describe
 from lmgc_format.intmix import DigitMixer
 from tests.conftest import ROOT, gradient_like, other_machine_env
 
-PORTABLE = "lmgc-int8-v1+cm-int-v1"
+PORTABLE = "lmgc-int8-v1+cm-int-v2"
 
 
 def _int8(model: str, **kw: object) -> EncodeOptions:

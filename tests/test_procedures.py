@@ -10,12 +10,13 @@ from lmgc_format.cm.codec import NAME as FAST
 from lmgc_format.container.constants import STORED_PROCEDURE, Codec
 from lmgc_format.errors import UnsupportedError
 from lmgc_format.filters import KINDS
-from lmgc_format.lmchunk import INT_MIXING
+from lmgc_format.lmchunk import INT_MIXING, INT_MIXINGS
 from lmgc_format.mixing import MIXINGS
 from lmgc_format.predictor import ENGINES
 from lmgc_format.procedures import (
     PORTABLE_ENGINE,
     PORTABLE_MIXING,
+    PORTABLE_MIXINGS,
     PROCEDURES,
     check_procedure,
     codec,
@@ -33,7 +34,8 @@ def test_table_matches_the_registries() -> None:
     for p in codecs.values():
         assert p.since_format == Codec.SINCE.get(p.id, (1, 0)), p.name
     assert set(named("engine")) == set(ENGINES.values())
-    assert set(named("mixing")) == {*MIXINGS, INT_MIXING}
+    assert set(named("mixing")) == {*MIXINGS, *INT_MIXINGS}
+    assert INT_MIXINGS == PORTABLE_MIXINGS and INT_MIXING == PORTABLE_MIXING == "cm-int-v2"
     assert set(named("filter")) == set(KINDS)
     assert set(named("scheme")) == set(SCHEMES)
     assert set(named("level")) == {FAST, STORED_PROCEDURE}
@@ -53,11 +55,12 @@ def test_procedures_are_checked_by_name() -> None:
     for engine in floats:
         check_procedure(engine)
         for mixing in named("mixing"):
-            if mixing != PORTABLE_MIXING:
+            if mixing not in PORTABLE_MIXINGS:
                 check_procedure(f"{engine}+{mixing}")
-    check_procedure(f"{PORTABLE_ENGINE}+{PORTABLE_MIXING}")
-    for bad in (PORTABLE_ENGINE, f"{PORTABLE_ENGINE}+cm-top-v4", f"lmgc-llama-v1+{PORTABLE_MIXING}"):
-        with pytest.raises(UnsupportedError, match="only go together"):
+    for mixing in PORTABLE_MIXINGS:  # every portable mixing decodes, the old ones too
+        check_procedure(f"{PORTABLE_ENGINE}+{mixing}")
+    for bad in (PORTABLE_ENGINE, f"{PORTABLE_ENGINE}+cm-top-v4", *(f"lmgc-llama-v1+{m}" for m in PORTABLE_MIXINGS)):
+        with pytest.raises(UnsupportedError, match="and nothing else"):
             check_procedure(bad)
     check_procedure(FAST)
     check_procedure(STORED_PROCEDURE)
@@ -68,7 +71,7 @@ def test_procedures_are_checked_by_name() -> None:
 
 def test_portable_lm_procedure() -> None:
     assert portable({Codec.LM, Codec.ZSTD}, f"{PORTABLE_ENGINE}+{PORTABLE_MIXING}")
-    assert portable_procedure(f"{PORTABLE_ENGINE}+{PORTABLE_MIXING}")
+    assert all(portable_procedure(f"{PORTABLE_ENGINE}+{m}") for m in PORTABLE_MIXINGS)
     assert not portable({Codec.LM}, "lmgc-llama-v1+cm-top-v4")
     assert not portable_procedure("lmgc-llama-v1+cm-top-v4") and not portable_procedure("nonsense+cm-int-v1")
 

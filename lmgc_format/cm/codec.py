@@ -65,14 +65,18 @@ def _kernel():  # type: ignore[no-untyped-def]
     return run
 
 
+_CLOSED = np.zeros(0, dtype=np.int64)  # the kernel's ``state`` for a stream of its own: flushed
+
+
 def _run(decode: bool, buf: np.ndarray, payload: np.ndarray, windows: Sequence[Window], chunk_begin: int,
-         item_sizes: Sequence[int]) -> tuple[int, np.ndarray]:  # fmt: skip
+         item_sizes: Sequence[int], params: Sequence[int] = PARAMS,
+         state: np.ndarray = _CLOSED) -> tuple[int, np.ndarray]:  # fmt: skip
     """The kernel over one chunk: the payload bytes written (encode) or read (decode), and the payload
-    length at the end of each window."""
+    length at the end of each window. ``state``: kernel.run's (3 cells leave the coder open)."""
     squash, stretch, rate = fixed.tables()
     table = window_table(windows, chunk_begin, item_sizes)
     ends = np.zeros(len(windows), dtype=np.int64)
-    n = _kernel()(decode, buf, payload, table, squash, stretch, rate, np.array(PARAMS, dtype=np.int64), ends)
+    n = _kernel()(decode, buf, payload, table, squash, stretch, rate, np.array(params, dtype=np.int64), ends, state)
     return int(n), ends
 
 
@@ -101,3 +105,29 @@ def decode(
     if used != len(payload):  # a valid stream is read to its last byte, no further
         raise CorruptChunkError(f"{NAME} payload of {len(payload)} bytes decoded as {used}")
     return buf.tobytes()
+
+
+def encode_open(
+    windows: Sequence[Window], chunk_begin: int, data: bytes, item_sizes: Sequence[int], params: Sequence[int]
+) -> tuple[bytes, list[float], int, int]:
+    """Code ``data`` with the kernel and leave its coder open (``cm-int-v2``: the digits follow in the same
+    stream, cm/binary.py): the bytes written so far, the bits each window took, and the coder's x1, x2."""
+    buf = np.frombuffer(data, dtype=np.uint8).copy()
+    out = np.empty(12 * len(data) + 64, dtype=np.uint8)  # a decision costs at most 11 bits (p >= 32 / 2**16)
+    state = np.zeros(3, dtype=np.int64)
+    n, ends = _run(False, buf, out, windows, chunk_begin, item_sizes, params, state)
+    bits = np.diff(ends, prepend=0) * 8
+    return out[:n].tobytes(), [float(b) for b in bits], int(state[0]), int(state[1])
+
+
+def decode_open(
+    windows: Sequence[Window], chunk_begin: int, payload: bytes, nbytes: int, item_sizes: Sequence[int],
+    params: Sequence[int],
+) -> tuple[bytes, int, tuple[int, int, int]]:  # fmt: skip
+    """Inverse of :func:`encode_open` over a whole stream (``payload``): the ``nbytes`` bytes, the payload
+    bytes read so far and the open coder (x1, x2, x) for cm/binary.py's decoder."""
+    buf = np.zeros(nbytes, dtype=np.uint8)
+    coded = np.frombuffer(payload, dtype=np.uint8).copy()
+    state = np.zeros(3, dtype=np.int64)
+    pos, _ = _run(True, buf, coded, windows, chunk_begin, item_sizes, params, state)
+    return buf.tobytes(), pos, (int(state[0]), int(state[1]), int(state[2]))

@@ -72,9 +72,14 @@ def run(
     rate: np.ndarray,
     params: np.ndarray,  # int64: the procedure's parameters (P_* above)
     window_ends: np.ndarray,  # int64 (n,): filled with the payload length at the end of each window
+    state: np.ndarray,  # int64: empty, or 3 cells: leave the coder open (see below)
 ) -> int:
     """Encode ``buf`` into ``payload`` (returns its length, -1 if it would not fit) or decode
-    ``payload`` into ``buf`` (returns the number of payload bytes read)."""
+    ``payload`` into ``buf`` (returns the number of payload bytes read).
+
+    With an empty ``state`` the stream is the payload's alone and ends with lpaq's 4-byte flush
+    (``cm-fast-v1``). With 3 cells the coder is left open for the caller to code more in the same stream
+    (``cm-int-v2``: the digits, cm/binary.py): no flush, and ``state`` gets x1, x2 and (decoding) x."""
     count_limit = params[P_COUNT_LIMIT]
     mix_lr = params[P_MIX_LR]
     apm_rate = params[P_APM_RATE]
@@ -357,6 +362,11 @@ def run(
         if fit:
             fit_next = first + nvals
         window_ends[w] = pos
+    if state.shape[0] >= 3:
+        state[0] = x1
+        state[1] = x2
+        state[2] = x
+        return pos
     if decode:
         return pos
     for _ in range(4):

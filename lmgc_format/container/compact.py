@@ -20,7 +20,7 @@ from ..serialize import BYTE_ORDERS, DEFAULT_BYTE_ORDER, DEFAULT_SCHEME, SCHEMES
 from ..source import DTYPE_SIZES, MAX_RANK, MAX_TENSORS
 from ..zstdcap import decompress_at_most
 from .canonical import Table, rebuild, table_of
-from .constants import LM_CODER, MAX_HEADER_LEN
+from .constants import MAX_HEADER_LEN, lm_coder
 from .header import AlphabetRecord, Header, Index, ModelRecord, WindowLayout
 from .sections import field, pack, unpack
 
@@ -83,7 +83,7 @@ def header_obj(h: Header, with_source: bool = True) -> dict[str, Any]:
             "alphabet": None if h.alphabet is None else _binary_digest(dict(h.alphabet.__dict__)),
             "runtime": h.runtime,
         }
-        if h.coder != LM_CODER:
+        if h.coder != lm_coder(lay.procedure):
             obj["lm"]["coder"] = h.coder
     if h.filters:  # flat [tensor, kind number, ...]: a kind's number is its place in filters.KINDS
         # (a kind this version does not know stays a string: a reader refuses it, as it would a crafted one)
@@ -193,7 +193,7 @@ def header_from_bytes(raw: bytes) -> Header:
             raise FormatError("header.lm: a model needs its alphabet")
         alphabet = AlphabetRecord.from_obj(_hex_digest(alphabet_obj, "header.lm.alphabet"))
         runtime = field(lm, "runtime", dict, "header.lm")
-        coder = field(lm, "coder", dict, "header.lm") if "coder" in lm else dict(LM_CODER)
+        coder = field(lm, "coder", dict, "header.lm") if "coder" in lm else lm_coder(layout.procedure)
     filters = _pairs(obj.get("f", []), "f")
     if not all(kind < len(KINDS) for _, kind in filters):
         raise FormatError("header.f: unknown filter kind (a newer lmgc wrote this archive)")

@@ -43,6 +43,15 @@ LM_CODER: Final = {
     "quant_bits": 20,
     "quantization": "softmax-f64-floor-plus-one",
 }  # the procedure a stored archive's header reads as (no chunk is modelled)
+# cm-int-v2 codes an LM chunk as one binary arithmetic stream (intchunk.py, cm/binary.py), not with constriction.
+BINARY_LM_CODER: Final = {"name": "binary-arithmetic-32", "probability_bits": 16}
+
+
+def lm_coder(procedure: str) -> dict[str, object]:
+    """What the header's ``coder`` says of an LM procedure by default (the compact layout writes it only when
+    it is something else)."""
+    return dict(BINARY_LM_CODER if procedure.endswith("+cm-int-v2") else LM_CODER)
+
 
 # The window layout's ranges (docs/FORMAT.md "Limits"): the encoder's options, the CLI's and the reader's.
 MAX_WINDOW_BYTES = 1 << 20

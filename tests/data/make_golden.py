@@ -8,9 +8,10 @@ python -m tests.data.make_golden NAME...  # writes only those (this machine's lo
 python -m tests.data.make_golden golden_fast.safetensors.lmgc
                                           # the fast level's golden (+ its source golden_fast.safetensors):
                                           # integer arithmetic only, so it decodes on every machine
-python -m tests.data.make_golden golden_int8.safetensors.lmgc
-                                          # the portable LM procedure over golden_fast.safetensors: integer
-                                          # arithmetic only, so it decodes on every machine
+python -m tests.data.make_golden golden_int8_v2.safetensors.lmgc
+                                          # the portable LM procedure (today's: cm-int-v2) over
+                                          # golden_fast.safetensors: integer arithmetic only, so it decodes
+                                          # on every machine (golden_int8, its cm-int-v1, is frozen)
 python -m tests.data.make_golden golden_compact.safetensors.lmgc
                                           # format 1.4: the compact layout (golden_fast.safetensors at the
                                           # fast level) and a stored archive (golden_stored.safetensors)
@@ -217,13 +218,14 @@ def make_compact_goldens() -> None:
 GOLDEN_INT8_OPTIONS = {"engine": "int8", "level": "max", "window_bytes": 96, "batch": 3, "fallback": False}
 
 
-def make_int8_golden() -> None:
-    """golden_int8.safetensors.lmgc: the portable LM procedure (lmgc-int8-v1+cm-int-v1, lmgc 0.12) over
-    golden_fast.safetensors with the tiny model: integer arithmetic only, so it decodes on every machine."""
+def make_int8_golden(name: str = "golden_int8_v2.safetensors.lmgc") -> None:
+    """The portable LM procedure the encoder writes today over golden_fast.safetensors with the tiny model:
+    integer arithmetic only, so it decodes on every machine. golden_int8.safetensors.lmgc (cm-int-v1, lmgc
+    0.12) was written by this function before lmgc 0.14 made cm-int-v2 the default; golden_int8_v2 since."""
     with tempfile.TemporaryDirectory() as tmp:
         model = make_tiny_model(Path(tmp), seed=0)
         opts = EncodeOptions(model=str(model), **GOLDEN_INT8_OPTIONS)  # type: ignore[arg-type]
-        encode_file(HERE / "golden_fast.safetensors", HERE / "golden_int8.safetensors.lmgc", opts, overwrite=True)
+        encode_file(HERE / "golden_fast.safetensors", HERE / name, opts, overwrite=True)
 
 
 def main() -> None:
@@ -231,8 +233,10 @@ def main() -> None:
 
     names = sys.argv[1:]
     if "golden_int8.safetensors.lmgc" in names:
+        raise SystemExit("golden_int8 (cm-int-v1) is frozen: today's encoder writes cm-int-v2 (golden_int8_v2)")
+    if "golden_int8_v2.safetensors.lmgc" in names:
         make_int8_golden()
-        names.remove("golden_int8.safetensors.lmgc")
+        names.remove("golden_int8_v2.safetensors.lmgc")
         if not names:
             return
     if "golden_compact.safetensors.lmgc" in names:

@@ -130,3 +130,23 @@ def test_golden_portable_v2_archive_is_what_this_machine_writes(tmp_path: Path, 
         with ArchiveReader(path) as r:
             chunks.append([r.read_chunk(i)[1] for i in range(len(r.index.chunks))])
     assert chunks[0] == chunks[1]
+
+
+def test_cm_int_v1_still_writes_golden_int8s_chunks(
+    tmp_path: Path, tiny_model: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """intchunk keeps cm-int-v1's encoder beside its decoder: asked for that procedure, the encoder writes
+    golden_int8's LM chunks byte for byte (lmgc 0.12-0.13's), so the old framing stays specified by code
+    that runs."""
+    from lmgc_format import encoder
+    from tests.data.make_golden import GOLDEN_INT8_OPTIONS
+
+    monkeypatch.setattr(encoder, "INT_MIXING", "cm-int-v1")
+    arc = tmp_path / "v1.lmgc"
+    encode_file(DATA / "golden_fast.safetensors", arc, EncodeOptions(model=tiny_model, **GOLDEN_INT8_OPTIONS))  # type: ignore[arg-type]
+    chunks = []
+    for path in (arc, DATA / "golden_int8.safetensors.lmgc"):
+        with ArchiveReader(path) as r:
+            assert r.header.layout.procedure == "lmgc-int8-v1+cm-int-v1"
+            chunks.append([r.read_chunk(i)[1] for i in range(len(r.index.chunks))])
+    assert chunks[0] == chunks[1]

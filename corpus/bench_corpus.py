@@ -5,7 +5,8 @@ decoded back, compared) and each classical codec on the whole file (decoded and 
 cannot take a file is left out of that file's row). Files are grouped the way issue 25's targets are:
 dense fp32, sparse fp32 (the best classical codec under 60 % of the file), and 16-bit (bf16, fp16).
 Ratios are lmgc's size over the best classical codec's, per file, then summed per group (total lmgc
-bytes over total best-classical bytes).
+bytes over total best-classical bytes). Per family, the bits per byte the fast level spends on each byte
+of a value from the top (sign and exponent first) beside those bytes' order-0 entropy: where the room is.
 
     python corpus/bench_corpus.py out/corpus --json benchmarks/corpus.json --md benchmarks/corpus.md
 """
@@ -23,11 +24,43 @@ from typing import Any
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+import numpy as np  # noqa: E402
+
 import lmgc  # noqa: E402
 from lmgc_format.bench.classical import Unavailable, by_name  # noqa: E402
+from lmgc_format.cm import codec as cm_codec  # noqa: E402
+from lmgc_format.levels import FAST_BATCH, fast_window_bytes  # noqa: E402
+from lmgc_format.plan import plan_chunks  # noqa: E402
+from lmgc_format.source import LM_DTYPES, read_layout  # noqa: E402
 
 CODECS = ("zstd-19", "xz-9e", "blosc2shuffle+zstd", "blosc2bitshuffle+zstd", "bytesplit+xz-9", "ZipNN", "FLAC")
 _DTYPE = {"fp32": "F32", "bf16": "BF16", "fp16": "F16"}
+
+
+def byte_ranks(path: Path) -> dict[str, list[float]]:
+    """Where the bits go, per byte of a value from the top (sign and exponent first): the fast level's
+    ideal bits per byte of that rank (cm_codec.byte_rank_bits over the fast layout's chunks, without the
+    zero-sum filters) beside the order-0 entropy of those bytes over the file's float tensors."""
+    layout = read_layout(path)
+    data = path.read_bytes()[layout.data_offset :]
+    sizes = [t.item_size for t in layout.tensors]
+    floats = [t for t in layout.tensors if t.dtype in LM_DTYPES]
+    width = max((t.item_size for t in floats), default=0)
+    coded = np.zeros(8)
+    for chunk in plan_chunks(layout, fast_window_bytes(layout.data_size), FAST_BATCH, 0):
+        if chunk.lm:
+            coded += cm_codec.byte_rank_bits(chunk.windows, chunk.begin, data[chunk.begin : chunk.end], sizes)
+    counts = np.zeros((width, 256))
+    for t in floats:
+        values = np.frombuffer(data[t.begin : t.end], dtype=np.uint8).reshape(-1, t.item_size)
+        for k in range(t.item_size):  # rank k: the k-th byte from the top (little-endian: from the end)
+            counts[k] += np.bincount(values[:, t.item_size - 1 - k], minlength=256)
+    order0 = []
+    for row in counts:
+        p = row[row > 0] / row.sum()
+        order0.append(round(float(-(p * np.log2(p)).sum()), 3))
+    per = counts.sum(axis=1)
+    return {"coded": [round(float(coded[k] / per[k]), 3) for k in range(width)], "order0": order0}
 
 
 def measure(path: Path, dtype: str, tmp: Path) -> dict[str, Any]:
@@ -59,6 +92,7 @@ def measure(path: Path, dtype: str, tmp: Path) -> dict[str, Any]:
         "classical": classical,
         "best_classical": best,
         "ratio": round(arc.stat().st_size / classical[best], 4),
+        "byte_bits": byte_ranks(path),
     }
 
 
@@ -88,13 +122,35 @@ def markdown(rows: list[dict[str, Any]]) -> str:
         "| file | split | group | size | lmgc fast | best classical | ratio | enc / dec MB/s |",
         "|---|---|---|---|---|---|---|---|",
     ]
-    for r in sorted(rows, key=lambda r: (r["split"] != "held_out", r["family"], r["file"])):
+    ordered = sorted(rows, key=lambda r: (r["split"] != "held_out", r["family"], r["file"]))
+    for r in ordered:
         b = r["best_classical"]
         lines.append(
             f"| {r['file'].removesuffix('.safetensors')} | {r['split']} | {group(r)} | {r['bytes']:,} | "
             f"{r['lmgc_fast']:,} | {b} {r['classical'][b]:,} | {r['ratio']:.3f}x | "
             f"{r['encode_mb_s']} / {r['decode_mb_s']} |"
         )
+    lines += [
+        "",
+        "Bits per byte by rank in the value (top byte first), the fast level's / order-0 entropy, per family:",
+        "",
+        "| family | split | dtype | files | rank 0 | rank 1 | rank 2 | rank 3 |",
+        "|---|---|---|---|---|---|---|---|",
+    ]
+    keys = sorted({(r["split"] != "held_out", r["family"], r["dtype"]) for r in rows if "byte_bits" in r})
+    for later, family, dtype in keys:
+        sel = [r for r in rows if (r["split"] != "held_out", r["family"], r["dtype"]) == (later, family, dtype)]
+        width = len(sel[0]["byte_bits"]["coded"])
+        cells = []
+        for k in range(4):
+            if k < width:  # a plain mean over the family's files: each file counts once
+                c = sum(r["byte_bits"]["coded"][k] for r in sel) / len(sel)
+                o = sum(r["byte_bits"]["order0"][k] for r in sel) / len(sel)
+                cells.append(f"{c:.2f} / {o:.2f}")
+            else:
+                cells.append("")
+        split = "tuning" if later else "held_out"
+        lines.append(f"| {family} | {split} | {dtype} | {len(sel)} | " + " | ".join(cells) + " |")
     return "\n".join(lines) + "\n"
 
 

@@ -129,15 +129,17 @@ def test_compiled_kernel_equals_the_same_code_run_by_python() -> None:
     table = codec.window_table(windows, 0, [4, 4])
     squash, stretch, rate = fixed.tables()
     params = np.array(codec.PARAMS, dtype=np.int64)
-    for cells in (0, 3):  # a stream of its own (cm-fast-v1), and one left open (cm-int-v2)
+    cost_table = codec._cost_table()
+    # A stream of its own (cm-fast-v1), one left open (cm-int-v2), one whose costs are reported.
+    for cells, report in ((0, 0), (3, 0), (0, 8)):
         outs = []
         for run in (kernel.run, kernel.run.py_func):
             out = np.zeros(len(data) + 64, dtype=np.uint8)
             ends = np.zeros(len(windows), dtype=np.int64)
-            state = np.zeros(cells, dtype=np.int64)
+            state, costs = np.zeros(cells, dtype=np.int64), np.zeros(report, dtype=np.int64)
             buf = np.frombuffer(data, np.uint8).copy()
-            n = run(False, buf, out, table, squash, stretch, rate, params, ends, state)
-            outs.append((out[:n].tobytes(), ends.tolist(), state.tolist()))
+            n = run(False, buf, out, table, squash, stretch, rate, params, ends, state, costs, cost_table)
+            outs.append((out[:n].tobytes(), ends.tolist(), state.tolist(), costs.tolist()))
         assert outs[0] == outs[1]
 
 
@@ -304,3 +306,19 @@ def test_kernel_leaves_its_coder_open_for_the_digits() -> None:
     dec.check_end("test")
     closed = codec.encode(windows, 0, data, [1, 1])
     assert closed is not None and codec.decode(windows, 0, closed[0], len(data), [1, 1]) == data
+
+
+def test_byte_rank_bits_add_up_to_the_payload_and_leave_it_alone() -> None:
+    """The report of where the bits go (corpus/bench_corpus.py): per byte rank, summing to the payload's
+    length within the coder's few bytes, the top byte cheaper than the near-random low mantissa byte,
+    and the payload itself the same as without the report."""
+    x = gradient_like((64, 48), 8).numpy()
+    data = x.tobytes()
+    windows = [Window(0, 0, len(data), 4, 0, 48, -1)]
+    bits = codec.byte_rank_bits(windows, 0, data, [4])
+    coded = codec.encode(windows, 0, data, [4])
+    assert coded is not None
+    assert abs(bits.sum() - 8 * len(coded[0])) < 8 * 8 and (bits[4:] == 0).all()
+    values = len(data) // 4
+    assert bits[0] / values < 4 < bits[3] / values  # a fifth of the values are zeros: their low bytes are cheap
+    assert codec.encode(windows, 0, data, [4]) == coded

@@ -24,10 +24,17 @@ def test_a_family_is_made_split_and_benched(tmp_path: Path) -> None:
     assert {f["split"] for f in files if f["family"] == "tabular_cancer"} == {"tuning"}
     for f in files:
         assert (out / f["file"]).stat().st_size == f["bytes"]
-    bench = [sys.executable, str(ROOT / "corpus" / "bench_corpus.py"), str(out), "--json", str(tmp_path / "b.json")]
+    bench = [sys.executable, str(ROOT / "corpus" / "bench_corpus.py"), str(out), "--json", str(tmp_path / "b.json"),
+             "--md", str(tmp_path / "b.md")]  # fmt: skip
     done = subprocess.run(bench, check=True, capture_output=True, text=True, timeout=600)
     assert "held_out" in done.stdout and "the best classical codec" in done.stdout
     rows = json.loads((tmp_path / "b.json").read_text())
     assert len(rows) == len(files)
     for r in rows:
         assert r["lmgc_fast"] > 0 and r["best_classical"] in r["classical"] and r["ratio"] > 0
+        # where the bits go: one entry per byte of the dtype, order-0 entropy at most 8 bits a byte
+        width = {"fp32": 4, "bf16": 2, "fp16": 2}[r["dtype"]]
+        ranks = r["byte_bits"]
+        assert len(ranks["coded"]) == len(ranks["order0"]) == width
+        assert all(0 < c < 9 for c in ranks["coded"]) and all(0 <= o <= 8 for o in ranks["order0"])
+    assert "| tabular_wine | held_out | fp32 |" in (tmp_path / "b.md").read_text()

@@ -10,6 +10,7 @@ rebuild from the header, so nothing of it is stored.
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Sequence
 
 import numpy as np
@@ -66,17 +67,19 @@ def _kernel():  # type: ignore[no-untyped-def]
 
 
 _CLOSED = np.zeros(0, dtype=np.int64)  # the kernel's ``state`` for a stream of its own: flushed
+_NO_COSTS = np.zeros(0, dtype=np.int64)  # the kernel's ``costs`` when nobody asks where the bits went
 
 
 def _run(decode: bool, buf: np.ndarray, payload: np.ndarray, windows: Sequence[Window], chunk_begin: int,
-         item_sizes: Sequence[int], params: Sequence[int] = PARAMS,
-         state: np.ndarray = _CLOSED) -> tuple[int, np.ndarray]:  # fmt: skip
+         item_sizes: Sequence[int], params: Sequence[int] = PARAMS, state: np.ndarray = _CLOSED,
+         costs: np.ndarray = _NO_COSTS) -> tuple[int, np.ndarray]:  # fmt: skip
     """The kernel over one chunk: the payload bytes written (encode) or read (decode), and the payload
     length at the end of each window. ``state``: kernel.run's (3 cells leave the coder open)."""
     squash, stretch, rate = fixed.tables()
     table = window_table(windows, chunk_begin, item_sizes)
     ends = np.zeros(len(windows), dtype=np.int64)
-    n = _kernel()(decode, buf, payload, table, squash, stretch, rate, np.array(params, dtype=np.int64), ends, state)
+    params_array = np.array(params, dtype=np.int64)
+    n = _kernel()(decode, buf, payload, table, squash, stretch, rate, params_array, ends, state, costs, _cost_table())
     return int(n), ends
 
 
@@ -131,3 +134,24 @@ def decode_open(
     state = np.zeros(3, dtype=np.int64)
     pos, _ = _run(True, buf, coded, windows, chunk_begin, item_sizes, params, state)
     return buf.tobytes(), pos, (int(state[0]), int(state[1]), int(state[2]))
+
+
+@functools.cache
+def _cost_table() -> np.ndarray:
+    """-log2(i / 4096) in Q16 for i in 0..4095 (0 as if 1/8192): the cost of a bit coded with 12-bit
+    probability i, for reports only (floats are fine here: nothing is coded with it)."""
+    i = np.arange(4096, dtype=np.float64)
+    i[0] = 0.5
+    table = np.rint(-np.log2(i / 4096) * 65536).astype(np.int64)
+    table.setflags(write=False)
+    return table
+
+
+def byte_rank_bits(windows: Sequence[Window], chunk_begin: int, data: bytes, item_sizes: Sequence[int]) -> np.ndarray:
+    """The ideal bits ``cm-fast-v1`` spends on the chunk's bytes of each rank in their value (float64 (8,): 0
+    is the top byte, sign and exponent; 7 the eighth byte and below): where the bits go, for reports."""
+    buf = np.frombuffer(data, dtype=np.uint8).copy()
+    out = np.empty(12 * len(data) + 64, dtype=np.uint8)
+    costs = np.zeros(8, dtype=np.int64)
+    _run(False, buf, out, windows, chunk_begin, item_sizes, costs=costs)
+    return costs / 65536.0

@@ -73,13 +73,18 @@ def run(
     params: np.ndarray,  # int64: the procedure's parameters (P_* above)
     window_ends: np.ndarray,  # int64 (n,): filled with the payload length at the end of each window
     state: np.ndarray,  # int64: empty, or 3 cells: leave the coder open (see below)
+    costs: np.ndarray,  # int64: empty, or 8 cells: the bits each byte rank cost, Q16 (a report; codes nothing)
+    cost_table: np.ndarray,  # int64 (4096,): -log2(i / 4096) in Q16, read only when ``costs`` has cells
 ) -> int:
     """Encode ``buf`` into ``payload`` (returns its length, -1 if it would not fit) or decode
     ``payload`` into ``buf`` (returns the number of payload bytes read).
 
     With an empty ``state`` the stream is the payload's alone and ends with lpaq's 4-byte flush
     (``cm-fast-v1``). With 3 cells the coder is left open for the caller to code more in the same stream
-    (``cm-int-v2``: the digits, cm/binary.py): no flush, and ``state`` gets x1, x2 and (decoding) x."""
+    (``cm-int-v2``: the digits, cm/binary.py): no flush, and ``state`` gets x1, x2 and (decoding) x.
+
+    ``costs`` (8 cells) adds up the ideal code length of every decision by the rank of its byte in the value
+    (0: the top byte, 7: the eighth and below), for reports of where the bits go (corpus/bench_corpus.py)."""
     count_limit = params[P_COUNT_LIMIT]
     mix_lr = params[P_MIX_LR]
     apm_rate = params[P_APM_RATE]
@@ -109,6 +114,7 @@ def run(
     st = np.zeros(INPUTS + 1, dtype=np.int64)
     st[INPUTS] = 256
 
+    report = costs.shape[0] >= 8
     # Coder state.
     x1 = 0
     x2 = _MASK32
@@ -307,6 +313,8 @@ def run(
                         x2 = xmid
                     else:
                         x1 = xmid + 1
+                    if report:
+                        costs[kk] += cost_table[(p if bit else 65536 - p) >> 4]
                     while ((x1 ^ x2) & 0xFF000000) == 0:
                         if decode:
                             x = ((x << 8) & _MASK32) | (int(payload[pos]) if pos < plen else 0)

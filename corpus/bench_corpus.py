@@ -29,7 +29,7 @@ import numpy as np  # noqa: E402
 import lmgc  # noqa: E402
 from lmgc_format.bench.classical import Unavailable, by_name  # noqa: E402
 from lmgc_format.cm import codec as cm_codec  # noqa: E402
-from lmgc_format.levels import FAST_BATCH, fast_window_bytes  # noqa: E402
+from lmgc_format.levels import FAST_BATCH, FAST_WINDOW_BYTES  # noqa: E402
 from lmgc_format.plan import plan_chunks  # noqa: E402
 from lmgc_format.source import LM_DTYPES, read_layout  # noqa: E402
 
@@ -47,7 +47,7 @@ def byte_ranks(path: Path) -> dict[str, list[float]]:
     floats = [t for t in layout.tensors if t.dtype in LM_DTYPES]
     width = max((t.item_size for t in floats), default=0)
     coded = np.zeros(8)
-    for chunk in plan_chunks(layout, fast_window_bytes(layout.data_size), FAST_BATCH, 0):
+    for chunk in plan_chunks(layout, FAST_WINDOW_BYTES, FAST_BATCH, 0):
         if chunk.lm:
             coded += cm_codec.byte_rank_bits(chunk.windows, chunk.begin, data[chunk.begin : chunk.end], sizes)
     counts = np.zeros((width, 256))

@@ -31,11 +31,11 @@ from .levels import (
     DEFAULT_LEVEL,
     DEFAULT_TIME_BUDGET,
     FAST_BATCH,
+    FAST_WINDOW_BYTES,
     FLOAT_LM_BYTES_PER_SECOND,
     LM_BYTES_PER_SECOND,
     LevelChoice,
     choose_level,
-    fast_window_bytes,
 )
 from .lmchunk import INT_MIXING
 from .lmsetup import LmSetup, prepare_lm
@@ -460,13 +460,7 @@ def _encode_fast(job: _Job) -> EncodeResult:
     """The fast level: float chunks by the compiled context-mixing model (cm/), no LM, on threads."""
     source, target, layout, opts = job.source, job.target, job.layout, job.opts
     overwrite, on_event, cancel, start = job.overwrite, job.on_event, job.cancel, job.start
-    fast = replace(
-        opts,
-        window_bytes=fast_window_bytes(layout.data_size),
-        batch=FAST_BATCH,
-        bytes_per_group=0,
-        byte_order="msb_first",
-    )
+    fast = replace(opts, window_bytes=FAST_WINDOW_BYTES, batch=FAST_BATCH, bytes_per_group=0, byte_order="msb_first")
     plan, forward, rows = plan_for(source, layout, fast)
     header = _header(
         layout,

@@ -26,26 +26,13 @@ DEFAULT_TIME_BUDGET = 180.0  # seconds the LM level may take under auto
 LM_BYTES_PER_SECOND = 80.0
 FLOAT_LM_BYTES_PER_SECOND = 25.0
 FAST_BYTES_PER_SECOND = 2.0e6
-# The fast level's window layout: FAST_BATCH windows make a chunk of 1-4 MiB, by file size (fast_window_bytes).
-# The model learns within a chunk: 4 MiB chunks are the smallest on large files (120 MB SmolLM2 bf16
-# gradient: 1 MiB chunks +0.09 %), while on a 10 MB file 1 MiB chunks cost nothing measurable (fp32
-# +0.01 %, bf16 -0.01 %: the chunks cut at tensors anyway) and let the threads share it evenly (4 MiB
-# chunks left one thread a 3.3 MB chunk of a 5 MB file). Every header records its layout, so archives
-# written with other chunk sizes decode as before.
-FAST_MIN_WINDOW_BYTES = 1 << 16
-FAST_MAX_WINDOW_BYTES = 1 << 18
-FAST_CHUNKS = 16  # a file gets at least this many chunks of the smallest size its size allows
+# The fast level's window layout: large windows (the model learns across a whole chunk), chunks of up to 4 MiB
+# so that workers share a file and memory stays bounded. 1 MiB chunks for files up to 16 MiB let 2 threads
+# share a 5-10 MB file evenly (a 10 MB fp32 gradient encoded in 2.7 s instead of 2.9-3.9) but cost the
+# corpus's mostly-zero embedding gradients 10-21 % (zstd and the model lose context at each cut): not taken
+# (BENCHMARKS.md "Scale").
+FAST_WINDOW_BYTES = 1 << 18
 FAST_BATCH = 16
-
-
-def fast_window_bytes(data_size: int) -> int:
-    """The fast level's window size for a data section of ``data_size`` bytes: the smallest of 64, 128 and
-    256 KiB that keeps the file within FAST_CHUNKS chunks (a function of the file alone: the bytes never
-    depend on the thread count)."""
-    window = FAST_MIN_WINDOW_BYTES
-    while window < FAST_MAX_WINDOW_BYTES and data_size > FAST_CHUNKS * FAST_BATCH * window:
-        window *= 2
-    return window
 
 
 @dataclass(frozen=True)

@@ -20,7 +20,6 @@ from lmgc_format.decoder import DecodeOptions, decode_file
 from lmgc_format.encoder import EncodeOptions, encode_file
 from lmgc_format.errors import CorruptChunkError, UnsupportedError
 from lmgc_format.inspect import describe_archive
-from lmgc_format.levels import FAST_BATCH, FAST_MIN_WINDOW_BYTES
 from lmgc_format.plan import Window
 from tests.conftest import ROOT, gradient_like, other_machine_env
 
@@ -239,20 +238,6 @@ def test_fast_level_never_imports_torch(tmp_path: Path) -> None:
     torch_loaded, smaller, codecs = result.stdout.split(" ", 2)
     assert (torch_loaded, smaller) == ("False", "True"), result.stdout + result.stderr
     assert "cm-fast" in codecs, codecs
-    assert out.read_bytes() == src.read_bytes()
-
-
-def test_a_large_tensor_is_cut_into_chunks_the_threads_share(tmp_path: Path) -> None:
-    """A 3 MiB matrix becomes several chunks of at most 1 MiB (levels.fast_window_bytes: the smallest windows
-    below 16 MiB), so two threads share even one large tensor; the archive decodes to the file."""
-    src = tmp_path / "big.safetensors"
-    save_file({"w": gradient_like((768, 1024), 6)}, str(src))
-    arc, out = tmp_path / "big.lmgc", tmp_path / "out.safetensors"
-    encode_file(src, arc, EncodeOptions(level="fast", threads=2))
-    with ArchiveReader(arc) as r:
-        coded = [c for c, e in zip(r.plan, r.index.chunks, strict=True) if e.codec == Codec.CM_FAST]
-        assert len(coded) >= 3 and all(c.nbytes <= FAST_MIN_WINDOW_BYTES * FAST_BATCH == 1 << 20 for c in coded)
-    decode_file(arc, out)
     assert out.read_bytes() == src.read_bytes()
 
 

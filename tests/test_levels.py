@@ -7,7 +7,6 @@ from pathlib import Path
 import pytest
 from safetensors.torch import save_file
 
-from lmgc_format import levels
 from lmgc_format.decoder import DecodeOptions, decode_file
 from lmgc_format.encoder import EncodeOptions, encode_file, lm_rate
 from lmgc_format.errors import UnsupportedError
@@ -64,12 +63,3 @@ def test_auto_keeps_the_smaller_whole_archive(tmp_path: Path, tiny_model: str) -
         out = tmp_path / f"{name}.safetensors"
         decode_file(tmp_path / f"{name}.lmgc", out, DecodeOptions(model=tiny_model))
         assert out.read_bytes() == src.read_bytes()
-
-
-def test_fast_chunks_grow_with_the_file_from_1_to_4_mib() -> None:
-    """Files up to 16 MiB get 1 MiB chunks (threads share them evenly), larger ones 2 and then 4 MiB (the model
-    learns across more values; at least 16 chunks up to 64 MiB); a function of the size alone."""
-    mib = 1 << 20
-    chunk = {size: levels.fast_window_bytes(size) * levels.FAST_BATCH for size in (0, 16 * mib, 16 * mib + 1,
-                                                                                   32 * mib + 1, 10**12)}  # fmt: skip
-    assert chunk == {0: mib, 16 * mib: mib, 16 * mib + 1: 2 * mib, 32 * mib + 1: 4 * mib, 10**12: 4 * mib}

@@ -37,12 +37,13 @@ CODECS = ("zstd-19", "xz-9e", "blosc2shuffle+zstd", "blosc2bitshuffle+zstd", "by
 _DTYPE = {"fp32": "F32", "bf16": "BF16", "fp16": "F16"}
 
 
-def byte_ranks(path: Path) -> dict[str, list[float]]:
+def byte_ranks(path: Path, raw: bytes) -> dict[str, list[float]]:
     """Where the bits go, per byte of a value from the top (sign and exponent first): the fast level's
     ideal bits per byte of that rank (cm_codec.byte_rank_bits over the fast layout's chunks, without the
-    zero-sum filters) beside the order-0 entropy of those bytes over the file's float tensors."""
+    zero-sum filters) beside the order-0 entropy of those bytes over the file's float tensors. ``raw``: the
+    file's bytes (measure() has read them already)."""
     layout = read_layout(path)
-    data = path.read_bytes()[layout.data_offset :]
+    data = raw[layout.data_offset :]
     sizes = [t.item_size for t in layout.tensors]
     floats = [t for t in layout.tensors if t.dtype in LM_DTYPES]
     width = max((t.item_size for t in floats), default=0)
@@ -92,7 +93,7 @@ def measure(path: Path, dtype: str, tmp: Path) -> dict[str, Any]:
         "classical": classical,
         "best_classical": best,
         "ratio": round(arc.stat().st_size / classical[best], 4),
-        "byte_bits": byte_ranks(path),
+        "byte_bits": byte_ranks(path, raw),
     }
 
 

@@ -193,21 +193,22 @@ def encode_windows(
     top_bytes = b"".join(t for t in tops if t is not None)
     top_windows = _top_windows(windows, which)
     bits = [0.0] * len(windows)
+    # ``frame``: what precedes the digits' coder in the payload (cm-int-v1's kind byte, length and top bytes;
+    # nothing in cm-int-v2, whose coder carries on from the kernel's bytes).
     enc: Encoder | BinaryEncoder
     if mixing == "cm-int-v1":
         coded_tops = cm_codec.encode(top_windows, 0, top_bytes, _item_sizes(windows)) if top_bytes else None
-        frame = bytes([0 if coded_tops is None else 1])
         top_part = top_bytes if coded_tops is None else coded_tops[0]
-        frame += _varint(len(top_part)) + top_part
+        frame = bytes([0 if coded_tops is None else 1]) + _varint(len(top_part)) + top_part
         top_bits = coded_tops[1] if coded_tops is not None else [8.0 * len(t) for t in tops if t is not None]
         enc = Encoder()
     else:
-        frame, top_bits, x1, x2 = b"", [], 0, MASK32
+        kernel_bytes, top_bits, x1, x2 = b"", [], 0, MASK32
         if top_bytes:
-            frame, top_bits, x1, x2 = cm_codec.encode_open(top_windows, 0, top_bytes, _item_sizes(windows),
-                                                           TOP_PARAMS_V2)  # fmt: skip
-        enc = BinaryEncoder(frame, x1, x2)
-        frame = b""  # the stream holds it
+            kernel_bytes, top_bits, x1, x2 = cm_codec.encode_open(top_windows, 0, top_bytes, _item_sizes(windows),
+                                                                  TOP_PARAMS_V2)  # fmt: skip
+        frame = b""
+        enc = BinaryEncoder(kernel_bytes, x1, x2)
     for i, b in zip((i for i, t in enumerate(which) if t), top_bits, strict=True):
         bits[i] = b
     digit_syms = digit_tokens(alphabet)

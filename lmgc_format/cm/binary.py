@@ -35,6 +35,12 @@ def _p_one(freqs: Sequence[int], lo: int, width: int) -> int:
     return min(max((ones << 16) // total, 1), (1 << 16) - 1)
 
 
+def _mid(x1: int, x2: int, p: int) -> int:
+    """Where a decision splits ``[x1, x2]``: a 1 keeps ``[x1, xmid]`` (kernel.py computes the same)."""
+    rng = x2 - x1
+    return x1 + (rng >> 16) * p + (((rng & 0xFFFF) * p) >> 16)
+
+
 class BinaryEncoder:
     """Codes after the kernel: ``head`` is what it wrote, ``x1``/``x2`` its open coder."""
 
@@ -44,8 +50,7 @@ class BinaryEncoder:
 
     def bit(self, bit: int, p: int) -> None:
         x1, x2 = self.x1, self.x2
-        rng = x2 - x1
-        xmid = x1 + (rng >> 16) * p + (((rng & 0xFFFF) * p) >> 16)
+        xmid = _mid(x1, x2, p)
         if bit:
             x2 = xmid
         else:
@@ -94,8 +99,7 @@ class BinaryDecoder:
 
     def bit(self, p: int) -> int:
         x1, x2 = self.x1, self.x2
-        rng = x2 - x1
-        xmid = x1 + (rng >> 16) * p + (((rng & 0xFFFF) * p) >> 16)
+        xmid = _mid(x1, x2, p)
         bit = 1 if self.x <= xmid else 0
         if bit:
             x2 = xmid

@@ -46,6 +46,7 @@ from dataclasses import dataclass, replace
 
 import numpy as np
 
+from . import linesums
 from .errors import FormatError
 from .plan import ChunkPlan
 from .serialize import group_size
@@ -115,13 +116,13 @@ def predicted_groups(t: TensorEntry, kind: str) -> tuple[int, int]:
     return ((rows - 1) * cols, 0) if kind == FIRST_AXIS else (cols - 1, cols)
 
 
-def _ranks(idx: np.ndarray, start: int, every: int) -> tuple[np.ndarray, np.ndarray]:
-    """Which of the element indices ``idx`` are predicted, and each one's rank among the predicted."""
-    mask = idx >= start
-    if every:
-        mask &= (idx - start) % every == 0
-    places = idx[mask]
-    return places, (places - start) // every if every else places - start
+def _ranks(e0: int, e1: int, start: int, every: int) -> tuple[np.ndarray, np.ndarray]:
+    """Which element indices in ``[e0, e1)`` are predicted, and each one's rank among the predicted
+    (computed from the arithmetic progression, not by testing every index)."""
+    step = every or 1
+    first = start if e0 <= start else start + -(-(e0 - start) // step) * step
+    places = np.arange(first, max(first, e1), step, dtype=np.int64)
+    return places, (places - start) // step
 
 
 def filterable(t: TensorEntry, kind: str, bytes_per_group: int) -> bool:
@@ -230,19 +231,8 @@ class LineSums:
             out[known:] = self._convert(out[known:], self.bits.predict(self.acc[j0:j1]), forward)
 
     def _add_columns(self, start: int, vals: np.ndarray) -> None:
-        """acc[column] += value, element by element in file order (vectorized by whole rows)."""
-        cols, acc = self.cols, self.acc
-        j = start % cols
-        head = min(len(vals), (cols - j) % cols)
-        if head:
-            acc[j : j + head] += vals[:head]
-        full = (len(vals) - head) // cols
-        if full:
-            block = vals[head : head + full * cols].reshape(full, cols)
-            acc[:] = np.add.accumulate(np.vstack([acc[None, :], block]), axis=0)[-1]
-        tail = vals[head + full * cols :]
-        if len(tail):
-            acc[: len(tail)] += tail
+        """acc[column] += value, element by element in file order (compiled: linesums.py)."""
+        linesums.add_columns(self.acc, np.ascontiguousarray(vals), start % self.cols)
 
     def _last(self, out: np.ndarray, forward: bool) -> None:
         cols, start, i = self.cols, self.pos, 0
@@ -251,16 +241,13 @@ class LineSums:
             if j == 0 and len(out) - i >= cols:  # whole rows at once
                 full = (len(out) - i) // cols
                 block = out[i : i + full * cols].reshape(full, cols)
-                vals = self.bits.values(block[:, :-1])
-                zero = np.zeros((full, 1), dtype=np.float64)
-                sums = np.add.accumulate(np.hstack([zero, vals]), axis=1)[:, -1]
+                sums = linesums.row_sums(self.bits.values(block[:, :-1]))
                 block[:, -1] = self._convert(block[:, -1], self.bits.predict(sums), forward)
                 i += full * cols
                 continue
             n = min(len(out) - i, cols - 1 - j)  # the row's known elements in this piece
             if n:
-                vals = self.bits.values(out[i : i + n])
-                self.acc[0] = np.add.accumulate(np.concatenate([self.acc, vals]))[-1]
+                linesums.add_columns(self.acc, self.bits.values(out[i : i + n]), 0)
                 i += n
             if i < len(out):  # the row's last element
                 out[i : i + 1] = self._convert(out[i : i + 1], self.bits.predict(self.acc), forward)
@@ -322,7 +309,7 @@ def _predicted_words(t: TensorEntry, kinds: Sequence[str], read: Callable[[int, 
         raw = read(t.begin + e * t.item_size, n * t.item_size)
         for kind, line in sums.items():
             fed = line.feed(line.bits.words(raw), True)
-            at, _ = _ranks(np.arange(e, e + n), *places[kind])
+            at, _ = _ranks(e, e + n, *places[kind])
             out[kind].append(fed[at - e])
     return {kind: np.concatenate(parts) for kind, parts in out.items()}
 
@@ -348,7 +335,7 @@ class ForwardFilter:
             size = t.item_size
             e0 = (max(begin, t.begin) - t.begin) // size
             e1 = (min(end, t.end) - t.begin) // size
-            places, ranks = _ranks(np.arange(e0, e1), *predicted_groups(t, f.kind))
+            places, ranks = _ranks(e0, e1, *predicted_groups(t, f.kind))
             if len(places) == 0:
                 continue
             if out is None:

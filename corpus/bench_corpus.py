@@ -47,7 +47,7 @@ def byte_ranks(path: Path, raw: bytes) -> dict[str, list[float]]:
     sizes = [t.item_size for t in layout.tensors]
     floats = [t for t in layout.tensors if t.dtype in LM_DTYPES]
     width = max((t.item_size for t in floats), default=0)
-    coded = np.zeros(8)
+    coded = np.zeros(10)
     for chunk in plan_chunks(layout, FAST_WINDOW_BYTES, FAST_BATCH, 0):
         if chunk.lm:
             coded += cm_codec.byte_rank_bits(chunk.windows, chunk.begin, data[chunk.begin : chunk.end], sizes)

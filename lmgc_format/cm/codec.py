@@ -148,10 +148,13 @@ def _cost_table() -> np.ndarray:
 
 
 def byte_rank_bits(windows: Sequence[Window], chunk_begin: int, data: bytes, item_sizes: Sequence[int]) -> np.ndarray:
-    """The ideal bits ``cm-fast-v1`` spends on the chunk's bytes of each rank in their value (float64 (8,): 0
-    is the top byte, sign and exponent; 7 the eighth byte and below): where the bits go, for reports."""
+    """The ideal bits ``cm-fast-v1`` spends on the chunk's bytes of each rank in their value (float64 (10,):
+    0 is the top byte, sign and exponent; 7 the eighth byte and below), then apart the top byte's first bit
+    (8: the sign) and the second byte's first (9: a float's exponent's last bit): where the bits go."""
+    from .kernel import REPORT_CELLS
+
     buf = np.frombuffer(data, dtype=np.uint8).copy()
     out = np.empty(12 * len(data) + 64, dtype=np.uint8)
-    costs = np.zeros(8, dtype=np.int64)
+    costs = np.zeros(REPORT_CELLS, dtype=np.int64)
     _run(False, buf, out, windows, chunk_begin, item_sizes, costs=costs)
     return costs / 65536.0

@@ -39,6 +39,9 @@ P_MIX_W0 = 1  # initial weight of every count input, Q16
 P_MIX_LR = 2  # mixer step: weight += stretch * err12 * LR >> 14
 P_APM_RATE = 3  # APM step 2 ** -rate
 P_APM_SHARE = 4  # of 4: the APM's share of the final probability
+REPORT_CELLS = 10  # ``costs``: 8 byte ranks, the sign decision, the second byte's first decision
+COST_SIGN = 8
+COST_SECOND_FIRST = 9
 
 
 @njit(inline="always")
@@ -73,7 +76,7 @@ def run(
     params: np.ndarray,  # int64: the procedure's parameters (P_* above)
     window_ends: np.ndarray,  # int64 (n,): filled with the payload length at the end of each window
     state: np.ndarray,  # int64: empty, or 3 cells: leave the coder open (see below)
-    costs: np.ndarray,  # int64: empty, or 8 cells: the bits each byte rank cost, Q16 (a report; codes nothing)
+    costs: np.ndarray,  # int64: empty, or REPORT_CELLS: where the bits went, Q16 (a report; codes nothing)
     cost_table: np.ndarray,  # int64 (4096,): -log2(i / 4096) in Q16, read only when ``costs`` has cells
 ) -> int:
     """Encode ``buf`` into ``payload`` (returns its length, -1 if it would not fit) or decode
@@ -83,8 +86,10 @@ def run(
     (``cm-fast-v1``). With 3 cells the coder is left open for the caller to code more in the same stream
     (``cm-int-v2``: the digits, cm/binary.py): no flush, and ``state`` gets x1, x2 and (decoding) x.
 
-    ``costs`` (8 cells) adds up the ideal code length of every decision by the rank of its byte in the value
-    (0: the top byte, 7: the eighth and below), for reports of where the bits go (corpus/bench_corpus.py)."""
+    ``costs`` (REPORT_CELLS) adds up the ideal code length of every decision by the rank of its byte in the
+    value (cells 0-7: 0 the top byte, 7 the eighth and below) and, apart, of the top byte's first decision
+    (cell 8: the sign) and of the second byte's first (cell 9: a float's exponent's last bit), for reports of
+    where the bits go (corpus/bench_corpus.py, scripts/exponent_share.py)."""
     count_limit = params[P_COUNT_LIMIT]
     mix_lr = params[P_MIX_LR]
     apm_rate = params[P_APM_RATE]
@@ -114,7 +119,7 @@ def run(
     st = np.zeros(INPUTS + 1, dtype=np.int64)
     st[INPUTS] = 256
 
-    report = costs.shape[0] >= 8
+    report = costs.shape[0] >= REPORT_CELLS
     # Coder state.
     x1 = 0
     x2 = _MASK32
@@ -314,7 +319,10 @@ def run(
                     else:
                         x1 = xmid + 1
                     if report:
-                        costs[kk] += cost_table[(p if bit else 65536 - p) >> 4]
+                        cost = cost_table[(p if bit else 65536 - p) >> 4]
+                        costs[kk] += cost
+                        if node == 1 and k < 2:
+                            costs[COST_SIGN + k] += cost
                     while ((x1 ^ x2) & 0xFF000000) == 0:
                         if decode:
                             x = ((x << 8) & _MASK32) | (int(payload[pos]) if pos < plen else 0)

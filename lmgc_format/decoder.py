@@ -147,7 +147,7 @@ class ChunkDecoder:
         self._item_sizes = [t.item_size for t in reader.layout.tensors]
         self._threads: ThreadPoolExecutor | None = None
         self._thread_count = 0
-        if any(e.codec in Codec.CM for e in reader.index.chunks):
+        if any(e.codec == Codec.CM_FAST for e in reader.index.chunks):
             self._thread_count = opts.fast_threads or default_workers()
             if self._thread_count > 1:
                 self._threads = ThreadPoolExecutor(self._thread_count, thread_name_prefix="lmgc-cm")
@@ -204,14 +204,14 @@ class ChunkDecoder:
         if codec == Codec.LM and self.pool is not None:
             _, payload = self.reader.read_chunk(i)
             self._pending[i] = self.pool.decode(self.reader.plan[i].windows, payload, self.msb_first)
-        elif codec in Codec.CM and self._threads is not None:
+        elif codec == Codec.CM_FAST and self._threads is not None:
             _, payload = self.reader.read_chunk(i)
-            self._pending[i] = self._threads.submit(self._decode_fast, i, payload, codec)
+            self._pending[i] = self._threads.submit(self._decode_fast, i, payload)
 
-    def _decode_fast(self, i: int, payload: bytes, codec: int) -> bytes:
+    def _decode_fast(self, i: int, payload: bytes) -> bytes:
         plan = self.reader.plan[i]
         try:
-            return cm_codec.decode(plan.windows, plan.begin, payload, plan.nbytes, self._item_sizes, Codec.NAMES[codec])
+            return cm_codec.decode(plan.windows, plan.begin, payload, plan.nbytes, self._item_sizes)
         except CorruptChunkError as exc:
             raise CorruptChunkError(f"{self.reader.describe_chunk(i)} could not be decoded ({exc})") from None
 
@@ -256,10 +256,10 @@ class ChunkDecoder:
                     "the model or runtime does not reproduce the encoder's predictions"
                 ) from None
             data = b"".join(parts)
-        elif entry.codec in Codec.CM:
+        elif entry.codec == Codec.CM_FAST:
             if self.cancel is not None and self.cancel.is_set():
                 raise CancelledError("cancelled")
-            data = self._pending.pop(i).result() if i in self._pending else self._decode_fast(i, payload, entry.codec)
+            data = self._pending.pop(i).result() if i in self._pending else self._decode_fast(i, payload)
         elif entry.codec in (Codec.ZSTD, Codec.SHUFFLE_ZSTD, Codec.BITSHUFFLE_ZSTD):
             try:
                 data = decompress_at_most(payload, plan.nbytes)

@@ -78,8 +78,6 @@ class EncodeOptions:
     filters: bool = True  # store tensors whose lines sum to zero (softmax heads, LayerNorm streams) filtered
     level: str = DEFAULT_LEVEL  # "fast" (no LM), "max" (the LM) or "auto" (levels.py)
     time_budget: float = DEFAULT_TIME_BUDGET  # seconds the LM level may take under "auto"
-    # The fast level's procedure: cm-fast-v2 (default) or cm-fast-v1, which lmgc 0.10-0.14 can also read.
-    fast_procedure: str = cm_codec.NAME
 
     def check(self) -> None:
         choose_level(0, self.level, self.time_budget)  # refuses unknown levels and budgets
@@ -95,8 +93,6 @@ class EncodeOptions:
         if self.engine not in ENGINE_CHOICES:
             raise UnsupportedError(f"engine must be one of {', '.join(ENGINE_CHOICES)}")
         check_workers(self.workers, self.ray)
-        if self.fast_procedure not in cm_codec.PROCEDURES:
-            raise UnsupportedError(f"the fast level's procedure must be one of {', '.join(cm_codec.PROCEDURES)}")
 
 
 @dataclass(frozen=True)
@@ -351,7 +347,7 @@ class _Tally:
         layout = self.layout
         self.sha.update(raw)
         entry = self.writer.add_chunk(codec, chunk.begin, chunk.nbytes, payload, round(sum(window_bits)))
-        if codec not in Codec.CM:  # the LM's ideal bits, whichever codec was kept
+        if codec != Codec.CM_FAST:  # the LM's ideal bits, whichever codec was kept
             for w, b in zip(chunk.windows, window_bits, strict=False):
                 self.tensor_model_bits[w.tensor] += b
         shares = _attribute(chunk, codec, len(payload) * 8, window_bits)
@@ -472,16 +468,15 @@ def _encode_fast(job: _Job) -> EncodeResult:
         forward,
         rows,
         head="none",
-        procedure=opts.fast_procedure,
+        procedure=cm_codec.NAME,
         model=None,
         alphabet=None,
         device="cpu",
-        coder=cm_codec.coder(opts.fast_procedure),
+        coder=dict(cm_codec.CODER),
     )
     on_event(Started("encode", str(source), layout.data_size))
     item_sizes = [t.item_size for t in layout.tensors]
     writer = ArchiveWriter(target, header, overwrite, source if opts.fallback else None)
-    fast_codec = next(number for number in Codec.CM if Codec.NAMES[number] == opts.fast_procedure)
 
     def code(item: tuple[ChunkPlan, bytes, bytes]) -> tuple[int, bytes, list[float]]:
         """The smallest of the context-mixing codec (float chunks), zstd, byte shuffle + zstd and raw.
@@ -496,9 +491,9 @@ def _encode_fast(job: _Job) -> EncodeResult:
         if size > 1:
             options.append((Codec.SHUFFLE_ZSTD, zstd.compress(byte_shuffle(stored, size)), []))
         if chunk.lm:
-            coded = cm_codec.encode(chunk.windows, chunk.begin, stored, item_sizes, opts.fast_procedure)
+            coded = cm_codec.encode(chunk.windows, chunk.begin, stored, item_sizes)
             if coded is not None:
-                options.append((fast_codec, *coded))
+                options.append((Codec.CM_FAST, *coded))
         return min(options, key=lambda o: (len(o[1]), o[0]))
 
     try:
@@ -555,7 +550,7 @@ def flat_rows(layout: SourceLayout, read: Callable[[int, int], bytes]) -> tuple[
         sample = head[: TRIAL_VALUES * g]
 
         def cost(row: int, sample: bytes = sample, g: int = g) -> int:
-            coded = cm_codec.encode([Window(0, 0, len(sample), g, 0, row, -1)], 0, sample, [g], cm_codec.NAME)
+            coded = cm_codec.encode([Window(0, 0, len(sample), g, 0, row, -1)], 0, sample, [g])
             return len(coded[0]) if coded is not None else len(sample)
 
         base = cost(0)
@@ -576,7 +571,7 @@ def _bytes_by_tensor(chunk: ChunkPlan) -> dict[int, int]:
 
 def _attribute(chunk: ChunkPlan, codec: int, payload_bits: int, window_bits: list[float]) -> dict[int, float]:
     """Split a chunk's real coded bits over its tensors: by model bits for LM chunks, by bytes otherwise."""
-    if codec in (Codec.LM, *Codec.CM) and sum(window_bits) > 0:
+    if codec in (Codec.LM, Codec.CM_FAST) and sum(window_bits) > 0:
         total = sum(window_bits)
         out: dict[int, float] = {}
         for w, b in zip(chunk.windows, window_bits, strict=True):

@@ -6,8 +6,8 @@ import os
 from dataclasses import replace
 from typing import Any
 
-from .cm.codec import PROCEDURES as FAST_PROCEDURES
-from .cm.codec import coder as fast_coder
+from .cm.codec import CODER as FAST_CODER
+from .cm.codec import NAME as FAST_PROCEDURE
 from .container import compact
 from .container.constants import FLAG_COMPACT, Codec
 from .container.header import Header
@@ -79,7 +79,7 @@ def describe_archive(path: str | os.PathLike[str]) -> dict[str, Any]:
                 "head": h.layout.head,
                 "procedure": h.layout.procedure,
             },
-            "coder": h.coder or (fast_coder(h.layout.procedure) if h.layout.procedure in FAST_PROCEDURES else {}),
+            "coder": h.coder or (dict(FAST_CODER) if h.layout.procedure == FAST_PROCEDURE else {}),
             "stored": r.stored,
             # Every byte that is not a chunk payload, by part (docs/FORMAT.md "Overhead")
             "overhead": {"total": r.overhead, **r.parts, "tensor_table": _table_bytes(r)},

@@ -197,9 +197,7 @@ def encode_windows(
     # nothing in cm-int-v2, whose coder carries on from the kernel's bytes).
     enc: Encoder | BinaryEncoder
     if mixing == "cm-int-v1":
-        coded_tops = (
-            cm_codec.encode(top_windows, 0, top_bytes, _item_sizes(windows), cm_codec.V1) if top_bytes else None
-        )
+        coded_tops = cm_codec.encode(top_windows, 0, top_bytes, _item_sizes(windows)) if top_bytes else None
         top_part = top_bytes if coded_tops is None else coded_tops[0]
         frame = bytes([0 if coded_tops is None else 1]) + _varint(len(top_part)) + top_part
         top_bits = coded_tops[1] if coded_tops is not None else [8.0 * len(t) for t in tops if t is not None]
@@ -334,7 +332,7 @@ def _open_v1(payload: bytes, top_windows: list[Window], total: int, item_sizes: 
         raise CorruptChunkError("cm-int-v1 top-byte part runs past the payload")
     top_part = payload[start : start + top_len]
     if payload[0] == 1:
-        top_bytes = cm_codec.decode(top_windows, 0, top_part, total, item_sizes, cm_codec.V1)
+        top_bytes = cm_codec.decode(top_windows, 0, top_part, total, item_sizes)
     elif len(top_part) == total:
         top_bytes = top_part
     else:

@@ -1,7 +1,7 @@
 """Everything an archive can name, in one table (numcodecs' registry is the model).
 
 An archive names its procedures by value: a chunk codec number in the index, a procedure string in
-the header (``engine``, ``engine+mixing``, ``cm-fast-v2``, ``cm-fast-v1`` or ``stored``), a filter kind per filtered
+the header (``engine``, ``engine+mixing``, ``cm-fast-v1`` or ``stored``), a filter kind per filtered
 tensor, a serialization scheme. Each entry says when it appeared (format version and lmgc version),
 whether its bytes decode on any machine (``portable``), where docs/FORMAT.md specifies it, which
 golden archive pins it, and which module codes it. A reader refuses what the table does not hold
@@ -31,7 +31,6 @@ class Procedure:
 
 _LM_SPEC = "How an LM chunk is coded"
 _INT_SPEC = "The portable LM procedure"
-_FAST_SPEC = "How a fast-level chunk is coded"
 # Integer-exact, only together; new archives use the last mixing.
 PORTABLE_ENGINE, PORTABLE_MIXINGS = "lmgc-int8-v1", ("cm-int-v1", "cm-int-v2")
 PORTABLE_MIXING = PORTABLE_MIXINGS[-1]
@@ -42,7 +41,6 @@ PROCEDURES: tuple[Procedure, ...] = (
     Procedure("codec", "shuffle+zstd", (1, 1), "0.2", True, "shuffle", "Frame", "golden_shuffle", 3),
     Procedure("codec", "bitshuffle+zstd", (1, 1), "0.2", True, "shuffle", "Frame", "golden_shuffle", 4),
     Procedure("codec", "cm-fast-v1", (1, 3), "0.10", True, "cm", "How a fast-level chunk is coded", "golden_fast", 5),
-    Procedure("codec", "cm-fast-v2", (1, 4), "0.15", True, "cm", _FAST_SPEC, "golden_fast_v2", 6),
     Procedure("engine", "lockstep-kv-v1", (1, 0), "0.1", False, "predictor", _LM_SPEC, "golden_lockstep"),
     Procedure("engine", "lmgc-llama-v1", (1, 1), "0.2", False, "engine", _LM_SPEC, "golden_engine"),
     Procedure("engine", "lmgc-int8-v1", (1, 4), "0.12", True, "intengine", _INT_SPEC, "golden_int8"),
@@ -54,7 +52,6 @@ PROCEDURES: tuple[Procedure, ...] = (
     Procedure("mixing", "cm-int-v1", (1, 4), "0.12", True, "intchunk", _INT_SPEC, "golden_int8"),
     Procedure("mixing", "cm-int-v2", (1, 4), "0.14", True, "intchunk", _INT_SPEC, "golden_int8_v2"),
     Procedure("level", "cm-fast-v1", (1, 3), "0.10", True, "cm", "How a fast-level chunk is coded", "golden_fast"),
-    Procedure("level", "cm-fast-v2", (1, 4), "0.15", True, "cm", "How a fast-level chunk is coded", "golden_fast_v2"),
     Procedure("level", "stored", (1, 4), "0.11", True, "container", "Stored archives", "golden_stored"),
     Procedure("filter", "sum-first-axis-v1", (1, 2), "0.8", True, "filters", "Filters", "golden_filters"),
     Procedure("filter", "sum-last-axis-v1", (1, 2), "0.8", True, "filters", "Filters", "golden_filters"),

@@ -1,6 +1,5 @@
-"""Chunk bytes of the fast level (cm-fast-v2, or --procedure cm-fast-v1) on the shipped samples, beside the
-LM level and the best classical codec of an earlier estimate run (BENCHMARKS.md "The fast level on the shipped
-samples").
+"""Chunk bytes of the fast level (cm-fast-v1) on the shipped samples, beside the LM level and the best
+classical codec of an earlier estimate run (BENCHMARKS.md "The fast level on the shipped samples").
 
 Every chunk is coded with the fast layout and decoded again; nothing is written. Seconds for 18 files.
 
@@ -24,7 +23,7 @@ from lmgc_format.levels import FAST_BATCH, FAST_WINDOW_BYTES
 from lmgc_format.source import read_layout
 
 
-def fast_bytes(path: str, procedure: str = codec.NAME) -> int:
+def fast_bytes(path: str) -> int:
     """What --level fast stores for the float tensors' chunks (raw where the codec would not shrink them)."""
     layout = read_layout(path)
     opts = replace(EncodeOptions(), window_bytes=FAST_WINDOW_BYTES, batch=FAST_BATCH, bytes_per_group=0)
@@ -37,11 +36,11 @@ def fast_bytes(path: str, procedure: str = codec.NAME) -> int:
         if not chunk.lm:
             continue
         stored = forward.apply(chunk.begin, data[chunk.begin : chunk.end])
-        coded = codec.encode(chunk.windows, chunk.begin, stored, sizes, procedure)
+        coded = codec.encode(chunk.windows, chunk.begin, stored, sizes)
         if coded is None:
             total += chunk.nbytes
             continue
-        back = codec.decode(chunk.windows, chunk.begin, coded[0], chunk.nbytes, sizes, procedure)
+        back = codec.decode(chunk.windows, chunk.begin, coded[0], chunk.nbytes, sizes)
         assert back == stored, f"{path}: chunk {chunk.index} did not round-trip"
         total += len(coded[0])
     return total
@@ -51,13 +50,12 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("files", nargs="*")
     ap.add_argument("--against", default="benchmarks/estimates_0.9.json", help="an earlier bench --save file")
-    ap.add_argument("--procedure", default=codec.NAME, choices=sorted(codec.PROCEDURES))
     args = ap.parse_args()
     files = args.files or sorted(glob.glob("samples/*.safetensors") + glob.glob("samples/unseen/*.safetensors"))
     earlier = {e["file"]: e for e in json.loads(Path(args.against).read_text())} if Path(args.against).exists() else {}
     totals = [0, 0]
     for path in files:
-        fast = fast_bytes(path, args.procedure)
+        fast = fast_bytes(path)
         line = f"{path:50s} fast {fast:9,d}"
         report = earlier.get(path)
         if report:

@@ -49,14 +49,11 @@ def test_a_changed_table_refuses(monkeypatch: pytest.MonkeyPatch) -> None:
 
 
 def _round_trip(data: bytes, windows: list[Window], sizes: list[int]) -> bytes:
-    """Code ``data`` with both procedures and decode it back; the payload of today's (cm-fast-v2)."""
-    for procedure in (codec.V1, codec.V2):
-        coded = codec.encode(windows, 0, data, sizes, procedure)
-        assert coded is not None
-        payload, bits = coded
-        assert len(bits) == len(windows) and sum(bits) == 8 * len(payload)
-        assert codec.decode(windows, 0, payload, len(data), sizes, procedure) == data
-    assert procedure == codec.NAME
+    coded = codec.encode(windows, 0, data, sizes)
+    assert coded is not None
+    payload, bits = coded
+    assert len(bits) == len(windows) and sum(bits) == 8 * len(payload)
+    assert codec.decode(windows, 0, payload, len(data), sizes) == data
     return payload
 
 
@@ -87,8 +84,7 @@ def test_special_values_and_odd_bytes_survive() -> None:
 
 def test_incompressible_data_is_refused_not_expanded() -> None:
     noise = np.random.default_rng(0).integers(0, 256, 4000, dtype=np.uint8).tobytes()
-    assert codec.encode([Window(0, 0, 4000, 4)], 0, noise, [4], codec.V1) is None
-    assert codec.encode([Window(0, 0, 4000, 4)], 0, noise, [4], codec.V2) is None
+    assert codec.encode([Window(0, 0, 4000, 4)], 0, noise, [4]) is None
 
 
 def test_rank_one_matrix_uses_the_fits_and_the_bias() -> None:
@@ -108,15 +104,15 @@ def test_rank_one_matrix_uses_the_fits_and_the_bias() -> None:
 def test_damaged_payload_is_caught() -> None:
     x = gradient_like((40, 30), 4).numpy().tobytes()
     windows = [Window(0, 0, len(x), 4, 0, 30, -1)]
-    coded = codec.encode(windows, 0, x, [4], codec.NAME)
+    coded = codec.encode(windows, 0, x, [4])
     assert coded is not None
     payload = coded[0]
     with pytest.raises(CorruptChunkError):
-        codec.decode(windows, 0, payload[:-5], len(x), [4], codec.NAME)
+        codec.decode(windows, 0, payload[:-5], len(x), [4])
     damaged = bytearray(payload)
     damaged[len(damaged) // 2] ^= 0x40
     try:
-        out = codec.decode(windows, 0, bytes(damaged), len(x), [4], codec.NAME)
+        out = codec.decode(windows, 0, bytes(damaged), len(x), [4])
     except CorruptChunkError:
         return
     assert out != x  # the archive's CRC and SHA-256 catch it
@@ -124,23 +120,17 @@ def test_damaged_payload_is_caught() -> None:
 
 def test_compiled_kernel_equals_the_same_code_run_by_python() -> None:
     """numba's int64 arithmetic and Python's unbounded integers agree bit for bit: nothing overflows,
-    wraps or is reassociated in the compiled kernel; and cm-fast-v2's value fit, binary64 operations one
-    at a time, gives the compiled code the bits Python's floats give (no fused or reordered operation)."""
+    wraps or is reassociated in the compiled kernel."""
     x = gradient_like((14, 9), 7).numpy()
     bias = x[:, 0].copy()
     data = bias.tobytes() + x.tobytes()
     windows = [Window(0, 0, 56, 4), Window(1, 56, 56 + 252, 4, 0, 9, 0), Window(1, 56 + 252, len(data), 4, 63, 9, 0)]
     table = codec.window_table(windows, 0, [4, 4])
     squash, stretch, rate = fixed.tables()
+    params = np.array(codec.PARAMS, dtype=np.int64)
     cost_table = codec._cost_table()
-    # A stream of its own (cm-fast-v1, -v2), one left open (cm-int-v2), one whose costs are reported.
-    for name, cells, report in (
-        (codec.V1, 0, 0),
-        (codec.V2, 0, 0),
-        (codec.V1, 3, 0),
-        (codec.V2, 0, kernel.REPORT_CELLS),
-    ):
-        params = np.array(codec.PROCEDURES[name], dtype=np.int64)
+    # A stream of its own (cm-fast-v1), one left open (cm-int-v2), one whose costs are reported.
+    for cells, report in ((0, 0), (3, 0), (0, kernel.REPORT_CELLS)):
         outs = []
         for run in (kernel.run, kernel.run.py_func):
             out = np.zeros(len(data) + 64, dtype=np.uint8)
@@ -182,7 +172,7 @@ def test_fast_level_archive_is_the_same_with_any_thread_count(tmp_path: Path) ->
             decode_file(arc, out, DecodeOptions(fast_threads=decode_threads))
             assert out.read_bytes() == src.read_bytes()
     assert chunks[0] == chunks[1] == chunks[2]
-    assert any(codec == Codec.CM_FAST_V2 for codec, _ in chunks[0])
+    assert any(codec == Codec.CM_FAST for codec, _ in chunks[0])
 
 
 def test_golden_fast_archive_decodes_everywhere(tmp_path: Path) -> None:
@@ -200,48 +190,15 @@ def test_golden_fast_archive_decodes_everywhere(tmp_path: Path) -> None:
     assert describe_archive(DATA / "golden_top4.safetensors.lmgc")["portable"] is False
 
 
-@pytest.mark.parametrize(
-    ("golden", "procedure", "number"),
-    [("golden_fast", codec.V1, Codec.CM_FAST), ("golden_fast_v2", codec.V2, Codec.CM_FAST_V2)],
-)
-def test_golden_fast_archive_is_what_this_machine_writes(
-    tmp_path: Path, golden: str, procedure: str, number: int
-) -> None:
-    """The encoder still writes each golden's context-mixing chunks byte for byte, cm-fast-v1's when asked
-    for (a change to a procedure fails here). Which classical codec stores the plain chunks may change (lmgc
-    0.11 tries byte shuffle + zstd)."""
+def test_golden_fast_archive_is_what_this_machine_writes(tmp_path: Path) -> None:
+    """The encoder still writes the golden's cm-fast-v1 chunks byte for byte (a change to the procedure fails
+    here). Which classical codec stores the plain chunks may change (lmgc 0.11 tries byte shuffle + zstd)."""
     arc = tmp_path / "again.lmgc"
-    encode_file(DATA / "golden_fast.safetensors", arc, EncodeOptions(level="fast", threads=1, fast_procedure=procedure))
-    now, then = _payloads(arc), _payloads(DATA / f"{golden}.safetensors.lmgc")
+    encode_file(DATA / "golden_fast.safetensors", arc, EncodeOptions(level="fast", threads=1))
+    now, then = _payloads(arc), _payloads(DATA / "golden_fast.safetensors.lmgc")
     assert len(now) == len(then)
-    coded = [(a, b) for a, b in zip(now, then, strict=True) if b[0] == number]
+    coded = [(a, b) for a, b in zip(now, then, strict=True) if b[0] == Codec.CM_FAST]
     assert coded and all(a == b for a, b in coded)
-    if procedure == codec.NAME:  # what new archives use, and what the header says of it
-        assert describe_archive(arc)["windows"]["procedure"] == procedure == codec.V2
-
-
-def test_golden_fast_v2_archive_decodes_everywhere(tmp_path: Path) -> None:
-    """cm-fast-v2: integer arithmetic and binary64 operations one at a time, so this archive decodes on
-    every machine (no skip, no model). Its chunk is not cm-fast-v1's (the value fit and the mixer's step
-    change every bit after the first rows)."""
-    arc = DATA / "golden_fast_v2.safetensors.lmgc"
-    with ArchiveReader(arc) as r:
-        assert r.version == (1, 4)
-        assert r.header.layout.procedure == "cm-fast-v2" and r.header.model is None
-        v2 = [r.read_chunk(i)[1] for i, e in enumerate(r.index.chunks) if e.codec == Codec.CM_FAST_V2]
-    with ArchiveReader(DATA / "golden_fast.safetensors.lmgc") as r:
-        v1 = [r.read_chunk(i)[1] for i, e in enumerate(r.index.chunks) if e.codec == Codec.CM_FAST]
-    assert len(v2) == len(v1) == 1 and v2 != v1
-    out = tmp_path / "out.safetensors"
-    decode_file(arc, out)
-    assert out.read_bytes() == (DATA / "golden_fast.safetensors").read_bytes()
-    assert describe_archive(arc)["portable"] is True
-    assert describe_archive(arc)["coder"]["model"] == "cm-fast-v2"
-
-
-def test_unknown_fast_procedure_is_refused() -> None:
-    with pytest.raises(UnsupportedError, match="must be one of cm-fast-v1, cm-fast-v2"):
-        EncodeOptions(level="fast", fast_procedure="cm-fast-v3").check()
 
 
 def test_fast_archive_decodes_as_another_machine(tmp_path: Path) -> None:
@@ -332,8 +289,8 @@ def test_kernel_leaves_its_coder_open_for_the_digits() -> None:
     dec = BinaryDecoder(payload, pos, y1, y2, x)
     assert (dec.decode(freqs) == symbols).all()
     dec.check_end("test")
-    closed = codec.encode(windows, 0, data, [1, 1], codec.V1)
-    assert closed is not None and codec.decode(windows, 0, closed[0], len(data), [1, 1], codec.V1) == data
+    closed = codec.encode(windows, 0, data, [1, 1])
+    assert closed is not None and codec.decode(windows, 0, closed[0], len(data), [1, 1]) == data
 
 
 def test_byte_rank_bits_add_up_to_the_payload_and_leave_it_alone() -> None:
@@ -344,7 +301,7 @@ def test_byte_rank_bits_add_up_to_the_payload_and_leave_it_alone() -> None:
     data = x.tobytes()
     windows = [Window(0, 0, len(data), 4, 0, 48, -1)]
     bits = codec.byte_rank_bits(windows, 0, data, [4])
-    coded = codec.encode(windows, 0, data, [4], codec.NAME)
+    coded = codec.encode(windows, 0, data, [4])
     assert coded is not None
     ranks = bits[:8]
     assert abs(ranks.sum() - 8 * len(coded[0])) < 8 * 8 and (ranks[4:] == 0).all()
@@ -353,4 +310,4 @@ def test_byte_rank_bits_add_up_to_the_payload_and_leave_it_alone() -> None:
     # The sign and the exponent's last bit are parts of ranks 0 and 1; a random sign costs about a bit.
     assert 0 < bits[8] < ranks[0] and 0 < bits[9] < ranks[1]
     assert 0.6 < bits[8] / values < 1.05
-    assert codec.encode(windows, 0, data, [4], codec.NAME) == coded
+    assert codec.encode(windows, 0, data, [4]) == coded

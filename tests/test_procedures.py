@@ -7,7 +7,6 @@ import re
 import pytest
 
 from lmgc_format.cm.codec import NAME as FAST
-from lmgc_format.cm.codec import V1 as FAST_V1
 from lmgc_format.container.constants import STORED_PROCEDURE, Codec
 from lmgc_format.errors import UnsupportedError
 from lmgc_format.filters import KINDS
@@ -39,7 +38,7 @@ def test_table_matches_the_registries() -> None:
     assert INT_MIXINGS == PORTABLE_MIXINGS and INT_MIXING == PORTABLE_MIXING == "cm-int-v2"
     assert set(named("filter")) == set(KINDS)
     assert set(named("scheme")) == set(SCHEMES)
-    assert set(named("level")) == {FAST_V1, FAST, STORED_PROCEDURE}
+    assert set(named("level")) == {FAST, STORED_PROCEDURE}
     assert len({(p.kind, p.name) for p in PROCEDURES}) == len(PROCEDURES)
 
 
@@ -64,9 +63,8 @@ def test_procedures_are_checked_by_name() -> None:
         with pytest.raises(UnsupportedError, match="and nothing else"):
             check_procedure(bad)
     check_procedure(FAST)
-    check_procedure(FAST_V1)
     check_procedure(STORED_PROCEDURE)
-    for bad in ("lmgc-llama-v9", "lmgc-llama-v1+cm-top-v9", "cm-fast-v9", "", "+cm-top-v4"):
+    for bad in ("lmgc-llama-v9", "lmgc-llama-v1+cm-top-v9", "cm-fast-v2", "", "+cm-top-v4"):
         with pytest.raises(UnsupportedError, match="this version runs"):
             check_procedure(bad)
 
@@ -79,7 +77,7 @@ def test_portable_lm_procedure() -> None:
 
 
 def test_portable_means_no_lm_chunk() -> None:
-    assert portable({Codec.CM_FAST, Codec.ZSTD, Codec.RAW}) and portable({Codec.CM_FAST_V2})
+    assert portable({Codec.CM_FAST, Codec.ZSTD, Codec.RAW})
     assert portable({Codec.ZSTD, Codec.SHUFFLE_ZSTD})  # an LM-level archive whose every LM chunk fell back
     assert not portable({Codec.LM, Codec.ZSTD})
     assert not portable({99})

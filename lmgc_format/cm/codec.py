@@ -1,6 +1,4 @@
-"""``cm-fast-v1`` and ``cm-fast-v2``: a chunk of float windows coded by the compiled context-mixing kernel,
-no LM. The two procedures are the same kernel with other parameters (v2: the value fit's count joins and the
-mixer steps more slowly); new archives use v2, and v1 archives decode as before.
+"""``cm-fast-v1``: a chunk of float windows coded by the compiled context-mixing kernel, no LM.
 
 What the kernel needs of a chunk is where every window sits: its tensor, its
 first value's index there, the matrix row length (the plan's ``row``), where
@@ -21,20 +19,12 @@ from ..errors import CorruptChunkError
 from ..plan import Window
 from . import fixed
 
-V1, V2 = "cm-fast-v1", "cm-fast-v2"
-NAME = V2  # what new fast-level archives use
-# count limit, initial mixer weight (Q16), mixer rate, APM rate, APM share (of 4), value fit: see kernel.P_*.
-PARAMS = (255, 10000, 24, 7, 3)  # cm-fast-v1 (the kernel's arguments for cm-int-v1 start from these too)
-# cm-fast-v2: the value fit's count and a mixer step of 16 (from 24), chosen on the corpus's tuning families
-# (docs/EXPERIMENTS.md "cm-fast-v2").
-PARAMS_V2 = (255, 10000, 16, 7, 3, 1)
-PROCEDURES = {V1: PARAMS, V2: PARAMS_V2}
+NAME = "cm-fast-v1"
+# count limit, initial mixer weight (Q16), mixer rate, APM rate, APM share (of 4): see kernel.P_*.
+PARAMS = (255, 10000, 24, 7, 3)
 _NO_REF = -(1 << 62)
-
-
-def coder(procedure: str) -> dict[str, object]:
-    """What the header's ``coder`` says of a fast-level archive (for people; the codec id pins the procedure)."""
-    return {"name": "binary-arithmetic-32", "probability_bits": 16, "model": procedure}
+# What the header's ``coder`` says of a fast-level archive (for people; the codec id pins the procedure).
+CODER = {"name": "binary-arithmetic-32", "probability_bits": 16, "model": NAME}
 
 
 def window_table(windows: Sequence[Window], chunk_begin: int, item_sizes: Sequence[int]) -> np.ndarray:
@@ -94,13 +84,13 @@ def _run(decode: bool, buf: np.ndarray, payload: np.ndarray, windows: Sequence[W
 
 
 def encode(
-    windows: Sequence[Window], chunk_begin: int, data: bytes, item_sizes: Sequence[int], procedure: str
+    windows: Sequence[Window], chunk_begin: int, data: bytes, item_sizes: Sequence[int]
 ) -> tuple[bytes, list[float]] | None:
-    """The chunk's payload by ``procedure`` (cm-fast-v1 or -v2) and the bits each window took (payload bytes
-    written while it was coded, x 8), or None when the payload would be larger than the data."""
+    """The chunk's ``cm-fast-v1`` payload and the bits each window took (payload bytes written while
+    it was coded, x 8), or None when the payload would be larger than the data."""
     buf = np.frombuffer(data, dtype=np.uint8).copy()  # one compiled signature: writable arrays
     out = np.empty(len(data) + 64, dtype=np.uint8)
-    n, ends = _run(False, buf, out, windows, chunk_begin, item_sizes, PROCEDURES[procedure])
+    n, ends = _run(False, buf, out, windows, chunk_begin, item_sizes)
     if n < 0 or n > len(data):
         return None
     ends[-1] = n  # the flush belongs to the last window
@@ -109,15 +99,14 @@ def encode(
 
 
 def decode(
-    windows: Sequence[Window], chunk_begin: int, payload: bytes, nbytes: int, item_sizes: Sequence[int],
-    procedure: str,
-) -> bytes:  # fmt: skip
+    windows: Sequence[Window], chunk_begin: int, payload: bytes, nbytes: int, item_sizes: Sequence[int]
+) -> bytes:
     """Inverse of :func:`encode`: the chunk's ``nbytes`` bytes."""
     buf = np.zeros(nbytes, dtype=np.uint8)
     coded = np.frombuffer(payload, dtype=np.uint8).copy()
-    used, _ = _run(True, buf, coded, windows, chunk_begin, item_sizes, PROCEDURES[procedure])
+    used, _ = _run(True, buf, coded, windows, chunk_begin, item_sizes)
     if used != len(payload):  # a valid stream is read to its last byte, no further
-        raise CorruptChunkError(f"{procedure} payload of {len(payload)} bytes decoded as {used}")
+        raise CorruptChunkError(f"{NAME} payload of {len(payload)} bytes decoded as {used}")
     return buf.tobytes()
 
 
@@ -158,10 +147,8 @@ def _cost_table() -> np.ndarray:
     return table
 
 
-def byte_rank_bits(
-    windows: Sequence[Window], chunk_begin: int, data: bytes, item_sizes: Sequence[int], procedure: str = NAME
-) -> np.ndarray:
-    """The ideal bits ``procedure`` spends on the chunk's bytes of each rank in their value (float64 (10,):
+def byte_rank_bits(windows: Sequence[Window], chunk_begin: int, data: bytes, item_sizes: Sequence[int]) -> np.ndarray:
+    """The ideal bits ``cm-fast-v1`` spends on the chunk's bytes of each rank in their value (float64 (10,):
     0 is the top byte, sign and exponent; 7 the eighth byte and below), then apart the top byte's first bit
     (8: the sign) and the second byte's first (9: a float's exponent's last bit): where the bits go."""
     from .kernel import REPORT_CELLS
@@ -169,5 +156,5 @@ def byte_rank_bits(
     buf = np.frombuffer(data, dtype=np.uint8).copy()
     out = np.empty(12 * len(data) + 64, dtype=np.uint8)
     costs = np.zeros(REPORT_CELLS, dtype=np.int64)
-    _run(False, buf, out, windows, chunk_begin, item_sizes, PROCEDURES[procedure], costs=costs)
+    _run(False, buf, out, windows, chunk_begin, item_sizes, costs=costs)
     return costs / 65536.0

@@ -1,4 +1,4 @@
-"""The compiled coding loop of ``cm-fast-v1`` and ``-v2``: a binary context-mixing model and arithmetic coder.
+"""The compiled coding loop of ``cm-fast-v1``: a binary context-mixing model and arithmetic coder.
 
 One function, :func:`run`, both encodes and decodes a chunk (``decode`` says
 which): the model is the same code on both sides, so the two cannot drift.
@@ -18,24 +18,14 @@ counts whose contexts depend on the byte's rank ``k`` (docs/FORMAT.md
 domain (lpaq) and refined by an APM; the near-random bits below get one count.
 A 32-bit carry-less binary arithmetic coder with 16-bit probabilities codes
 them.
-
-``cm-fast-v2`` (``params[P_VALUE_FIT]`` = 1) adds an eighth count to those
-decisions, whose context is a rank-one value fit of the matrix (dW ~ a b^T):
-the sign of a_i b_j and its size against the column's root mean square. The
-fit is binary64 arithmetic, each operation a single correctly rounded IEEE
-+, -, * or / (or the exact ``ldexp`` / ``frexp``) in a fixed order, which is
-what docs/DESIGN.md rule 6 allows: numba leaves ``fastmath`` off, so LLVM
-neither reorders nor fuses them, and the sums run in coding order.
 """
 
 from __future__ import annotations
 
-import math
-
 import numpy as np
 from numba import njit
 
-INPUTS = 8  # adaptive counts per decision of the top two bytes at most (v1 uses 7; the mixer adds a bias input)
+INPUTS = 7  # adaptive counts per decision of the top two bytes (the mixer adds a bias input)
 LITE_INPUTS = 1  # of the bits below: (rank, top byte) alone; more inputs only added noise (BENCHMARKS.md)
 FULL_NODES = 4  # bits of the second byte that get every input: those at nodes 1 .. FULL_NODES - 1
 TABLE_BITS = 18  # entries per count table: 2 ** TABLE_BITS
@@ -49,9 +39,6 @@ P_MIX_W0 = 1  # initial weight of every count input, Q16
 P_MIX_LR = 2  # mixer step: weight += stretch * err12 * LR >> 14
 P_APM_RATE = 3  # APM step 2 ** -rate
 P_APM_SHARE = 4  # of 4: the APM's share of the final probability
-P_VALUE_FIT = 5  # 1: the value fit's count joins (cm-fast-v2); 0: not (cm-fast-v1, cm-int-v1/-v2)
-VF_NONE = 15  # the value fit's context when it has no prediction (outside a matrix, before a fit)
-VF_ZERO = 14  # ... when a_i b_j is zero
 REPORT_CELLS = 10  # ``costs``: 8 byte ranks, the sign decision, the second byte's first decision
 COST_SIGN = 8
 COST_SECOND_FIRST = 9
@@ -75,41 +62,6 @@ def _squash(d: int, squash: np.ndarray) -> int:
     if d < -2047:
         d = -2047
     return squash[d + 2047]
-
-
-@njit(inline="always")
-def _value_context(pr: float, col_sq: float, rows: float) -> int:
-    """The value fit's context for a prediction ``pr`` = a_i b_j: 8 if it is negative, plus 3 +
-    floor(log2(|pr| / rms)) clamped to [-3, 2], rms the column's root mean square (col_sq / rows its mean
-    square; 0 where the column had only zeros). Without a square root: floor(log2(|pr| / rms)) =
-    floor(log2(q) / 2) for q = pr^2 rows / col_sq, and frexp's exponent ex puts log2(q) in [ex - 1, ex),
-    so it is (ex - 1) >> 1. Overflow and underflow clamp; a NaN (from pathological input) counts as 0."""
-    if pr == 0.0:
-        return VF_ZERO
-    scale = 0
-    if col_sq > 0.0:
-        q = pr * pr * rows / col_sq
-        if q >= 1e300:
-            scale = 2
-        elif q > 0.0:
-            scale = (math.frexp(q)[1] - 1) >> 1
-        elif q == 0.0:
-            scale = -3
-    if scale < -3:
-        scale = -3
-    if scale > 2:
-        scale = 2
-    return (8 if pr < 0.0 else 0) + scale + 3
-
-
-@njit(inline="always")
-def _top_value(top: int) -> float:
-    """The magnitude a top byte stands for, with its sign: +-4 ** (e - 63), 0.0 for e = 0 (fp32 and bf16
-    up to a constant factor; for fp16, whose top byte holds two mantissa bits, a monotone stand-in)."""
-    e = top & 0x7F
-    if e == 0:
-        return 0.0
-    return math.ldexp(-1.0 if top & 0x80 else 1.0, 2 * (e - 63))
 
 
 @njit(nogil=True, cache=True)
@@ -142,22 +94,12 @@ def run(
     mix_lr = params[P_MIX_LR]
     apm_rate = params[P_APM_RATE]
     apm_share = params[P_APM_SHARE]
-    value_fit = params.shape[0] > P_VALUE_FIT and params[P_VALUE_FIT] == 1  # absent (older procedures): off
     size = 1 << TABLE_BITS
     probs = np.full((INPUTS, size), 32768, dtype=np.uint16)
     counts = np.zeros((INPUTS, size), dtype=np.uint8)
     nsets = 256 * 2 + 7 * 512
-    # A weight set's count weights fill one 64-byte row (8 x int64); its bias weight lives apart, so a row
-    # never straddles two cache lines (a ninth column cost the whole kernel ~15 % on 2 threads).
-    weights = np.full((nsets, INPUTS), params[P_MIX_W0], dtype=np.int64)
-    bias_weights = np.zeros(nsets, dtype=np.int64)
-    # The mixer's loops run over all INPUTS (a constant count: LLVM unrolls them; a count known only at run
-    # time made the kernel 10-15 % slower). Without the value fit the eighth input is there but mute: its
-    # weight starts at 0 and ``learns`` (0 or 1) keeps it there, so v1's bits are what they always were.
-    learns = np.ones(INPUTS, dtype=np.int64)
-    if not value_fit:
-        weights[:, INPUTS - 1] = 0
-        learns[INPUTS - 1] = 0
+    weights = np.full((nsets, INPUTS + 1), params[P_MIX_W0], dtype=np.int64)
+    weights[:, INPUTS] = 0
     # APM: 33 knots over stretch(p) per (rank, node) context, 16-bit probabilities.
     apm = np.empty((8 * 256, 33), dtype=np.int64)
     for c in range(8 * 256):
@@ -171,20 +113,11 @@ def run(
     col_sum = np.zeros(max_row + 1, dtype=np.int64)
     col_n = np.zeros(max_row + 1, dtype=np.int64)
     cur_top = np.zeros(max_row + 1, dtype=np.int64)
-    # The value fit (v2): column numerators sum_i a_i v_ij and square sums sum_i v_ij^2 over finished rows,
-    # the current row's values, the finished rows' sum of a_i^2 and count, the current row's sums.
-    vf_col = np.zeros(max_row + 1 if value_fit else 1, dtype=np.float64)
-    vf_sq = np.zeros(max_row + 1 if value_fit else 1, dtype=np.float64)
-    vf_cur = np.zeros(max_row + 1 if value_fit else 1, dtype=np.float64)
-    vf_den = 0.0
-    vf_rows = 0.0
-    vf_num = 0.0  # current row: sum_j b_j v_ij
-    vf_bb = 0.0  # current row: sum_j b_j^2
-    vf_last_a = 0.0
 
     idx = np.zeros(INPUTS, dtype=np.int64)
     bases = np.zeros(INPUTS, dtype=np.int64)
-    st = np.zeros(INPUTS, dtype=np.int64)
+    st = np.zeros(INPUTS + 1, dtype=np.int64)
+    st[INPUTS] = 256
 
     report = costs.shape[0] >= REPORT_CELLS
     # Coder state.
@@ -232,15 +165,6 @@ def run(
                 col_vote[j] = 0
                 col_sum[j] = 0
                 col_n[j] = 0
-            if value_fit:
-                for j in range(row):
-                    vf_col[j] = 0.0
-                    vf_sq[j] = 0.0
-                vf_den = 0.0
-                vf_rows = 0.0
-                vf_num = 0.0
-                vf_bb = 0.0
-                vf_last_a = 0.0
             cur_i = -1
             j_lo = 0
             j_hi = -1
@@ -292,18 +216,6 @@ def run(
                         if has_r:
                             last_r = r
                             has_last_r = True
-                        if value_fit:  # the row's scalar a_i (1 for the first), then the columns learn
-                            a_i = 1.0
-                            if vf_den > 0.0:
-                                a_i = vf_num / vf_bb if vf_bb > 0.0 else vf_last_a
-                            for jj in range(j_lo, j_hi + 1):
-                                vf_col[jj] += a_i * vf_cur[jj]
-                                vf_sq[jj] += vf_cur[jj] * vf_cur[jj]
-                            vf_den += a_i * a_i
-                            vf_rows += 1.0
-                            vf_last_a = a_i
-                    vf_num = 0.0
-                    vf_bb = 0.0
                     cur_i = i
                     j_lo = j
                     j_hi = j - 1
@@ -326,10 +238,6 @@ def run(
                         eg = 0
                     if eg > 127:
                         eg = 127
-            vf = VF_NONE
-            if value_fit and fit and vf_den > 0.0:
-                a_i = vf_num / vf_bb if vf_bb > 0.0 else vf_last_a
-                vf = _value_context(a_i * (vf_col[j] / vf_den), vf_sq[j], vf_rows)
             u0 = int(buf[up + g - 1]) if up >= 0 else _NONE
             uu0 = int(buf[up2 + g - 1]) if up2 >= 0 else _NONE
             has_prev = off - g >= 0
@@ -347,8 +255,6 @@ def run(
                     bases[4] = _base(_hash(5 + s8, u0 * 512 + uu0))
                     bases[5] = _base(_hash(6 + s8, bias * 4 + sv))
                     bases[6] = _base(_hash(7 + s8, sv * 256 + eg))
-                    if value_fit:
-                        bases[7] = _base(_hash(8 + s8, vf * 4 + sv))
                     wset = s8
                     actx = 0
                 else:
@@ -364,8 +270,6 @@ def run(
                         bases[4] = _base(_hash(h0 + 4, (sv * 256 + eg) * 256 + top))
                         bases[5] = _base(_hash(h0 + 5, pk))
                         bases[6] = _base(_hash(h0 + 6, uk * 512 + b_above))
-                        if value_fit:
-                            bases[7] = _base(_hash(h0 + 7, vf))
                     wset = 512 + (kk - 1) * 512 + (1 if (top & 0x7F) == 0 else 0) * 256
                     actx = kk * 256
                 node = 1
@@ -373,23 +277,16 @@ def run(
                 for shift in range(7, -1, -1):
                     # Past the top byte and the next one's first two bits (the exponent's last bit and the
                     # mantissa's first), bits are close to random: one count (rank, top byte) is all they repay.
-                    every = k == 0 or (k == 1 and node < FULL_NODES)
-                    nin = INPUTS if every else LITE_INPUTS
+                    nin = INPUTS if k == 0 or (k == 1 and node < FULL_NODES) else LITE_INPUTS
                     # Predict.
-                    dot = 256 * bias_weights[wset + node]
-                    if every:
-                        for m in range(INPUTS):
-                            ix = bases[m] + node
-                            idx[m] = ix
-                            s = int(stretch[int(probs[m, ix]) >> 4])
-                            st[m] = s
-                            dot += s * weights[wset + node, m]
-                    else:
-                        ix = bases[0] + node
-                        idx[0] = ix
-                        s = int(stretch[int(probs[0, ix]) >> 4])
-                        st[0] = s
-                        dot += s * weights[wset + node, 0]
+                    dot = 0
+                    for m in range(nin):
+                        ix = bases[m] + node
+                        idx[m] = ix
+                        s = int(stretch[int(probs[m, ix]) >> 4])
+                        st[m] = s
+                        dot += s * weights[wset + node, m]
+                    dot += 256 * weights[wset + node, INPUTS]
                     dot = dot >> MIX_SHIFT
                     if dot > 2047:
                         dot = 2047
@@ -401,7 +298,7 @@ def run(
                     z = dot + 2048
                     lo = z >> 7
                     fr = z & 127
-                    if every:
+                    if nin == INPUTS:
                         pa = (apm[a, lo] * (128 - fr) + apm[a, lo + 1] * fr) >> 7
                         p = (pm * 16 * (4 - apm_share) + apm_share * pa) >> 2
                     else:
@@ -439,12 +336,9 @@ def run(
                         x2 = ((x2 << 8) & _MASK32) | 255
                     # Learn.
                     err = ((bit << 12) - pm) * mix_lr
-                    if every:
-                        for m in range(INPUTS):
-                            weights[wset + node, m] += ((st[m] * err) >> 14) * learns[m]
-                    else:
-                        weights[wset + node, 0] += (st[0] * err) >> 14
-                    bias_weights[wset + node] += (256 * err) >> 14
+                    for m in range(nin):
+                        weights[wset + node, m] += (st[m] * err) >> 14
+                    weights[wset + node, INPUTS] += (256 * err) >> 14
                     for m in range(nin):
                         ix = idx[m]
                         n = int(counts[m, ix])
@@ -457,7 +351,7 @@ def run(
                         probs[m, ix] = pr
                         if n < count_limit:
                             counts[m, ix] = n + 1
-                    if every:
+                    if nin == INPUTS:
                         target = bit << 16
                         apm[a, lo] += ((target - apm[a, lo]) * (128 - fr)) >> (apm_rate + 7)
                         apm[a, lo + 1] += ((target - apm[a, lo + 1]) * fr) >> (apm_rate + 7)
@@ -471,13 +365,6 @@ def run(
             prev_top = top
             if fit and stored == 0:
                 cur_top[j] = top
-                if value_fit:
-                    value = _top_value(top)
-                    vf_cur[j] = value
-                    if vf_den > 0.0:
-                        b_j = vf_col[j] / vf_den
-                        vf_num += b_j * value
-                        vf_bb += b_j * b_j
                 if j > j_hi:
                     j_hi = j
                 e = top & 0x7F

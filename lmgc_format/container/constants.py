@@ -72,8 +72,6 @@ class Codec:
     SHUFFLE_ZSTD = 3  # byte shuffle by the chunk's value size, then zstd (format 1.1)
     BITSHUFFLE_ZSTD = 4  # bit shuffle by the chunk's value size, then zstd (format 1.1)
     CM_FAST = 5  # float windows by the compiled context-mixing model cm-fast-v1, no LM (format 1.3; cm/)
-    CM_FAST_V2 = 6  # the same by cm-fast-v2 (its value fit; lmgc 0.15)
-    CM: Final = (CM_FAST, CM_FAST_V2)  # the fast level's codecs: float windows, the kernel, no LM
 
     NAMES: Final = {
         RAW: "raw",
@@ -82,7 +80,6 @@ class Codec:
         SHUFFLE_ZSTD: "shuffle+zstd",
         BITSHUFFLE_ZSTD: "bitshuffle+zstd",
         CM_FAST: "cm-fast-v1",
-        CM_FAST_V2: "cm-fast-v2",
     }
     # The oldest format version in which each codec may appear.
-    SINCE: Final = {SHUFFLE_ZSTD: (1, 1), BITSHUFFLE_ZSTD: (1, 1), CM_FAST: (1, 3), CM_FAST_V2: (1, 4)}
+    SINCE: Final = {SHUFFLE_ZSTD: (1, 1), BITSHUFFLE_ZSTD: (1, 1), CM_FAST: (1, 3)}

@@ -293,7 +293,7 @@ class ArchiveReader:
         for entry, plan in zip(chunks, self.plan, strict=True):
             if (entry.data_offset, entry.data_length) != (plan.begin, plan.nbytes):
                 raise FormatError(f"index: chunk {plan.index} covers the wrong bytes")
-            if entry.codec not in Codec.NAMES or (entry.codec in (Codec.LM, *Codec.CM) and not plan.lm):
+            if entry.codec not in Codec.NAMES or (entry.codec in (Codec.LM, Codec.CM_FAST) and not plan.lm):
                 raise FormatError(f"index: chunk {plan.index} has an invalid codec")
             since = Codec.SINCE.get(entry.codec, (1, 0))
             if self.version < since:

@@ -5,11 +5,9 @@ python -m tests.data.make_golden          # writes golden_engine, golden_lockste
                                           # golden_filters (+ its source golden_head), golden_top4
                                           # + golden_floats.json
 python -m tests.data.make_golden NAME...  # writes only those (this machine's logits must match the record)
-python -m tests.data.make_golden golden_fast_v2.safetensors.lmgc
-                                          # the fast level's golden (cm-fast-v2, + its source
-                                          # golden_fast.safetensors): integer arithmetic and single binary64
-                                          # operations in a fixed order, so it decodes on every machine
-                                          # (golden_fast, its cm-fast-v1, is written only with the source)
+python -m tests.data.make_golden golden_fast.safetensors.lmgc
+                                          # the fast level's golden (+ its source golden_fast.safetensors):
+                                          # integer arithmetic only, so it decodes on every machine
 python -m tests.data.make_golden golden_int8_v2.safetensors.lmgc
                                           # the portable LM procedure (today's: cm-int-v2) over
                                           # golden_fast.safetensors: integer arithmetic only, so it decodes
@@ -40,7 +38,6 @@ import numpy as np
 import torch
 from safetensors.torch import save_file
 
-from lmgc_format.cm import codec as cm_codec
 from lmgc_format.encoder import EncodeOptions, encode_file
 from tests.conftest import gradient_like
 from tests.tiny_model import make_tiny_model
@@ -200,18 +197,18 @@ def make_fast_source() -> None:
     save_file(tensors, str(HERE / "golden_fast.safetensors"))
 
 
-def make_fast_golden(name: str = "golden_fast_v2.safetensors.lmgc", procedure: str = cm_codec.V2) -> None:
-    """The fast level over golden_fast.safetensors: golden_fast_v2 (cm-fast-v2, lmgc 0.15); golden_fast
-    (cm-fast-v1) was written by lmgc 0.10 with the source, which only a new source needs again."""
-    opts = EncodeOptions(level="fast", threads=1, fast_procedure=procedure)
-    encode_file(HERE / "golden_fast.safetensors", HERE / name, opts, overwrite=True)
+def make_fast_golden() -> None:
+    """golden_fast.safetensors.lmgc: the fast level (cm-fast-v1) over golden_fast.safetensors."""
+    make_fast_source()
+    opts = EncodeOptions(level="fast", threads=1)
+    encode_file(HERE / "golden_fast.safetensors", HERE / "golden_fast.safetensors.lmgc", opts, overwrite=True)
 
 
 def make_compact_goldens() -> None:
     """Format 1.4: golden_compact.safetensors.lmgc (the compact layout: the fast level over
     golden_fast.safetensors, whose chunks are golden_fast's) and golden_stored.safetensors.lmgc (a file too
     small to code, stored)."""
-    opts = EncodeOptions(level="fast", threads=1, fast_procedure=cm_codec.V1)  # golden_fast's chunks
+    opts = EncodeOptions(level="fast", threads=1)
     encode_file(HERE / "golden_fast.safetensors", HERE / "golden_compact.safetensors.lmgc", opts, overwrite=True)
     tiny = HERE / "golden_stored.safetensors"
     save_file({"g": torch.tensor([0.5, -0.25], dtype=torch.float32)}, str(tiny), metadata={"step": "1"})
@@ -247,16 +244,9 @@ def main() -> None:
         names.remove("golden_compact.safetensors.lmgc")
         if not names:
             return
-    if "golden_fast.safetensors.lmgc" in names:  # a new source: every fast golden again
-        make_fast_source()
-        make_fast_golden("golden_fast.safetensors.lmgc", cm_codec.V1)
+    if "golden_fast.safetensors.lmgc" in names:
         make_fast_golden()
         names.remove("golden_fast.safetensors.lmgc")
-        if not names:
-            return
-    if "golden_fast_v2.safetensors.lmgc" in names:
-        make_fast_golden()
-        names.remove("golden_fast_v2.safetensors.lmgc")
         if not names:
             return
     make_lm_goldens(names or None)

@@ -3,4 +3,4 @@
 This package never imports Textual; the terminal app lives in ``lmgc_tui``.
 """
 
-__version__ = "0.14.0"
+__version__ = "0.14.1"

@@ -46,7 +46,6 @@ from dataclasses import dataclass, replace
 
 import numpy as np
 
-from . import linesums
 from .errors import FormatError
 from .plan import ChunkPlan
 from .serialize import group_size
@@ -64,6 +63,14 @@ KINDS = (FIRST_AXIS, LAST_AXIS)
 KEEP_SHARE = 0.25
 # Elements read at a time while choosing filters (bounded memory on big tensors).
 SCAN_ELEMENTS = 1 << 20
+
+
+def _linesums():  # type: ignore[no-untyped-def]
+    """The compiled sums, imported when a filter first runs: importing numba costs ~0.2 s, which commands
+    that never sum a line (inspect, or decoding an archive without filters) need not pay."""
+    from . import linesums
+
+    return linesums
 
 
 @dataclass(frozen=True)
@@ -232,7 +239,7 @@ class LineSums:
 
     def _add_columns(self, start: int, vals: np.ndarray) -> None:
         """acc[column] += value, element by element in file order (compiled: linesums.py)."""
-        linesums.add_columns(self.acc, np.ascontiguousarray(vals), start % self.cols)
+        _linesums().add_columns(self.acc, vals, start % self.cols)
 
     def _last(self, out: np.ndarray, forward: bool) -> None:
         cols, start, i = self.cols, self.pos, 0
@@ -241,13 +248,13 @@ class LineSums:
             if j == 0 and len(out) - i >= cols:  # whole rows at once
                 full = (len(out) - i) // cols
                 block = out[i : i + full * cols].reshape(full, cols)
-                sums = linesums.row_sums(self.bits.values(block[:, :-1]))
+                sums = _linesums().row_sums(self.bits.values(block[:, :-1]))
                 block[:, -1] = self._convert(block[:, -1], self.bits.predict(sums), forward)
                 i += full * cols
                 continue
             n = min(len(out) - i, cols - 1 - j)  # the row's known elements in this piece
             if n:
-                linesums.add_columns(self.acc, self.bits.values(out[i : i + n]), 0)
+                _linesums().add_columns(self.acc, self.bits.values(out[i : i + n]), 0)
                 i += n
             if i < len(out):  # the row's last element
                 out[i : i + 1] = self._convert(out[i : i + 1], self.bits.predict(self.acc), forward)

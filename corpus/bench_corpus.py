@@ -29,12 +29,24 @@ import numpy as np  # noqa: E402
 import lmgc  # noqa: E402
 from lmgc_format.bench.classical import Unavailable, by_name  # noqa: E402
 from lmgc_format.cm import codec as cm_codec  # noqa: E402
+from lmgc_format.cm.kernel import REPORT_CELLS  # noqa: E402
 from lmgc_format.levels import FAST_BATCH, FAST_WINDOW_BYTES  # noqa: E402
 from lmgc_format.plan import plan_chunks  # noqa: E402
-from lmgc_format.source import LM_DTYPES, read_layout  # noqa: E402
+from lmgc_format.source import LM_DTYPES, SourceLayout, read_layout  # noqa: E402
 
 CODECS = ("zstd-19", "xz-9e", "blosc2shuffle+zstd", "blosc2bitshuffle+zstd", "bytesplit+xz-9", "ZipNN", "FLAC")
 _DTYPE = {"fp32": "F32", "bf16": "BF16", "fp16": "F16"}
+
+
+def fast_bits(layout: SourceLayout, data: bytes) -> np.ndarray:
+    """cm_codec.byte_rank_bits summed over the fast layout's float chunks (without the zero-sum filters) of a
+    file's data section: the ideal bits per byte rank, then the sign's and the second byte's first bit's."""
+    sizes = [t.item_size for t in layout.tensors]
+    bits = np.zeros(REPORT_CELLS)
+    for chunk in plan_chunks(layout, FAST_WINDOW_BYTES, FAST_BATCH, 0):
+        if chunk.lm:
+            bits += cm_codec.byte_rank_bits(chunk.windows, chunk.begin, data[chunk.begin : chunk.end], sizes)
+    return bits
 
 
 def byte_ranks(path: Path, raw: bytes) -> dict[str, list[float]]:
@@ -44,13 +56,9 @@ def byte_ranks(path: Path, raw: bytes) -> dict[str, list[float]]:
     file's bytes (measure() has read them already)."""
     layout = read_layout(path)
     data = raw[layout.data_offset :]
-    sizes = [t.item_size for t in layout.tensors]
     floats = [t for t in layout.tensors if t.dtype in LM_DTYPES]
     width = max((t.item_size for t in floats), default=0)
-    coded = np.zeros(10)
-    for chunk in plan_chunks(layout, FAST_WINDOW_BYTES, FAST_BATCH, 0):
-        if chunk.lm:
-            coded += cm_codec.byte_rank_bits(chunk.windows, chunk.begin, data[chunk.begin : chunk.end], sizes)
+    coded = fast_bits(layout, data)
     counts = np.zeros((width, 256))
     for t in floats:
         values = np.frombuffer(data[t.begin : t.end], dtype=np.uint8).reshape(-1, t.item_size)

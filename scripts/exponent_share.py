@@ -26,11 +26,9 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "corpus"))
 
-from bench_corpus import group
+from bench_corpus import fast_bits, group
 
-from lmgc_format.cm import codec as cm_codec
-from lmgc_format.levels import FAST_BATCH, FAST_WINDOW_BYTES
-from lmgc_format.plan import plan_chunks
+from lmgc_format.cm.kernel import COST_SECOND_FIRST, COST_SIGN
 from lmgc_format.source import read_layout
 
 GROUPS = ("dense fp32", "sparse fp32", "16-bit")
@@ -40,13 +38,9 @@ def split_bits(path: Path) -> dict[str, float]:
     """The fast level's ideal bits on the file's float chunks: total, sign, exponent (top byte but the sign,
     and the second byte's first bit)."""
     layout = read_layout(path)
-    data = path.read_bytes()[layout.data_offset :]
-    sizes = [t.item_size for t in layout.tensors]
-    bits = np.zeros(10)
-    for chunk in plan_chunks(layout, FAST_WINDOW_BYTES, FAST_BATCH, 0):
-        if chunk.lm:
-            bits += cm_codec.byte_rank_bits(chunk.windows, chunk.begin, data[chunk.begin : chunk.end], sizes)
-    return {"total": float(bits[:8].sum()), "sign": float(bits[8]), "exponent": float(bits[0] - bits[8] + bits[9])}
+    bits = fast_bits(layout, path.read_bytes()[layout.data_offset :])
+    sign, second_first = float(bits[COST_SIGN]), float(bits[COST_SECOND_FIRST])
+    return {"total": float(bits[:COST_SIGN].sum()), "sign": sign, "exponent": float(bits[0]) - sign + second_first}
 
 
 def main() -> None:

@@ -322,7 +322,7 @@ def run(
                         cost = cost_table[(p if bit else 65536 - p) >> 4]
                         costs[kk] += cost
                         if node == 1 and k < 2:
-                            costs[COST_SIGN + k] += cost
+                            costs[COST_SIGN if k == 0 else COST_SECOND_FIRST] += cost
                     while ((x1 ^ x2) & 0xFF000000) == 0:
                         if decode:
                             x = ((x << 8) & _MASK32) | (int(payload[pos]) if pos < plen else 0)

@@ -30,9 +30,9 @@ import lmgc  # noqa: E402
 from lmgc_format.bench.classical import Unavailable, by_name  # noqa: E402
 from lmgc_format.cm import codec as cm_codec  # noqa: E402
 from lmgc_format.cm.kernel import REPORT_CELLS  # noqa: E402
-from lmgc_format.levels import FAST_BATCH, FAST_WINDOW_BYTES  # noqa: E402
-from lmgc_format.plan import plan_chunks  # noqa: E402
-from lmgc_format.source import LM_DTYPES, SourceLayout, read_layout  # noqa: E402
+from lmgc_format.pipeline.levels import FAST_BATCH, FAST_WINDOW_BYTES  # noqa: E402
+from lmgc_format.tensors.plan import plan_chunks  # noqa: E402
+from lmgc_format.tensors.source import LM_DTYPES, SourceLayout, read_layout  # noqa: E402
 
 CODECS = ("zstd-19", "xz-9e", "blosc2shuffle+zstd", "blosc2bitshuffle+zstd", "bytesplit+xz-9", "ZipNN", "FLAC")
 _DTYPE = {"fp32": "F32", "bf16": "BF16", "fp16": "F16"}

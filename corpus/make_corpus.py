@@ -38,6 +38,8 @@ from torch import nn
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from corpus.architectures import Autoencoder, BagOfWords, ImageNet, Recurrent, Transformer, mlp  # noqa: E402
+
 # Whole families kept out of every modelling choice (chosen 2026-11-30, before any tuning on the corpus):
 # one of each kind of architecture the tuning set also has a relative of, and the LoRA adapters.
 HELD_OUT = ("gru_text", "vit_digits", "tabular_wine", "lora_smollm2")
@@ -120,97 +122,6 @@ def _mse(out: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
     return nn.functional.mse_loss(out, y)
 
 
-# -- models -----------------------------------------------------------------------------------------
-
-
-class ResBlock(nn.Module):
-    def __init__(self, ch: int) -> None:
-        super().__init__()
-        self.c1, self.b1 = nn.Conv2d(ch, ch, 3, padding=1, bias=False), nn.BatchNorm2d(ch)
-        self.c2, self.b2 = nn.Conv2d(ch, ch, 3, padding=1, bias=False), nn.BatchNorm2d(ch)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return torch.relu(x + self.b2(self.c2(torch.relu(self.b1(self.c1(x))))))
-
-
-class ImageNet(nn.Module):
-    """Digits as 1x8x8 images: a plain CNN or a ResNet with BatchNorm."""
-
-    def __init__(self, residual: bool) -> None:
-        super().__init__()
-        self.stem = nn.Conv2d(1, 48, 3, padding=1)
-        self.body = (
-            nn.Sequential(ResBlock(48), ResBlock(48))
-            if residual
-            else nn.Sequential(nn.Conv2d(48, 64, 3, padding=1), nn.ReLU(), nn.Conv2d(64, 64, 3, padding=1), nn.ReLU())
-        )
-        self.head = nn.Linear((48 if residual else 64) * 16, 10)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        h = self.body(torch.relu(self.stem(x.view(-1, 1, 8, 8))))
-        return self.head(nn.functional.max_pool2d(h, 2).flatten(1))
-
-
-class Recurrent(nn.Module):
-    def __init__(self, vocab: int, cell: Callable[..., nn.RNNBase], hidden: int = 256) -> None:
-        super().__init__()
-        self.emb = nn.Embedding(vocab, 64)
-        self.rnn = cell(64, hidden, batch_first=True)
-        self.out = nn.Linear(hidden, vocab)
-
-    def forward(self, idx: torch.Tensor) -> torch.Tensor:
-        return self.out(self.rnn(self.emb(idx))[0])
-
-
-class Transformer(nn.Module):
-    """A pre-norm transformer: token sequences (causal decoder) or digit patches (ViT / encoder)."""
-
-    def __init__(self, vocab: int, classes: int, dim: int, layers: int, context: int, causal: bool) -> None:
-        super().__init__()
-        self.embed = nn.Embedding(vocab, dim) if vocab else nn.Linear(8, dim)  # patches: rows of 8 pixels
-        self.pos = nn.Parameter(torch.randn(context, dim) * 0.02)
-        layer = nn.TransformerEncoderLayer(dim, 4, 4 * dim, dropout=0.0, batch_first=True, norm_first=True)
-        self.blocks = nn.TransformerEncoder(layer, layers, enable_nested_tensor=False)
-        self.norm = nn.LayerNorm(dim)
-        self.head = nn.Linear(dim, classes)
-        self.causal, self.context = causal, context
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        h = self.embed(x if self.embed.__class__ is nn.Embedding else x.view(-1, 8, 8))
-        h = h + self.pos[: h.shape[1]]
-        mask = nn.Transformer.generate_square_subsequent_mask(h.shape[1]) if self.causal else None
-        h = self.norm(self.blocks(h, mask=mask, is_causal=self.causal))
-        return self.head(h if self.causal else h.mean(1))
-
-
-class BagOfWords(nn.Module):
-    """An embedding-heavy classifier: each batch touches few of the vocabulary's rows (sparse gradients)."""
-
-    def __init__(self, vocab: int, classes: int) -> None:
-        super().__init__()
-        self.emb = nn.EmbeddingBag(vocab, 64, mode="mean")
-        self.head = nn.Linear(64, classes)
-
-    def forward(self, words: torch.Tensor) -> torch.Tensor:
-        return self.head(self.emb(words))
-
-
-class Autoencoder(nn.Module):
-    def __init__(self) -> None:
-        super().__init__()
-        self.enc = nn.Sequential(nn.Linear(64, 256), nn.Tanh(), nn.Linear(256, 32))
-        self.dec = nn.Sequential(nn.Linear(32, 256), nn.Tanh(), nn.Linear(256, 64))
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.dec(self.enc(x))
-
-
-def _mlp(inputs: int, hidden: int, classes: int) -> nn.Module:
-    return nn.Sequential(
-        nn.Linear(inputs, hidden), nn.ReLU(), nn.Linear(hidden, hidden), nn.ReLU(), nn.Linear(hidden, classes)
-    )
-
-
 # -- families ---------------------------------------------------------------------------------------
 
 _TEXT_A = ("json", "collections", "functools", "textwrap", "heapq", "difflib")
@@ -236,7 +147,7 @@ def _text_family(model: Callable[[int], nn.Module], modules: tuple[str, ...], co
 def _tabular(loader: str) -> Callable[[], tuple[nn.Module, Batches, Callable]]:  # type: ignore[type-arg]
     def make() -> tuple[nn.Module, Batches, Callable]:  # type: ignore[type-arg]
         x, y = _table(loader)
-        return _mlp(x.shape[1], 192, int(y.max()) + 1), _rows(x, y, 32), _ce
+        return mlp(x.shape[1], 192, int(y.max()) + 1), _rows(x, y, 32), _ce
 
     return make
 
@@ -265,7 +176,7 @@ def _bag_of_words() -> tuple[nn.Module, Batches, Callable]:  # type: ignore[type
 
 
 FAMILIES: tuple[Family, ...] = (
-    Family("mlp_digits", "MLP 64-512-512-10 on scikit-learn digits", _digits_family(lambda: _mlp(64, 512, 10))),
+    Family("mlp_digits", "MLP 64-512-512-10 on scikit-learn digits", _digits_family(lambda: mlp(64, 512, 10))),
     Family("cnn_digits", "CNN (3 conv layers) on digits as 8x8 images", _digits_family(lambda: ImageNet(False))),
     Family("resnet_digits", "ResNet, 2 blocks with BatchNorm, on digits", _digits_family(lambda: ImageNet(True))),
     Family("autoencoder_digits", "MLP autoencoder 64-256-32-256-64 on digits (regression)", _autoencoder),
@@ -384,7 +295,7 @@ class LoRA(nn.Module):
 
 
 def _smollm2(corpus: Corpus, only: set[str] | None) -> None:
-    from lmgc_format.models import get
+    from lmgc_format.lm.models import get
 
     wanted = [f for f in SMOLLM2_FAMILIES if only is None or f in only]
     if not wanted:

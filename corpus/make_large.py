@@ -22,7 +22,7 @@ from safetensors.torch import save_file
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from corpus.make_corpus import stdlib_text
-from lmgc_format.models import get
+from lmgc_format.lm.models import get
 
 _MODULES = ("json", "collections", "functools", "textwrap", "heapq", "difflib", "csv", "random")
 

@@ -27,11 +27,11 @@ from typing import Any, BinaryIO
 
 import numpy as np
 
-from .decoder import DecodeOptions, DecodeResult, decode_file
-from .encoder import EncodeOptions, EncodeResult, encode_file
-from .errors import UnsupportedError
-from .events import EventSink, ignore
-from .inspect import describe_archive
+from lmgc_format.errors import UnsupportedError
+from lmgc_format.events import EventSink, ignore
+from lmgc_format.inspect import describe_archive
+from lmgc_format.pipeline.decoder import DecodeOptions, DecodeResult, decode_file
+from lmgc_format.pipeline.encoder import EncodeOptions, EncodeResult, encode_file
 
 __all__ = ["compress", "compress_file", "decompress", "decompress_file", "inspect", "verify"]
 

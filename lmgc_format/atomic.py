@@ -9,7 +9,7 @@ import tempfile
 from pathlib import Path
 from typing import BinaryIO
 
-from .errors import LmgcError, OutputExistsError
+from lmgc_format.errors import LmgcError, OutputExistsError
 
 
 def refuse_existing(target: str | os.PathLike[str], overwrite: bool) -> None:

@@ -6,13 +6,13 @@ import os
 from dataclasses import replace
 from typing import Any
 
-from .cm.codec import CODER as FAST_CODER
-from .cm.codec import NAME as FAST_PROCEDURE
-from .container import compact
-from .container.constants import FLAG_COMPACT, Codec
-from .container.header import Header
-from .container.reader import ArchiveReader
-from .procedures import portable
+from lmgc_format.cm.codec import CODER as FAST_CODER
+from lmgc_format.cm.codec import NAME as FAST_PROCEDURE
+from lmgc_format.container import compact
+from lmgc_format.container.constants import FLAG_COMPACT, Codec
+from lmgc_format.container.header import Header
+from lmgc_format.container.procedures import portable
+from lmgc_format.container.reader import ArchiveReader
 
 
 def _per_byte(bits: float, nbytes: int) -> float | None:

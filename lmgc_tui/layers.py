@@ -9,7 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from lmgc_format import events as ev
-from lmgc_format.source import TensorEntry
+from lmgc_format.tensors.source import TensorEntry
 
 
 @dataclass

@@ -1,4 +1,4 @@
-"""On a CUDA machine: round trips decoded in a fresh process, and engine speed (BENCHMARKS.md "CUDA").
+"""On a CUDA machine: round trips decoded in a fresh process, and engine speed (EXPERIMENTS.md "CUDA").
 
     python scripts/cuda_check.py OUTDIR [quick]
 
@@ -23,7 +23,7 @@ from transformers import AutoTokenizer, LlamaConfig, LlamaForCausalLM
 import tests.tiny_model as tm
 from lmgc_format.bench.speed import measure
 from lmgc_format.container.reader import ArchiveReader
-from lmgc_format.encoder import EncodeOptions, encode_file
+from lmgc_format.pipeline.encoder import EncodeOptions, encode_file
 
 out = Path(sys.argv[1])
 out.mkdir(parents=True, exist_ok=True)
@@ -64,7 +64,7 @@ def smol_shaped(path: Path) -> str:
 
 
 DECODE = (
-    "import sys; sys.path.insert(0, '.'); from lmgc_format.decoder import DecodeOptions, decode_file; "
+    "import sys; sys.path.insert(0, '.'); from lmgc_format.pipeline.decoder import DecodeOptions, decode_file; "
     "r = decode_file(sys.argv[1], sys.argv[2], DecodeOptions(model=sys.argv[3])); print(r.seconds)"
 )
 

@@ -17,11 +17,11 @@ import numpy as np
 import torch
 from safetensors.numpy import load_file
 
-from lmgc_format import models
-from lmgc_format.alphabet import Alphabet
-from lmgc_format.engine import LlamaEngine
-from lmgc_format.intengine import IntLlamaEngine
-from lmgc_format.serialize import get_scheme
+from lmgc_format.lm import models
+from lmgc_format.lm.alphabet import Alphabet
+from lmgc_format.lm.engine import LlamaEngine
+from lmgc_format.lm.intengine import IntLlamaEngine
+from lmgc_format.tensors.serialize import get_scheme
 
 
 def main() -> None:

@@ -18,8 +18,8 @@ from pathlib import Path
 
 from lmgc_format.bench.estimate import estimate_file
 from lmgc_format.container.reader import ArchiveReader
-from lmgc_format.decoder import DecodeOptions, decode_file
-from lmgc_format.encoder import EncodeOptions, encode_file
+from lmgc_format.pipeline.decoder import DecodeOptions, decode_file
+from lmgc_format.pipeline.encoder import EncodeOptions, encode_file
 
 
 def _payload_bytes(path: Path) -> int:

@@ -29,7 +29,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "corpus"))
 from bench_corpus import fast_bits, group
 
 from lmgc_format.cm.kernel import COST_SECOND_FIRST, COST_SIGN
-from lmgc_format.source import read_layout
+from lmgc_format.tensors.source import read_layout
 
 GROUPS = ("dense fp32", "sparse fp32", "16-bit")
 

@@ -18,9 +18,10 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from lmgc_format.cm import codec
-from lmgc_format.encoder import EncodeOptions, plan_for
-from lmgc_format.levels import FAST_BATCH, FAST_WINDOW_BYTES
-from lmgc_format.source import read_layout
+from lmgc_format.pipeline.encoder import EncodeOptions
+from lmgc_format.pipeline.file_plan import plan_for
+from lmgc_format.pipeline.levels import FAST_BATCH, FAST_WINDOW_BYTES
+from lmgc_format.tensors.source import read_layout
 
 
 def fast_bytes(path: str) -> int:

@@ -28,8 +28,8 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from lmgc_format.decoder import decode_file  # noqa: E402
 from lmgc_format.errors import LmgcError  # noqa: E402
+from lmgc_format.pipeline.decoder import decode_file  # noqa: E402
 
 SEED = ROOT / "tests" / "data" / "golden_ints.safetensors.lmgc"
 ORIGINAL = ROOT / "tests" / "data" / "golden_ints.safetensors"

@@ -23,16 +23,16 @@ from pathlib import Path
 
 import numpy as np
 
-from lmgc_format import topbyte
 from lmgc_format.cm import codec as cm
 from lmgc_format.cm import fixed
 from lmgc_format.cm.kernel import run
-from lmgc_format.coder import Encoder
-from lmgc_format.intchunk import TOP_PARAMS_V2, _item_sizes, _top_windows
-from lmgc_format.mixing import has_tops
-from lmgc_format.plan import Window, plan_chunks
-from lmgc_format.source import read_layout
-from lmgc_format.topbyte import encode_tops, places, split_tops
+from lmgc_format.lm import topbyte
+from lmgc_format.lm.coder import Encoder
+from lmgc_format.lm.intchunk import TOP_PARAMS_V2, _item_sizes, _top_windows
+from lmgc_format.lm.mixing import has_tops
+from lmgc_format.lm.topbyte import encode_tops, places, split_tops
+from lmgc_format.tensors.plan import Window, plan_chunks
+from lmgc_format.tensors.source import read_layout
 
 ROOT = Path(__file__).resolve().parents[1]
 Stream = tuple[bool, list[Window], bytes, list[Window]]  # held out, top windows, top bytes, chunk windows

@@ -29,16 +29,16 @@ from typing import Any
 
 import numpy as np
 
-from lmgc_format import mixing
-from lmgc_format.alphabet import Alphabet
-from lmgc_format.coder import Encoder, code_bits, quantize
-from lmgc_format.lmchunk import _tokens_with_tops, _top_tokens, cache_capacity
-from lmgc_format.models import get
-from lmgc_format.plan import Window, plan_chunks
-from lmgc_format.predictor import make_predictor, procedure_for
-from lmgc_format.serialize import get_scheme, reorder
-from lmgc_format.source import read_layout
-from lmgc_format.topbyte import encode_tops, places, split_tops
+from lmgc_format.lm import mixing
+from lmgc_format.lm.alphabet import Alphabet
+from lmgc_format.lm.coder import Encoder, code_bits, quantize
+from lmgc_format.lm.lmchunk import _tokens_with_tops, _top_tokens, cache_capacity
+from lmgc_format.lm.models import get
+from lmgc_format.lm.predictor import make_predictor, procedure_for
+from lmgc_format.lm.topbyte import encode_tops, places, split_tops
+from lmgc_format.tensors.plan import Window, plan_chunks
+from lmgc_format.tensors.serialize import get_scheme, reorder
+from lmgc_format.tensors.source import read_layout
 
 SCHEME = get_scheme("comma")
 

@@ -19,7 +19,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 import lmgc
 from lmgc_format.bench.classical import CODECS, Unavailable
-from lmgc_format.source import read_layout
+from lmgc_format.tensors.source import read_layout
 
 
 def measure(path: Path, tmp: Path) -> dict[str, object]:

@@ -1,4 +1,4 @@
-"""Bits per value the top-byte model (lmgc_format/topbyte.py) spends on each sample's top bytes.
+"""Bits per value the top-byte model (lmgc_format/lm/topbyte.py) spends on each sample's top bytes.
 
     .venv/bin/python scripts/top_bytes.py samples/*.safetensors
 
@@ -16,10 +16,10 @@ import math
 import sys
 from collections import Counter
 
-from lmgc_format.coder import Encoder
-from lmgc_format.plan import plan_chunks
-from lmgc_format.source import read_layout
-from lmgc_format.topbyte import ALPHA, bit_table, encode_tops, places, split_tops
+from lmgc_format.lm.coder import Encoder
+from lmgc_format.lm.topbyte import ALPHA, bit_table, encode_tops, places, split_tops
+from lmgc_format.tensors.plan import plan_chunks
+from lmgc_format.tensors.source import read_layout
 
 
 def one_count(tops: bytes) -> float:

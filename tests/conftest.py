@@ -59,3 +59,22 @@ def small_file(tmp_path: Path) -> Path:
         str(path),
     )
     return path
+
+
+@pytest.fixture
+def plain_archive(tmp_path: Path) -> Path:
+    """Integer tensors only (no model, fast), several chunks."""
+    from lmgc_format.pipeline.encoder import EncodeOptions, encode_file
+
+    src = tmp_path / "ints.safetensors"
+    save_file(
+        {
+            "a": torch.arange(300, dtype=torch.int32),
+            "b": torch.ones(10, dtype=torch.int64),
+            "c": torch.zeros(70, dtype=torch.int16),
+        },
+        str(src),
+    )
+    arc = tmp_path / "ints.lmgc"
+    encode_file(src, arc, EncodeOptions(plain_chunk_bytes=256, model=None))
+    return arc

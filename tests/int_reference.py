@@ -14,7 +14,7 @@ from typing import Any
 
 import numpy as np
 
-from lmgc_format import intmath
+from lmgc_format.lm import intmath
 
 
 def _requantize(w: np.ndarray) -> tuple[np.ndarray, np.ndarray]:

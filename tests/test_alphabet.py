@@ -7,9 +7,9 @@ from typing import Any
 
 import pytest
 
-from lmgc_format.alphabet import RULE, Alphabet, byte_fallback_ids, vocabulary_bytes
 from lmgc_format.errors import UnsupportedError
-from lmgc_format.serialize import get_scheme
+from lmgc_format.lm.alphabet import RULE, Alphabet, byte_fallback_ids, vocabulary_bytes
+from lmgc_format.tensors.serialize import get_scheme
 from tests.tiny_model import default_tokenizer
 
 COMMA = get_scheme("comma")

@@ -13,7 +13,7 @@ from safetensors.torch import save_file
 from textual.pilot import Pilot
 from textual.widgets import DataTable, Input, ProgressBar, RichLog, Static, TabbedContent
 
-from lmgc_format.encoder import EncodeOptions, encode_file
+from lmgc_format.pipeline.encoder import EncodeOptions, encode_file
 from lmgc_tui.app import LmgcApp, make_app
 from lmgc_tui.help_screen import HelpScreen
 from lmgc_tui.panes.encode_pane import EncodePane

@@ -15,8 +15,8 @@ from click.testing import CliRunner
 
 from lmgc_format.bench.classical import Classical, Unavailable, by_name
 from lmgc_format.bench.runner import BenchOptions, LmSetting, bench_file, run_classical
-from lmgc_format.encoder import EncodeOptions, encode_file
 from lmgc_format.errors import UnsupportedError
+from lmgc_format.pipeline.encoder import EncodeOptions, encode_file
 from lmgc_tui.bench_view import bench_markdown
 from lmgc_tui.cli import cli
 

@@ -12,7 +12,7 @@ from click.testing import CliRunner
 from safetensors.torch import save_file
 
 from lmgc_format.container.reader import ArchiveReader
-from lmgc_format.encoder import EncodeOptions, encode_file
+from lmgc_format.pipeline.encoder import EncodeOptions, encode_file
 from lmgc_tui.cli import cli
 from tests.conftest import ROOT, gradient_like
 

@@ -16,11 +16,11 @@ from lmgc_format.cm import codec, fixed, kernel
 from lmgc_format.cm.binary import BinaryDecoder, BinaryEncoder
 from lmgc_format.container.constants import Codec
 from lmgc_format.container.reader import ArchiveReader
-from lmgc_format.decoder import DecodeOptions, decode_file
-from lmgc_format.encoder import EncodeOptions, encode_file
 from lmgc_format.errors import CorruptChunkError, UnsupportedError
 from lmgc_format.inspect import describe_archive
-from lmgc_format.plan import Window
+from lmgc_format.pipeline.decoder import DecodeOptions, decode_file
+from lmgc_format.pipeline.encoder import EncodeOptions, encode_file
+from lmgc_format.tensors.plan import Window
 from tests.conftest import ROOT, gradient_like, other_machine_env
 
 DATA = Path(__file__).resolve().parent / "data"
@@ -210,7 +210,7 @@ def test_fast_archive_decodes_as_another_machine(tmp_path: Path) -> None:
     out = tmp_path / "out.safetensors"
     env = other_machine_env(tmp_path)
     code = (
-        "import sys; from lmgc_format.decoder import DecodeOptions, decode_file; "
+        "import sys; from lmgc_format.pipeline.decoder import DecodeOptions, decode_file; "
         "decode_file(sys.argv[1], sys.argv[2], DecodeOptions(fast_threads=1))"
     )
     subprocess.run([sys.executable, "-c", code, str(arc), str(out)], check=True, env=env, cwd=ROOT, timeout=600)
@@ -224,8 +224,8 @@ def test_fast_level_never_imports_torch(tmp_path: Path) -> None:
     src = tmp_path / "g.safetensors"
     save_file({"w": gradient_like((64, 96), 4), "b": gradient_like((64,), 5)}, str(src))
     code = (
-        "import sys; from lmgc_format.encoder import EncodeOptions, encode_file; "
-        "from lmgc_format.decoder import decode_file; "
+        "import sys; from lmgc_format.pipeline.encoder import EncodeOptions, encode_file; "
+        "from lmgc_format.pipeline.decoder import decode_file; "
         "r = encode_file(sys.argv[1], sys.argv[2], EncodeOptions(level='fast')); "
         "decode_file(sys.argv[2], sys.argv[3]); "
         "print('torch' in sys.modules, r.archive_size < r.source_size, r.codecs)"

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from lmgc_format.coder import QUANT_BITS, Decoder, Encoder, code_bits, quantize
+from lmgc_format.lm.coder import QUANT_BITS, Decoder, Encoder, code_bits, quantize
 
 
 def cases() -> dict[str, np.ndarray]:

@@ -15,10 +15,10 @@ from safetensors.numpy import save_file
 from lmgc_format.container.constants import FLAG_COMPACT, FLAG_FILTERS, FLAG_STORED, STORED_OVERHEAD
 from lmgc_format.container.fixed import Preamble
 from lmgc_format.container.reader import ArchiveReader
-from lmgc_format.decoder import decode_file
-from lmgc_format.encoder import STORE_BELOW, EncodeOptions, encode_file
 from lmgc_format.errors import FormatError
 from lmgc_format.inspect import describe_archive
+from lmgc_format.pipeline.decoder import decode_file
+from lmgc_format.pipeline.encoder import STORE_BELOW, EncodeOptions, encode_file
 from tests.conftest import ROOT
 
 DATA = ROOT / "tests" / "data"
@@ -155,9 +155,9 @@ def test_canonical_header_is_rebuilt_not_stored(tmp_path: Path) -> None:
 def test_lm_block_is_written_small_and_read_back_whole() -> None:
     """An LM header (golden_top4's) in the compact layout: binary digests, the usual coder left out; the
     record that comes back is the same."""
-    from lmgc_format.coder import CODER_NAME, QUANT_BITS
     from lmgc_format.container import compact
     from lmgc_format.container.constants import LM_CODER
+    from lmgc_format.lm.coder import CODER_NAME, QUANT_BITS
 
     assert (LM_CODER["name"], LM_CODER["quant_bits"]) == (CODER_NAME, QUANT_BITS)
     with ArchiveReader(DATA / "golden_top4.safetensors.lmgc") as r:

@@ -10,9 +10,9 @@ import pytest
 from lmgc_format.container.constants import FOOTER_SIZE, FRAME_HEAD_SIZE, MAGIC, PREAMBLE_SIZE, TAIL_SIZE
 from lmgc_format.container.fixed import Footer, FrameHead, Preamble, Tail
 from lmgc_format.container.reader import ArchiveReader
-from lmgc_format.decoder import decode_file
-from lmgc_format.encoder import EncodeOptions, encode_file
 from lmgc_format.errors import CorruptChunkError, FormatError, LmgcError
+from lmgc_format.pipeline.decoder import decode_file
+from lmgc_format.pipeline.encoder import EncodeOptions, encode_file
 
 
 def test_fixed_parts_roundtrip() -> None:

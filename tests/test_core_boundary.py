@@ -8,7 +8,8 @@ import sys
 
 def test_core_does_not_import_textual() -> None:
     code = (
-        "import sys, lmgc_format.encoder, lmgc_format.decoder, lmgc_format.inspect, lmgc_format.models;"
+        "import sys, lmgc_format.pipeline.encoder, lmgc_format.pipeline.decoder, lmgc_format.inspect;"
+        "import lmgc_format.lm.models;"
         "bad = [m for m in sys.modules if m.split('.')[0] in ('textual', 'lmgc_tui', 'rich')];"
         "print(bad); sys.exit(1 if bad else 0)"
     )

@@ -11,15 +11,15 @@ import pytest
 import torch
 from safetensors.torch import save_file
 
-from lmgc_format.alphabet import Alphabet, vocabulary_bytes
 from lmgc_format.container.reader import ArchiveReader
-from lmgc_format.decoder import DecodeOptions, decode_file
-from lmgc_format.encoder import EncodeOptions, encode_file
-from lmgc_format.engine import LlamaEngine, unsupported_reason
 from lmgc_format.errors import UnsupportedError
-from lmgc_format.models import get
-from lmgc_format.predictor import ENGINES, LockstepPredictor, make_predictor, procedure_for
-from lmgc_format.serialize import SCHEMES, get_scheme
+from lmgc_format.lm.alphabet import Alphabet, vocabulary_bytes
+from lmgc_format.lm.engine import LlamaEngine, unsupported_reason
+from lmgc_format.lm.models import get
+from lmgc_format.lm.predictor import ENGINES, LockstepPredictor, make_predictor, procedure_for
+from lmgc_format.pipeline.decoder import DecodeOptions, decode_file
+from lmgc_format.pipeline.encoder import EncodeOptions, encode_file
+from lmgc_format.tensors.serialize import SCHEMES, get_scheme
 from tests.conftest import ROOT, gradient_like
 
 
@@ -123,13 +123,13 @@ def test_unsupported_architecture_falls_back_or_is_refused(tiny_model: str) -> N
 
 ENCODE = """
 import sys
-from lmgc_format.encoder import EncodeOptions, encode_file
+from lmgc_format.pipeline.encoder import EncodeOptions, encode_file
 encode_file(sys.argv[1], sys.argv[2], EncodeOptions(model=sys.argv[3], scheme=sys.argv[4], window_bytes=40, batch=3,
             fallback=False, engine="lmgc"))
 """
 DECODE = """
 import sys
-from lmgc_format.decoder import DecodeOptions, decode_file
+from lmgc_format.pipeline.decoder import DecodeOptions, decode_file
 decode_file(sys.argv[1], sys.argv[2], DecodeOptions(model=sys.argv[3]))
 """
 
@@ -154,9 +154,9 @@ def test_encode_and_decode_in_separate_processes_are_byte_exact(tmp_path: Path, 
 @pytest.mark.parametrize("dtype", ["float32", "bfloat16"])
 def test_engine_matches_transformers_on_the_default_model_and_a_real_gradient(dtype: str) -> None:
     """Real windows of a shipped gradient, teacher-forced through both engines."""
-    from lmgc_format.plan import plan_chunks
-    from lmgc_format.serialize import reorder
-    from lmgc_format.source import read_layout
+    from lmgc_format.tensors.plan import plan_chunks
+    from lmgc_format.tensors.serialize import reorder
+    from lmgc_format.tensors.source import read_layout
 
     src = ROOT / "samples" / "convnet_digits_fp32.safetensors"
     layout = read_layout(src)

@@ -11,16 +11,16 @@ import torch
 from click.testing import CliRunner
 from safetensors.torch import save_file
 
-from lmgc_format.alphabet import Alphabet, vocabulary_bytes
 from lmgc_format.bench.estimate import TeacherForcedPredictor, estimate_file
 from lmgc_format.container.reader import ArchiveReader
-from lmgc_format.encoder import EncodeOptions, encode_file
-from lmgc_format.lmchunk import encode_windows
-from lmgc_format.models import get
-from lmgc_format.plan import plan_chunks
-from lmgc_format.predictor import LockstepPredictor
-from lmgc_format.serialize import get_scheme
-from lmgc_format.source import read_layout
+from lmgc_format.lm.alphabet import Alphabet, vocabulary_bytes
+from lmgc_format.lm.lmchunk import encode_windows
+from lmgc_format.lm.models import get
+from lmgc_format.lm.predictor import LockstepPredictor
+from lmgc_format.pipeline.encoder import EncodeOptions, encode_file
+from lmgc_format.tensors.plan import plan_chunks
+from lmgc_format.tensors.serialize import get_scheme
+from lmgc_format.tensors.source import read_layout
 from lmgc_tui.cli import cli
 from tests.conftest import gradient_like
 from tests.test_filters import softmax_head_gradient

@@ -11,14 +11,18 @@ import pytest
 import torch
 from safetensors.torch import save_file
 
-from lmgc_format.coder import Encoder
 from lmgc_format.container.constants import FLAG_COMPACT, FLAG_FILTERS
 from lmgc_format.container.fixed import Preamble
 from lmgc_format.container.reader import ArchiveReader
-from lmgc_format.decoder import DecodeOptions, decode_file
-from lmgc_format.encoder import EncodeOptions, encode_file
 from lmgc_format.errors import FormatError
-from lmgc_format.filters import (
+from lmgc_format.lm.coder import Encoder
+from lmgc_format.lm.topbyte import encode_tops
+from lmgc_format.pipeline.decoder import DecodeOptions, decode_file
+from lmgc_format.pipeline.encoder import EncodeOptions, encode_file
+from lmgc_format.pipeline.salvage import salvage_file
+from lmgc_format.tensors.plan import plan_chunks
+from lmgc_format.tensors.source import read_layout
+from lmgc_format.transforms.filters import (
     FIRST_AXIS,
     LAST_AXIS,
     ForwardFilter,
@@ -31,10 +35,6 @@ from lmgc_format.filters import (
     parse_pairs,
     restore_tensor,
 )
-from lmgc_format.plan import plan_chunks
-from lmgc_format.salvage import salvage_file
-from lmgc_format.source import read_layout
-from lmgc_format.topbyte import encode_tops
 from tests.conftest import gradient_like
 
 DTYPES = {"F32": torch.float32, "BF16": torch.bfloat16, "F16": torch.float16, "F64": torch.float64}

@@ -18,10 +18,10 @@ from hypothesis import strategies as st
 from safetensors.torch import save_file
 
 from lmgc_format.container.reader import ArchiveReader
-from lmgc_format.decoder import decode_file
-from lmgc_format.encoder import EncodeOptions, encode_file
 from lmgc_format.errors import LmgcError
-from lmgc_format.source import read_layout
+from lmgc_format.pipeline.decoder import decode_file
+from lmgc_format.pipeline.encoder import EncodeOptions, encode_file
+from lmgc_format.tensors.source import read_layout
 from tests.conftest import ROOT
 
 CORPUS = ROOT / "tests" / "data" / "fuzz"

@@ -9,9 +9,9 @@ import pytest
 
 from lmgc_format.container.constants import MAGIC
 from lmgc_format.container.reader import ArchiveReader
-from lmgc_format.decoder import DecodeOptions, decode_file
-from lmgc_format.encoder import EncodeOptions, encode_file
-from lmgc_format.models import fingerprint, resolve
+from lmgc_format.lm.models import fingerprint, resolve
+from lmgc_format.pipeline.decoder import DecodeOptions, decode_file
+from lmgc_format.pipeline.encoder import EncodeOptions, encode_file
 from tests.data.make_golden import GOLDEN_SOURCES, logits_fingerprint
 
 DATA = Path(__file__).resolve().parent / "data"
@@ -138,10 +138,10 @@ def test_cm_int_v1_still_writes_golden_int8s_chunks(
     """intchunk keeps cm-int-v1's encoder beside its decoder: asked for that procedure, the encoder writes
     golden_int8's LM chunks byte for byte (lmgc 0.12-0.13's), so the old framing stays specified by code
     that runs."""
-    from lmgc_format import encoder
+    from lmgc_format.pipeline import encode_lm
     from tests.data.make_golden import GOLDEN_INT8_OPTIONS
 
-    monkeypatch.setattr(encoder, "INT_MIXING", "cm-int-v1")
+    monkeypatch.setattr(encode_lm, "PORTABLE_MIXING", "cm-int-v1")
     arc = tmp_path / "v1.lmgc"
     encode_file(DATA / "golden_fast.safetensors", arc, EncodeOptions(model=tiny_model, **GOLDEN_INT8_OPTIONS))  # type: ignore[arg-type]
     chunks = []

@@ -14,11 +14,11 @@ from safetensors.torch import save_file
 
 from lmgc_format.container.constants import Codec
 from lmgc_format.container.reader import ArchiveReader
-from lmgc_format.decoder import DecodeOptions, _check_engine, decode_file
-from lmgc_format.encoder import EncodeOptions, encode_file
 from lmgc_format.errors import ModelMismatchError, UnsupportedError
 from lmgc_format.inspect import describe_archive as describe
-from lmgc_format.intmix import DigitMixer
+from lmgc_format.lm.intmix import DigitMixer
+from lmgc_format.pipeline.decoder import DecodeOptions, _check_engine, decode_file
+from lmgc_format.pipeline.encoder import EncodeOptions, encode_file
 from tests.conftest import ROOT, gradient_like, other_machine_env
 
 PORTABLE = "lmgc-int8-v1+cm-int-v2"
@@ -91,7 +91,7 @@ def test_portable_archive_decodes_as_another_machine(tmp_path: Path, tiny_model:
     out = tmp_path / "out.safetensors"
     env = other_machine_env(tmp_path)
     code = (
-        "import sys; from lmgc_format.decoder import DecodeOptions, decode_file; "
+        "import sys; from lmgc_format.pipeline.decoder import DecodeOptions, decode_file; "
         "decode_file(sys.argv[1], sys.argv[2], DecodeOptions(model=sys.argv[3], threads=1))"
     )
     subprocess.run([sys.executable, "-c", code, str(arc), str(out), tiny_model], check=True, env=env, cwd=ROOT,
@@ -146,7 +146,7 @@ def test_the_encoder_reads_windows_whole_and_writes_what_stepping_writes(
 ) -> None:
     """intchunk's encoder takes the engine's forward() (teacher forcing); the archive is the one a
     stepping encoder writes, byte for byte, and it decodes (the decoder steps)."""
-    from lmgc_format import intchunk
+    from lmgc_format.lm import intchunk
 
     def payloads(path: Path) -> list[bytes]:  # the header records when it was written: compare the chunks
         with ArchiveReader(path) as r:
@@ -170,11 +170,11 @@ def test_the_encoder_reads_windows_whole_and_writes_what_stepping_writes(
 
 def test_cancel_stops_the_encoder_inside_a_forward(tmp_path: Path, tiny_model: str) -> None:
     """Reading a chunk whole takes seconds on a real model: the cancel event is checked between layers."""
-    from lmgc_format.alphabet import Alphabet
     from lmgc_format.errors import CancelledError
-    from lmgc_format.intengine import IntLlamaEngine
-    from lmgc_format.models import get
-    from lmgc_format.serialize import get_scheme
+    from lmgc_format.lm.alphabet import Alphabet
+    from lmgc_format.lm.intengine import IntLlamaEngine
+    from lmgc_format.lm.models import get
+    from lmgc_format.tensors.serialize import get_scheme
 
     lm = get(tiny_model, "float32")
     alphabet = Alphabet.for_tokenizer(lm.tokenizer, get_scheme("comma"))

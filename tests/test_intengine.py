@@ -6,12 +6,12 @@ import numpy as np
 import pytest
 import torch
 
-from lmgc_format import intmath, intmatmul
-from lmgc_format.alphabet import Alphabet
-from lmgc_format.engine import LlamaEngine
-from lmgc_format.intengine import IntLlamaEngine
-from lmgc_format.models import get
-from lmgc_format.serialize import get_scheme
+from lmgc_format.lm import intmath, intmatmul
+from lmgc_format.lm.alphabet import Alphabet
+from lmgc_format.lm.engine import LlamaEngine
+from lmgc_format.lm.intengine import IntLlamaEngine
+from lmgc_format.lm.models import get
+from lmgc_format.tensors.serialize import get_scheme
 from tests.int_reference import ReferenceEngine
 
 

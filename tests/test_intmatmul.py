@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 import torch
 
-from lmgc_format import intmatmul
+from lmgc_format.lm import intmatmul
 
 
 def _product(weights: intmatmul.Weights, x: np.ndarray) -> np.ndarray:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from lmgc_format import events as ev
-from lmgc_format.source import TensorEntry
+from lmgc_format.tensors.source import TensorEntry
 from lmgc_tui.layers import LayerBoard
 
 

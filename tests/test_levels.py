@@ -7,12 +7,13 @@ from pathlib import Path
 import pytest
 from safetensors.torch import save_file
 
-from lmgc_format.decoder import DecodeOptions, decode_file
-from lmgc_format.encoder import EncodeOptions, encode_file, lm_rate
 from lmgc_format.errors import UnsupportedError
 from lmgc_format.events import Notice
 from lmgc_format.inspect import describe_archive
-from lmgc_format.levels import FLOAT_LM_BYTES_PER_SECOND, LM_BYTES_PER_SECOND, choose_level
+from lmgc_format.pipeline.decoder import DecodeOptions, decode_file
+from lmgc_format.pipeline.encode_job import lm_rate
+from lmgc_format.pipeline.encoder import EncodeOptions, encode_file
+from lmgc_format.pipeline.levels import FLOAT_LM_BYTES_PER_SECOND, LM_BYTES_PER_SECOND, choose_level
 from tests.conftest import gradient_like
 
 

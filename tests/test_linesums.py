@@ -9,8 +9,8 @@ import sys
 import numpy as np
 import pytest
 
-from lmgc_format import linesums
-from lmgc_format.filters import _ranks
+from lmgc_format.transforms import linesums
+from lmgc_format.transforms.filters import _ranks
 
 
 def _values(rng: np.random.Generator, n: int) -> np.ndarray:
@@ -62,6 +62,6 @@ def test_predicted_places_match_a_test_of_every_index() -> None:
 
 def test_reading_an_archive_does_not_import_numba_until_a_filter_sums() -> None:
     """inspect and the decoder's import stay free of numba's ~0.2 s: the sums load when a filter first runs."""
-    code = "import sys, lmgc_format.decoder, lmgc_format.inspect; print('numba' in sys.modules)"
+    code = "import sys, lmgc_format.pipeline.decoder, lmgc_format.inspect; print('numba' in sys.modules)"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "False"

@@ -1,4 +1,4 @@
-"""Context mixing (lmgc_format/mixing.py): grammar mask, learning, exact round trips."""
+"""Context mixing (lmgc_format/lm/mixing.py): grammar mask, learning, exact round trips."""
 
 from __future__ import annotations
 
@@ -10,18 +10,18 @@ import pytest
 import torch
 from safetensors.torch import save_file
 
-from lmgc_format.alphabet import Alphabet
-from lmgc_format.coder import Encoder
 from lmgc_format.container.reader import ArchiveReader
-from lmgc_format.decoder import DecodeOptions, decode_file
-from lmgc_format.encoder import EncodeOptions, encode_file
 from lmgc_format.errors import UnsupportedError
-from lmgc_format.lmchunk import _tokens_with_tops, _top_tokens, decode_windows, encode_windows
-from lmgc_format.mixing import MIXINGS, TOP_MIXING, TokenMixer
-from lmgc_format.plan import Window
-from lmgc_format.predictor import check_procedure
-from lmgc_format.serialize import get_scheme, reorder
-from lmgc_format.topbyte import encode_tops, places, split_tops
+from lmgc_format.lm.alphabet import Alphabet
+from lmgc_format.lm.coder import Encoder
+from lmgc_format.lm.lmchunk import _tokens_with_tops, _top_tokens, decode_windows, encode_windows
+from lmgc_format.lm.mixing import MIXINGS, TOP_MIXING, TokenMixer
+from lmgc_format.lm.predictor import check_procedure
+from lmgc_format.lm.topbyte import encode_tops, places, split_tops
+from lmgc_format.pipeline.decoder import DecodeOptions, decode_file
+from lmgc_format.pipeline.encoder import EncodeOptions, encode_file
+from lmgc_format.tensors.plan import Window
+from lmgc_format.tensors.serialize import get_scheme, reorder
 
 from .conftest import gradient_like
 

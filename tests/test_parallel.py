@@ -1,4 +1,4 @@
-"""Worker processes (lmgc_format/parallel.py): the same chunk bytes as one process, decoded in parallel too."""
+"""Worker processes (lmgc_format/pipeline/parallel.py): the same chunk bytes as one process, decoded in parallel too."""
 
 from __future__ import annotations
 
@@ -12,16 +12,16 @@ import torch
 from click.testing import CliRunner
 from safetensors.torch import save_file
 
-from lmgc_format.alphabet import Alphabet
 from lmgc_format.container.reader import ArchiveReader
-from lmgc_format.decoder import DecodeOptions, decode_file
-from lmgc_format.encoder import EncodeOptions, encode_file
 from lmgc_format.errors import CancelledError, ModelMismatchError, UnsupportedError
-from lmgc_format.models import get
-from lmgc_format.parallel import RayPool, WorkerSetup, _start, result
-from lmgc_format.plan import Window
-from lmgc_format.runtime import describe
-from lmgc_format.serialize import get_scheme
+from lmgc_format.lm.alphabet import Alphabet
+from lmgc_format.lm.models import get
+from lmgc_format.lm.runtime import describe
+from lmgc_format.pipeline.decoder import DecodeOptions, decode_file
+from lmgc_format.pipeline.encoder import EncodeOptions, encode_file
+from lmgc_format.pipeline.parallel import RayPool, WorkerSetup, _start, result
+from lmgc_format.tensors.plan import Window
+from lmgc_format.tensors.serialize import get_scheme
 from lmgc_tui.cli import cli
 
 from .conftest import gradient_like

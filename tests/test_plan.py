@@ -2,8 +2,8 @@ from __future__ import annotations
 
 import json
 
-from lmgc_format.plan import plan_chunks
-from lmgc_format.source import SourceLayout, parse_header
+from lmgc_format.tensors.plan import plan_chunks
+from lmgc_format.tensors.source import SourceLayout, parse_header
 
 
 def layout(header: dict[str, object], data_size: int) -> SourceLayout:

@@ -8,12 +8,7 @@ import pytest
 
 from lmgc_format.cm.codec import NAME as FAST
 from lmgc_format.container.constants import STORED_PROCEDURE, Codec
-from lmgc_format.errors import UnsupportedError
-from lmgc_format.filters import KINDS
-from lmgc_format.lmchunk import INT_MIXING, INT_MIXINGS
-from lmgc_format.mixing import MIXINGS
-from lmgc_format.predictor import ENGINES
-from lmgc_format.procedures import (
+from lmgc_format.container.procedures import (
     PORTABLE_ENGINE,
     PORTABLE_MIXING,
     PORTABLE_MIXINGS,
@@ -24,7 +19,11 @@ from lmgc_format.procedures import (
     portable,
     portable_procedure,
 )
-from lmgc_format.serialize import SCHEMES
+from lmgc_format.errors import UnsupportedError
+from lmgc_format.lm.mixing import MIXINGS
+from lmgc_format.lm.predictor import ENGINES
+from lmgc_format.tensors.serialize import SCHEMES
+from lmgc_format.transforms.filters import KINDS
 from tests.conftest import ROOT
 
 
@@ -34,8 +33,8 @@ def test_table_matches_the_registries() -> None:
     for p in codecs.values():
         assert p.since_format == Codec.SINCE.get(p.id, (1, 0)), p.name
     assert set(named("engine")) == set(ENGINES.values())
-    assert set(named("mixing")) == {*MIXINGS, *INT_MIXINGS}
-    assert INT_MIXINGS == PORTABLE_MIXINGS and INT_MIXING == PORTABLE_MIXING == "cm-int-v2"
+    assert set(named("mixing")) == {*MIXINGS, *PORTABLE_MIXINGS}
+    assert PORTABLE_MIXING == "cm-int-v2"
     assert set(named("filter")) == set(KINDS)
     assert set(named("scheme")) == set(SCHEMES)
     assert set(named("level")) == {FAST, STORED_PROCEDURE}

@@ -7,9 +7,9 @@ from pathlib import Path
 import pytest
 
 from lmgc_format.container.reader import ArchiveReader
-from lmgc_format.decoder import decode_file
-from lmgc_format.encoder import EncodeOptions, encode_file
 from lmgc_format.inspect import describe_archive
+from lmgc_format.pipeline.decoder import decode_file
+from lmgc_format.pipeline.encoder import EncodeOptions, encode_file
 
 SAMPLES = Path(__file__).resolve().parent.parent / "samples"
 
@@ -38,10 +38,10 @@ def test_the_gguf_conversion_is_cached_and_gives_the_same_model(
 ) -> None:
     """The default model's GGUF is parsed once (~25 s); later loads read the checked float32 copy in
     about a second, with the same weights (the int8 engine's digest) and the same alphabet."""
-    from lmgc_format import models
-    from lmgc_format.alphabet import Alphabet
-    from lmgc_format.intengine import IntLlamaEngine
-    from lmgc_format.serialize import get_scheme
+    from lmgc_format.lm import models
+    from lmgc_format.lm.alphabet import Alphabet
+    from lmgc_format.lm.intengine import IntLlamaEngine
+    from lmgc_format.tensors.serialize import get_scheme
 
     monkeypatch.setenv("LMGC_CACHE_DIR", str(tmp_path / "cache"))
     seen = []

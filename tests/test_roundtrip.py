@@ -11,11 +11,11 @@ import torch
 from safetensors.torch import save_file
 
 from lmgc_format.container.reader import ArchiveReader
-from lmgc_format.decoder import DecodeOptions, decode_file
-from lmgc_format.encoder import EncodeOptions, encode_file
 from lmgc_format.errors import ModelMismatchError, OutputExistsError
 from lmgc_format.events import ChunkDone, Finished, Notice, Progress, Started
-from lmgc_format.serialize import SCHEMES
+from lmgc_format.pipeline.decoder import DecodeOptions, decode_file
+from lmgc_format.pipeline.encoder import EncodeOptions, encode_file
+from lmgc_format.tensors.serialize import SCHEMES
 from tests.conftest import gradient_like
 
 DTYPES = {"fp32": torch.float32, "bf16": torch.bfloat16, "fp16": torch.float16}

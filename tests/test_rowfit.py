@@ -1,10 +1,10 @@
-"""Row x column fits of a matrix's top bytes (lmgc_format/rowfit.py)."""
+"""Row x column fits of a matrix's top bytes (lmgc_format/lm/rowfit.py)."""
 
 from __future__ import annotations
 
 import numpy as np
 
-from lmgc_format.rowfit import NO_SCALE, NONE, OUTSIDE, UNKNOWN, FitGuess, RowColumnFit
+from lmgc_format.lm.rowfit import NO_SCALE, NONE, OUTSIDE, UNKNOWN, FitGuess, RowColumnFit
 
 
 def _top(sign: int, exponent: int) -> int:

@@ -13,12 +13,12 @@ from safetensors.numpy import save_file
 from lmgc_format.container.constants import FLAG_COMPACT, FLAG_ROWS
 from lmgc_format.container.reader import ArchiveReader
 from lmgc_format.container.writer import ArchiveWriter
-from lmgc_format.decoder import decode_file
-from lmgc_format.encoder import EncodeOptions, encode_file
 from lmgc_format.errors import FormatError
 from lmgc_format.inspect import describe_archive
-from lmgc_format.rows import candidate_rows, exponent_fields
-from lmgc_format.source import read_layout
+from lmgc_format.pipeline.decoder import decode_file
+from lmgc_format.pipeline.encoder import EncodeOptions, encode_file
+from lmgc_format.tensors.source import read_layout
+from lmgc_format.transforms.rows import candidate_rows, exponent_fields
 
 
 def flat_matrix(rows: int, cols: int, seed: int) -> np.ndarray:

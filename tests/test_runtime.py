@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from lmgc_format import runtime
+from lmgc_format.lm import runtime
 
 
 def test_float_probe_is_stable_on_one_machine() -> None:

@@ -5,7 +5,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from lmgc_format.errors import CorruptChunkError, UnsupportedError
-from lmgc_format.serialize import SCHEMES, get_scheme, reorder
+from lmgc_format.tensors.serialize import SCHEMES, get_scheme, reorder
 
 
 def test_paper_schemes_look_as_documented() -> None:

@@ -10,12 +10,12 @@ import pytest
 import zstandard
 from safetensors.numpy import save_file
 
-from lmgc_format.chunk_encoder import choose_codec
 from lmgc_format.container.constants import Codec
 from lmgc_format.container.reader import ArchiveReader
-from lmgc_format.decoder import decode_file
-from lmgc_format.encoder import EncodeOptions, encode_file
-from lmgc_format.shuffle import bit_shuffle, bit_unshuffle, byte_shuffle, byte_unshuffle
+from lmgc_format.pipeline.chunk_encoder import choose_codec
+from lmgc_format.pipeline.decoder import decode_file
+from lmgc_format.pipeline.encoder import EncodeOptions, encode_file
+from lmgc_format.transforms.shuffle import bit_shuffle, bit_unshuffle, byte_shuffle, byte_unshuffle
 
 
 @pytest.mark.parametrize("k", [1, 2, 4, 8])

@@ -1,13 +1,13 @@
-"""The top-byte model (lmgc_format/topbyte.py): exact round trips, learning, integer tables."""
+"""The top-byte model (lmgc_format/lm/topbyte.py): exact round trips, learning, integer tables."""
 
 from __future__ import annotations
 
 import numpy as np
 import pytest
 
-from lmgc_format.coder import QUANT_BITS, Decoder, Encoder
-from lmgc_format.plan import Window
-from lmgc_format.topbyte import bit_table, decode_tops, encode_tops, places, split_tops, top_index
+from lmgc_format.lm.coder import QUANT_BITS, Decoder, Encoder
+from lmgc_format.lm.topbyte import bit_table, decode_tops, encode_tops, places, split_tops, top_index
+from lmgc_format.tensors.plan import Window
 
 
 @pytest.mark.parametrize(
@@ -132,8 +132,8 @@ def test_fits_skip_stored_distances_and_need_the_grid() -> None:
 def test_every_top_byte_mixing_has_its_version() -> None:
     """The mixings that code the top byte apart name their model by (grid, fit); each such pair is one
     explicit version (topbyte.VERSIONS) that lists those mixings."""
-    from lmgc_format.mixing import MIXINGS
-    from lmgc_format.topbyte import VERSIONS
+    from lmgc_format.lm.mixing import MIXINGS
+    from lmgc_format.lm.topbyte import VERSIONS
 
     for name, spec in MIXINGS.items():
         if spec.top_byte:

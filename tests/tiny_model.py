@@ -18,7 +18,7 @@ def default_tokenizer() -> object:
     if "tok" not in TOKENIZER_CACHE:
         from transformers import AutoTokenizer
 
-        from lmgc_format.models import resolve
+        from lmgc_format.lm.models import resolve
 
         src = resolve(None)
         TOKENIZER_CACHE["tok"] = AutoTokenizer.from_pretrained(src.directory, gguf_file=src.gguf_file)

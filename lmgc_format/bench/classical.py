@@ -80,7 +80,7 @@ def _ppmd_dec(p: bytes, _t: str, _n: int) -> bytes:
 def _blosc2(shuffle: str) -> Classical:
     def enc(d: bytes, dtype: str) -> bytes:
         blosc2 = _need("blosc2")
-        from lmgc_format.source import DTYPE_SIZES
+        from lmgc_format.tensors.source import DTYPE_SIZES
 
         flt = blosc2.Filter.BITSHUFFLE if shuffle == "bitshuffle" else blosc2.Filter.SHUFFLE  # type: ignore[attr-defined]
         return blosc2.compress(  # type: ignore[attr-defined, no-any-return]
@@ -100,8 +100,8 @@ def _blosc2(shuffle: str) -> Classical:
 def _byte_split_xz() -> Classical:
     """Each value's bytes split into planes (byte 0 of every value, then byte 1, ...), then xz -9: the
     classical answer to floats, whose exponent bytes repeat while the mantissa bytes do not."""
-    from lmgc_format.shuffle import byte_shuffle, byte_unshuffle
-    from lmgc_format.source import DTYPE_SIZES
+    from lmgc_format.tensors.source import DTYPE_SIZES
+    from lmgc_format.transforms.shuffle import byte_shuffle, byte_unshuffle
 
     def enc(d: bytes, dtype: str) -> bytes:
         return lzma.compress(byte_shuffle(d, DTYPE_SIZES.get(dtype, 1)), preset=9)

@@ -26,19 +26,21 @@ from pathlib import Path
 
 import numpy as np
 
-from ..alphabet import Alphabet
-from ..chunk_encoder import ChunkEncoder
-from ..container.constants import Codec
-from ..encoder import EncodeOptions, lm_procedure, plan_for
-from ..errors import CancelledError
-from ..events import EventSink, Finished, Progress, Started, ignore
-from ..lmchunk import INT_MIXING
-from ..lmsetup import prepare_lm
-from ..mixing import mixing_for
-from ..models import LoadedModel, get
-from ..predictor import Replay, alphabet_head, split_procedure, teacher_feeds
-from ..serialize import get_scheme
-from ..source import read_layout
+from lmgc_format.container.constants import Codec
+from lmgc_format.container.procedures import PORTABLE_MIXING
+from lmgc_format.errors import CancelledError
+from lmgc_format.events import EventSink, Finished, Progress, Started, ignore
+from lmgc_format.lm.alphabet import Alphabet
+from lmgc_format.lm.lmsetup import prepare_lm
+from lmgc_format.lm.mixing import mixing_for
+from lmgc_format.lm.models import LoadedModel, get
+from lmgc_format.lm.predictor import Replay, alphabet_head, split_procedure, teacher_feeds
+from lmgc_format.pipeline.chunk_encoder import ChunkEncoder
+from lmgc_format.pipeline.encode_job import EncodeOptions
+from lmgc_format.pipeline.encode_lm import lm_procedure
+from lmgc_format.pipeline.file_plan import plan_for
+from lmgc_format.tensors.serialize import get_scheme
+from lmgc_format.tensors.source import read_layout
 
 PROCEDURE = "teacher-forced"  # what an estimate's sizes come from (never written into an archive)
 
@@ -127,7 +129,7 @@ def estimate_file(
         lm = model or get(opts.model, opts.dtype, opts.device)
         real = lm_procedure(opts, lm)
         mixing = split_procedure(real)[1]
-        if mixing == INT_MIXING:
+        if mixing == PORTABLE_MIXING:
             # The portable procedure's engine is exact in any batching: the encoder itself reads each window
             # whole (IntLlamaEngine.forward), so its estimate is the archive's payload to the byte.
             procedure = real

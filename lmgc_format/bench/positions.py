@@ -24,17 +24,17 @@ from typing import Any
 
 import numpy as np
 
-from ..alphabet import Alphabet
-from ..errors import UnsupportedError
-from ..lmchunk import encode_windows
-from ..mixing import mixing_for
-from ..models import get
-from ..plan import plan_chunks
-from ..predictor import make_predictor, procedure_for
-from ..serialize import get_scheme, reorder
-from ..source import read_layout
-from ..topbyte import top_index
-from .estimate import TeacherForcedPredictor
+from lmgc_format.bench.estimate import TeacherForcedPredictor
+from lmgc_format.errors import UnsupportedError
+from lmgc_format.lm.alphabet import Alphabet
+from lmgc_format.lm.lmchunk import encode_windows
+from lmgc_format.lm.mixing import mixing_for
+from lmgc_format.lm.models import get
+from lmgc_format.lm.predictor import make_predictor, procedure_for
+from lmgc_format.lm.topbyte import top_index
+from lmgc_format.tensors.plan import plan_chunks
+from lmgc_format.tensors.serialize import get_scheme, reorder
+from lmgc_format.tensors.source import read_layout
 
 SEPARATOR = -1
 

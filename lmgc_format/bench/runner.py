@@ -15,15 +15,15 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from ..defaults import DEFAULT_BYTE_ORDER, DEFAULT_ENGINE
-from ..encoder import EncodeOptions
-from ..events import EventSink, ignore
-from ..source import read_layout
-from .classical import Classical, Unavailable
+from lmgc_format.bench.classical import Classical, Unavailable
+from lmgc_format.events import EventSink, ignore
+from lmgc_format.pipeline.defaults import DEFAULT_BYTE_ORDER, DEFAULT_ENGINE
+from lmgc_format.pipeline.encoder import EncodeOptions
+from lmgc_format.tensors.source import read_layout
 
 if TYPE_CHECKING:  # the encoder/decoder are imported when a round trip runs (they pull in the LM stack)
-    from ..decoder import DecodeResult
-    from ..encoder import EncodeOptions, EncodeResult
+    from lmgc_format.pipeline.decoder import DecodeResult
+    from lmgc_format.pipeline.encoder import EncodeOptions, EncodeResult
 
 
 @dataclass(frozen=True)
@@ -166,9 +166,9 @@ def round_trip(
 ) -> RoundTrip:
     """Encode ``path`` to a temp archive with ``opts``, decode it back (model named by the
     archive, or ``opts.model``), compare; the bench's LM rows and ``bench --speed`` both use it."""
-    from ..container.reader import ArchiveReader
-    from ..decoder import DecodeOptions, decode_file
-    from ..encoder import encode_file
+    from lmgc_format.container.reader import ArchiveReader
+    from lmgc_format.pipeline.decoder import DecodeOptions, decode_file
+    from lmgc_format.pipeline.encoder import encode_file
 
     with tempfile.TemporaryDirectory(prefix="lmgc-bench-") as tmp:
         archive = Path(tmp) / "bench.lmgc"
@@ -210,7 +210,7 @@ def run_lm(
 def _estimated(
     path: Path, label: str, opts: EncodeOptions, on_event: EventSink, cancel: threading.Event | None
 ) -> CodecResult:
-    from .estimate import estimate_file
+    from lmgc_format.bench.estimate import estimate_file
 
     est = estimate_file(path, opts, on_event, cancel)
     n = est.data_bytes

@@ -15,7 +15,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
-from ..events import EventSink, ignore
+from lmgc_format.events import EventSink, ignore
 
 
 @dataclass(frozen=True)
@@ -84,9 +84,9 @@ def measure(
     on_event: EventSink = ignore,
     cancel: threading.Event | None = None,
 ) -> SpeedResult:
-    from ..encoder import EncodeOptions
-    from ..models import get
-    from .runner import round_trip
+    from lmgc_format.bench.runner import round_trip
+    from lmgc_format.lm.models import get
+    from lmgc_format.pipeline.encoder import EncodeOptions
 
     get(model, dtype)  # load (memoized) before any clock starts
     opts = EncodeOptions(

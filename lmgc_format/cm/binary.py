@@ -20,7 +20,7 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from ..errors import CorruptChunkError
+from lmgc_format.errors import CorruptChunkError
 
 MASK32 = 0xFFFFFFFF
 DIGIT_BITS = 4  # a digit of 16 symbols: four binary decisions

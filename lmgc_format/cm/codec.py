@@ -15,9 +15,9 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from ..errors import CorruptChunkError
-from ..plan import Window
-from . import fixed
+from lmgc_format.cm import fixed
+from lmgc_format.errors import CorruptChunkError
+from lmgc_format.tensors.plan import Window
 
 NAME = "cm-fast-v1"
 # count limit, initial mixer weight (Q16), mixer rate, APM rate, APM share (of 4): see kernel.P_*.
@@ -61,7 +61,7 @@ def window_table(windows: Sequence[Window], chunk_begin: int, item_sizes: Sequen
 
 
 def _kernel():  # type: ignore[no-untyped-def]
-    from .kernel import run  # numba compiles on first import (cached on disk)
+    from lmgc_format.cm.kernel import run  # numba compiles on first import (cached on disk)
 
     return run
 
@@ -151,7 +151,7 @@ def byte_rank_bits(windows: Sequence[Window], chunk_begin: int, data: bytes, ite
     """The ideal bits ``cm-fast-v1`` spends on the chunk's bytes of each rank in their value (float64 (10,):
     0 is the top byte, sign and exponent; 7 the eighth byte and below), then apart the top byte's first bit
     (8: the sign) and the second byte's first (9: a float's exponent's last bit): where the bits go."""
-    from .kernel import REPORT_CELLS
+    from lmgc_format.cm.kernel import REPORT_CELLS
 
     buf = np.frombuffer(data, dtype=np.uint8).copy()
     out = np.empty(12 * len(data) + 64, dtype=np.uint8)

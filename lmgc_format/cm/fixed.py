@@ -21,7 +21,7 @@ from functools import cache
 
 import numpy as np
 
-from ..errors import UnsupportedError
+from lmgc_format.errors import UnsupportedError
 
 # lpaq1's knots: squash at d = -2048, -1920, ..., 2048 (steps of 128).
 _KNOTS = (1, 2, 3, 6, 10, 16, 27, 45, 73, 120, 194, 310, 488, 747, 1101, 1546, 2047,

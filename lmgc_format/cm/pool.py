@@ -16,7 +16,7 @@ from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from typing import TypeVar
 
-from ..errors import CancelledError
+from lmgc_format.errors import CancelledError
 
 T = TypeVar("T")
 R = TypeVar("R")

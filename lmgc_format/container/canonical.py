@@ -14,7 +14,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from ..source import DTYPE_SIZES
+from lmgc_format.tensors.source import DTYPE_SIZES
 
 # One entry per tensor, in data order: [name, dtype, shape]
 Table = list[list[Any]]

@@ -14,15 +14,15 @@ from typing import Any
 
 import zstandard
 
-from ..errors import FormatError
-from ..filters import KINDS
-from ..serialize import BYTE_ORDERS, DEFAULT_BYTE_ORDER, DEFAULT_SCHEME, SCHEMES
-from ..source import DTYPE_SIZES, MAX_RANK, MAX_TENSORS
-from ..zstdcap import decompress_at_most
-from .canonical import Table, rebuild, table_of
-from .constants import MAX_HEADER_LEN, lm_coder
-from .header import AlphabetRecord, Header, Index, ModelRecord, WindowLayout
-from .sections import field, pack, unpack
+from lmgc_format.container.canonical import Table, rebuild, table_of
+from lmgc_format.container.constants import MAX_HEADER_LEN, lm_coder
+from lmgc_format.container.header import AlphabetRecord, Header, Index, ModelRecord, WindowLayout
+from lmgc_format.container.sections import field, pack, unpack
+from lmgc_format.container.zstdcap import decompress_at_most
+from lmgc_format.errors import FormatError
+from lmgc_format.tensors.serialize import BYTE_ORDERS, DEFAULT_BYTE_ORDER, DEFAULT_SCHEME, SCHEMES
+from lmgc_format.tensors.source import DTYPE_SIZES, MAX_RANK, MAX_TENSORS
+from lmgc_format.transforms.filters import KINDS
 
 # The header blob's first byte: how the msgpack map after it is stored
 PLAIN, ZSTD = 0, 1

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from typing import Final
 
-# PNG-style: a non-ASCII first byte catches 7-bit channels, CR LF catches
-# newline translation, 0x1A stops `type` on DOS.
-MAGIC = b"\x89LMGC\r\n\x1a"
+from lmgc_format.tensors import source
+
+MAGIC: Final = source.LMGC_MAGIC  # the archive's first 8 bytes (source.py says why it is owned there)
 FRAME_MAGIC = b"LMGf"
 FOOTER_MAGIC = b"LMGCEND\x00"
 

@@ -6,8 +6,7 @@ import struct
 import zlib
 from dataclasses import dataclass
 
-from ..errors import FormatError
-from .constants import (
+from lmgc_format.container.constants import (
     FOOTER_MAGIC,
     FOOTER_SIZE,
     FRAME_HEAD_SIZE,
@@ -22,6 +21,7 @@ from .constants import (
     TAIL_SIZE,
     Codec,
 )
+from lmgc_format.errors import FormatError
 
 _PREAMBLE = struct.Struct("<8sHHIII")
 _FRAME = struct.Struct("<4sIB3xQQIII")  # + head crc u32

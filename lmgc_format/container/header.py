@@ -8,12 +8,19 @@ from typing import Any
 
 import zstandard
 
-from ..errors import FormatError
-from ..filters import parse_pairs
-from ..serialize import BYTE_ORDERS, SCHEMES
-from ..zstdcap import decompress_at_most
-from .constants import MAJOR, MAX_BATCH, MAX_BYTES_PER_GROUP, MAX_HEADER_LEN, MAX_WINDOW_BYTES, MINOR
-from .sections import field, pack, unpack
+from lmgc_format.container.constants import (
+    MAJOR,
+    MAX_BATCH,
+    MAX_BYTES_PER_GROUP,
+    MAX_HEADER_LEN,
+    MAX_WINDOW_BYTES,
+    MINOR,
+)
+from lmgc_format.container.sections import field, pack, unpack
+from lmgc_format.container.zstdcap import decompress_at_most
+from lmgc_format.errors import FormatError
+from lmgc_format.tensors.serialize import BYTE_ORDERS, SCHEMES
+from lmgc_format.transforms.filters import parse_pairs
 
 PROCEDURE = "lockstep-kv-v1"  # see predictor.py: BOS first, B windows per step, finished rows fed BOS
 

@@ -9,13 +9,8 @@ import zlib
 from pathlib import Path
 from typing import BinaryIO
 
-from ..errors import CorruptChunkError, FormatError, InputError
-from ..filters import TensorFilter, check_filters, mark_plan
-from ..plan import ChunkPlan, TooManyChunks, plan_chunks
-from ..serialize import DEFAULT_BYTE_ORDER, DEFAULT_SCHEME
-from ..source import LM_DTYPES, MAX_SAFETENSORS_HEADER, SourceLayout, TensorEntry, parse_header
-from . import compact
-from .constants import (
+from lmgc_format.container import compact
+from lmgc_format.container.constants import (
     FLAG_COMPACT,
     FLAG_FILTERS,
     FLAG_ROWS,
@@ -32,8 +27,13 @@ from .constants import (
     TAIL_SIZE,
     Codec,
 )
-from .fixed import Footer, FrameHead, Preamble, Tail
-from .header import ChunkEntry, Header, Index, WindowLayout
+from lmgc_format.container.fixed import Footer, FrameHead, Preamble, Tail
+from lmgc_format.container.header import ChunkEntry, Header, Index, WindowLayout
+from lmgc_format.errors import CorruptChunkError, FormatError, InputError
+from lmgc_format.tensors.plan import ChunkPlan, TooManyChunks, plan_chunks
+from lmgc_format.tensors.serialize import DEFAULT_BYTE_ORDER, DEFAULT_SCHEME
+from lmgc_format.tensors.source import LM_DTYPES, MAX_SAFETENSORS_HEADER, SourceLayout, TensorEntry, parse_header
+from lmgc_format.transforms.filters import TensorFilter, check_filters, mark_plan
 
 _TAIL_SCAN = 1 << 20  # how far from the end a misplaced footer is looked for
 _STORED_CHUNK = 1 << 20  # how a stored archive's data is cut into (raw) chunks for the decoder

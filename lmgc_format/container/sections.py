@@ -11,7 +11,7 @@ from typing import Any
 
 import msgpack
 
-from ..errors import FormatError
+from lmgc_format.errors import FormatError
 
 
 def pack(obj: dict[str, Any]) -> bytes:

@@ -7,10 +7,9 @@ import hashlib
 import os
 import zlib
 
-from ..atomic import AtomicOutput
-from ..errors import InputError
-from . import compact
-from .constants import (
+from lmgc_format.atomic import AtomicOutput
+from lmgc_format.container import compact
+from lmgc_format.container.constants import (
     FLAG_COMPACT,
     FLAG_FILTERS,
     FLAG_ROWS,
@@ -20,8 +19,9 @@ from .constants import (
     PREAMBLE_SIZE,
     STORED_OVERHEAD,
 )
-from .fixed import Preamble, Tail, preamble_for
-from .header import ChunkEntry, Header, Index
+from lmgc_format.container.fixed import Preamble, Tail, preamble_for
+from lmgc_format.container.header import ChunkEntry, Header, Index
+from lmgc_format.errors import InputError
 
 _PIECE = 1 << 20
 

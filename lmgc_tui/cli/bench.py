@@ -9,7 +9,7 @@ from typing import Any
 
 import click
 
-from lmgc_format.defaults import DEFAULT_SCHEME, SCHEMES
+from lmgc_format.pipeline.defaults import DEFAULT_SCHEME, SCHEMES
 
 from ..fmt import shown
 from ..progress import EventProgress
@@ -136,7 +136,7 @@ def bench(
     """
     from lmgc_format.bench.classical import by_name
     from lmgc_format.bench.runner import BenchOptions, LmSetting, bench_file
-    from lmgc_format.encoder import EncodeOptions
+    from lmgc_format.pipeline.encoder import EncodeOptions
 
     from ..bench_view import bench_markdown, bench_table
 
@@ -240,7 +240,7 @@ def bench(
 
 def _model_tag(model: str | None) -> str:
     """A short name for a model in bench labels: the packaged name, or the file/directory name."""
-    from lmgc_format.models import DEFAULT_MODEL, PACKAGED
+    from lmgc_format.lm.models import DEFAULT_MODEL, PACKAGED
 
     name = model or DEFAULT_MODEL
     return name if name in PACKAGED else Path(name).name.removesuffix(".gguf")

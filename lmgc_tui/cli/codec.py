@@ -16,7 +16,7 @@ import click
 from rich.console import Console
 
 from lmgc_format.errors import CorruptChunkError
-from lmgc_format.models import DEFAULT_MODEL
+from lmgc_format.lm.models import DEFAULT_MODEL
 
 from ..fmt import human_bytes, shown
 from ..inspect_view import inspect_renderables
@@ -119,7 +119,7 @@ def compress(
     LM where its estimated time fits --time-budget). The LM options (--model, --scheme, --window-bytes,
     ...) apply to the max level; the fast level has a fixed layout.
     """
-    from lmgc_format.encoder import EncodeOptions
+    from lmgc_format.pipeline.encoder import EncodeOptions
 
     opts = EncodeOptions(
         model=model,
@@ -154,8 +154,9 @@ def _compress_one(
     source: Path, target: Path, what: str, opts: Any, overwrite: bool, quiet: bool, summary: Console
 ) -> None:
     from lmgc_format.atomic import refuse_existing
-    from lmgc_format.encoder import encode_file, float_bytes, level_for
-    from lmgc_format.source import read_layout
+    from lmgc_format.pipeline.encode_job import float_bytes, level_for
+    from lmgc_format.pipeline.encoder import encode_file
+    from lmgc_format.tensors.source import read_layout
 
     # Everything that can be checked is checked before a model takes a minute to load.
     layout = read_layout(source)
@@ -270,7 +271,7 @@ def decompress(
     quiet: bool,
 ) -> None:
     """Decompress .lmgc archives back to the original files, byte for byte (- reads standard input)."""
-    from lmgc_format.decoder import DecodeOptions, decode_file
+    from lmgc_format.pipeline.decoder import DecodeOptions, decode_file
 
     opts = DecodeOptions(model=model, force=force or force_old, workers=workers_count(workers, ray), ray=ray)
     if salvage:
@@ -297,7 +298,7 @@ def decompress(
 
 
 def _salvage(archive: Path, output: Path | None, overwrite: bool, opts: Any, quiet: bool) -> None:
-    from lmgc_format.salvage import salvage_file
+    from lmgc_format.pipeline.salvage import salvage_file
 
     base = archive.name.removesuffix(".lmgc").removesuffix(".safetensors")
     target = output or archive.with_name(base + ".salvaged.safetensors")
@@ -319,7 +320,7 @@ def _salvage(archive: Path, output: Path | None, overwrite: bool, opts: Any, qui
 def _verify(
     archive: Path, model: str | None, force: bool, quiet: bool, workers: int | None = None, ray: str | None = None
 ) -> None:
-    from lmgc_format.decoder import DecodeOptions, decode_file
+    from lmgc_format.pipeline.decoder import DecodeOptions, decode_file
 
     opts = DecodeOptions(model=model, force=force, workers=workers_count(workers, ray), ray=ray)
     with EventProgress(err_console, quiet) as bar:

@@ -12,7 +12,7 @@ from .options import wide_option
 @wide_option
 def models(wide: bool) -> None:
     """List the models available offline."""
-    from lmgc_format.models import DEFAULT_MODEL, available
+    from lmgc_format.lm.models import DEFAULT_MODEL, available
 
     table = Table()
     for col in ("name", "description", "status"):

@@ -1,4 +1,4 @@
-"""Options shared by several commands. Defaults and ranges come from the core (lmgc_format.defaults),
+"""Options shared by several commands. Defaults and ranges come from the core (lmgc_format.pipeline.defaults),
 so the command line cannot drift from the library."""
 
 from __future__ import annotations
@@ -8,7 +8,7 @@ from typing import Any
 
 import click
 
-from lmgc_format.defaults import (
+from lmgc_format.pipeline.defaults import (
     BYTE_ORDERS,
     DEFAULT_BATCH,
     DEFAULT_BYTE_ORDER,

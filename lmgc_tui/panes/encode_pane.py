@@ -13,12 +13,12 @@ from textual.message import Message
 from textual.widgets import Button, Checkbox, DataTable, Input, Label, RichLog, Select, Static
 
 from lmgc_format import events as ev
-from lmgc_format.defaults import DEFAULT_BATCH, DEFAULT_WINDOW_BYTES
 from lmgc_format.errors import LmgcError
-from lmgc_format.levels import DEFAULT_LEVEL, LEVELS
-from lmgc_format.models import DEFAULT_MODEL
-from lmgc_format.serialize import DEFAULT_SCHEME, SCHEMES
-from lmgc_format.source import read_layout
+from lmgc_format.lm.models import DEFAULT_MODEL
+from lmgc_format.pipeline.defaults import DEFAULT_BATCH, DEFAULT_WINDOW_BYTES
+from lmgc_format.pipeline.levels import DEFAULT_LEVEL, LEVELS
+from lmgc_format.tensors.serialize import DEFAULT_SCHEME, SCHEMES
+from lmgc_format.tensors.source import read_layout
 
 from ..fmt import human_bytes, plain, shown
 from ..jobs import EventBuffer, JobDone, run_job
@@ -145,7 +145,7 @@ class EncodePane(Vertical):
         target = Path(output) if output else self.source.with_name(self.source.name + ".lmgc")
         scheme = self.query_one("#enc-scheme", Select).value
         model = self.query_one("#enc-model", Input).value.strip() or None
-        from lmgc_format.encoder import EncodeOptions
+        from lmgc_format.pipeline.encoder import EncodeOptions
 
         level = str(self.query_one("#enc-level", Select).value)
         opts = EncodeOptions(model=model, scheme=str(scheme), window_bytes=window, batch=batch, level=level)
@@ -181,8 +181,8 @@ class EncodePane(Vertical):
 
     @work(thread=True, exclusive=True, exit_on_error=False, group="encode")
     def run_worker_job(self, source: Path, target: Path, opts: object, overwrite: bool, verify: bool) -> None:
-        from lmgc_format.decoder import DecodeOptions, decode_file
-        from lmgc_format.encoder import EncodeOptions, encode_file
+        from lmgc_format.pipeline.decoder import DecodeOptions, decode_file
+        from lmgc_format.pipeline.encoder import EncodeOptions, encode_file
 
         assert isinstance(opts, EncodeOptions)
         outcome = run_job(
@@ -284,7 +284,7 @@ class EncodePane(Vertical):
 
     def _show_choice(self) -> str:
         """Say before Start which level the settings give for the opened file (as the CLI does)."""
-        from lmgc_format.encoder import EncodeOptions, level_for
+        from lmgc_format.pipeline.encode_job import EncodeOptions, level_for
 
         label = self.query_one("#enc-choice", Static)
         if self.source is None:

@@ -12,7 +12,7 @@ from textual.widgets import DataTable, DirectoryTree, Input, Static
 
 from lmgc_format.errors import LmgcError
 from lmgc_format.inspect import describe_archive
-from lmgc_format.source import read_layout
+from lmgc_format.tensors.source import read_layout
 
 from ..fmt import human_bytes, plain
 

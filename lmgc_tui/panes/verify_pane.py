@@ -74,7 +74,7 @@ class VerifyPane(Vertical):
 
     @work(thread=True, exclusive=True, exit_on_error=False, group="verify")
     def run_verify(self, path: Path) -> None:
-        from lmgc_format.decoder import DecodeOptions, decode_file
+        from lmgc_format.pipeline.decoder import DecodeOptions, decode_file
 
         # model=None: the archive names its model; a user override comes from the app's --model
         opts = DecodeOptions(model=self.model)

@@ -38,7 +38,7 @@ import numpy as np
 import torch
 from safetensors.torch import save_file
 
-from lmgc_format.encoder import EncodeOptions, encode_file
+from lmgc_format.pipeline.encoder import EncodeOptions, encode_file
 from tests.conftest import gradient_like
 from tests.tiny_model import make_tiny_model
 
@@ -122,10 +122,10 @@ FLOATS = HERE / "golden_floats.json"
 
 def logits_fingerprint(model_dir: str, procedure: str) -> str:
     """SHA-256 of the tiny model's logits over 24 lockstep steps of 3 windows under ``procedure``."""
-    from lmgc_format.alphabet import Alphabet, vocabulary_bytes
-    from lmgc_format.models import get
-    from lmgc_format.predictor import make_predictor
-    from lmgc_format.serialize import get_scheme
+    from lmgc_format.lm.alphabet import Alphabet, vocabulary_bytes
+    from lmgc_format.lm.models import get
+    from lmgc_format.lm.predictor import make_predictor
+    from lmgc_format.tensors.serialize import get_scheme
 
     lm = get(model_dir, "float32")
     alphabet = Alphabet.from_vocabulary(vocabulary_bytes(lm.tokenizer), get_scheme("comma"))
@@ -143,8 +143,8 @@ def logits_fingerprint(model_dir: str, procedure: str) -> str:
 def make_lm_goldens(names: list[str] | None = None) -> None:
     """golden_tiny's source coded by each procedure (or those ``names``), and the logits fingerprints
     of this machine (which must match the recorded ones when only some goldens are written)."""
-    import lmgc_format.mixing as mixing_module
-    from lmgc_format.predictor import ENGINES
+    import lmgc_format.lm.mixing as mixing_module
+    from lmgc_format.lm.predictor import ENGINES
 
     with tempfile.TemporaryDirectory() as tmp:
         model = make_tiny_model(Path(tmp), seed=0)

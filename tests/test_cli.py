@@ -56,7 +56,7 @@ def test_compress_decompress_verify_inspect(tmp_path: Path, tiny_model: str, sma
         "file", "format_version", "archive_size", "source", "model", "serialization",
         "windows", "coder", "filters", "runtime", "totals", "tensors", "chunks",
     }  # fmt: skip
-    assert info["format_version"] == "1.4"
+    assert info["format_version"] == "1.5"
     assert info["filters"] == []  # random values: no line sums to zero
     assert info["model"]["kind"] == "hf-dir" and len(info["model"]["sha256"]) == 64
     assert info["serialization"]["scheme"] == "comma"

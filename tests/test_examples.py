@@ -11,13 +11,15 @@ from tests.conftest import ROOT
 
 
 @pytest.mark.slow
-def test_flower_fedavg_with_lmgc_equals_without_bit_for_bit() -> None:
-    """Three Flower clients send their updates through lmgc for 2 rounds; the aggregated model equals the
-    uncompressed run's bit for bit, and lmgc sends fewer bytes than raw float32 and zstd."""
+@pytest.mark.parametrize("update", ["float", "qsgd", "topk"])
+def test_flower_fedavg_with_lmgc_equals_without_bit_for_bit(update: str) -> None:
+    """Three Flower clients send their updates (float32, QSGD levels or top-k) through lmgc for 2 rounds; the
+    aggregated model equals the run that sent the same arrays raw, bit for bit, and lmgc sends fewer bytes
+    than raw and zstd."""
     pytest.importorskip("flwr")
     pytest.importorskip("sklearn")
     proc = subprocess.run(
-        [sys.executable, "examples/flower_fedavg.py", "--rounds", "2", "--clients", "3"],
+        [sys.executable, "examples/flower_fedavg.py", "--rounds", "2", "--clients", "3", "--update", update],
         cwd=ROOT,
         capture_output=True,
         text=True,
@@ -27,5 +29,5 @@ def test_flower_fedavg_with_lmgc_equals_without_bit_for_bit() -> None:
     assert "bit for bit: True" in proc.stdout
     rows = [line.split() for line in proc.stdout.splitlines() if line.strip()[:1].isdigit()]
     assert len(rows) == 2
-    for _, raw, zstd, sent, _ in rows:
+    for _, raw, zstd, _pcodec, sent, _ in rows:
         assert int(sent.replace(",", "")) < int(zstd.replace(",", "")) < int(raw.replace(",", ""))

@@ -153,3 +153,8 @@ def test_no_module_over_450_lines() -> None:
         if (n := len(p.read_text().splitlines())) > 450
     ]
     assert not long, long
+
+
+def test_benchmarks_md_holds_current_numbers_only() -> None:
+    """BENCHMARKS.md keeps today's numbers, each with its command; history lives in docs/EXPERIMENTS.md."""
+    assert len((ROOT / "BENCHMARKS.md").read_text().splitlines()) <= 400

@@ -47,7 +47,7 @@ def test_flat_vector_is_coded_as_rows_and_round_trips(tmp_path: Path) -> None:
     with_rows = encode_file(src, arc, EncodeOptions(level="fast"))
     with ArchiveReader(arc) as r:
         assert r.header.rows == ((0, 96),)
-        assert r.version == (1, 4)
+        assert r.version == (1, 5)
     assert describe_archive(arc)["rows"] == [{"tensor": "flat", "row": 96}]
     out = tmp_path / "out.safetensors"
     decode_file(arc, out)

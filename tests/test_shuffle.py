@@ -46,12 +46,15 @@ def test_choose_takes_a_shuffle_for_dense_floats() -> None:
 
 
 def test_dense_file_roundtrips_through_shuffle_chunks(tmp_path: Path, tiny_model: str) -> None:
+    """Plain chunks cut mid-value (``plain_chunk_bytes`` not a multiple of 8) cannot be cm-ints-v1: the
+    shuffles code them, and they decode through the whole pipeline."""
     src = tmp_path / "dense.safetensors"
     save_file(
-        {"w": dense(1500, 1), "h": dense(300, 2).astype(np.float16), "i": np.arange(50, dtype=np.int64)}, str(src)
+        {"w": dense(1500, 1), "h": dense(300, 2).astype(np.float16), "i": np.arange(500, dtype=np.int64)}, str(src)
     )
     arc, out = tmp_path / "dense.lmgc", tmp_path / "out.safetensors"
-    encode_file(src, arc, EncodeOptions(model=tiny_model, window_bytes=256, batch=4, level="max"))
+    opts = EncodeOptions(model=tiny_model, window_bytes=256, batch=4, level="max", plain_chunk_bytes=1996)
+    encode_file(src, arc, opts)
     with ArchiveReader(arc) as r:
         codecs = {e.codec for e in r.index.chunks}
         assert r.version >= (1, 1)  # the shuffle codecs came with 1.1

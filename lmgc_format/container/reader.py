@@ -30,7 +30,7 @@ from lmgc_format.container.constants import (
 from lmgc_format.container.fixed import Footer, FrameHead, Preamble, Tail
 from lmgc_format.container.header import ChunkEntry, Header, Index, WindowLayout
 from lmgc_format.errors import CorruptChunkError, FormatError, InputError
-from lmgc_format.tensors.plan import ChunkPlan, TooManyChunks, plan_chunks
+from lmgc_format.tensors.plan import ChunkPlan, TooManyChunks, int_tensor, plan_chunks
 from lmgc_format.tensors.serialize import DEFAULT_BYTE_ORDER, DEFAULT_SCHEME
 from lmgc_format.tensors.source import LM_DTYPES, MAX_SAFETENSORS_HEADER, SourceLayout, TensorEntry, parse_header
 from lmgc_format.transforms.filters import TensorFilter, check_filters, mark_plan
@@ -295,6 +295,8 @@ class ArchiveReader:
                 raise FormatError(f"index: chunk {plan.index} covers the wrong bytes")
             if entry.codec not in Codec.NAMES or (entry.codec in (Codec.LM, Codec.CM_FAST) and not plan.lm):
                 raise FormatError(f"index: chunk {plan.index} has an invalid codec")
+            if entry.codec == Codec.CM_INTS and not plan.lm and int_tensor(plan, self.layout) is None:
+                raise FormatError(f"index: chunk {plan.index} codes cm-ints-v1 outside an integer tensor")
             since = Codec.SINCE.get(entry.codec, (1, 0))
             if self.version < since:
                 raise FormatError(
@@ -309,6 +311,11 @@ class ArchiveReader:
             pos += self.head_size + entry.payload_length
         if pos != index_offset:
             raise FormatError("index: frames do not end where the index begins")
+
+    def peek_payload(self, i: int, n: int) -> bytes:
+        """The first ``n`` bytes (at most) of chunk ``i``'s payload, not checked by its CRC: for descriptions
+        (``inspect``), never for decoding."""
+        return self._read_at(self.payload_offset(i), min(n, self.index.chunks[i].payload_length))
 
     def payload_offset(self, i: int) -> int:
         """Where chunk ``i``'s payload starts in the file."""

@@ -14,6 +14,7 @@ from typing import Any
 
 import zstandard
 
+from lmgc_format.cm import ints_codec
 from lmgc_format.container.constants import Codec
 from lmgc_format.errors import UnsupportedError
 from lmgc_format.lm.callbacks import PrimeCallback, StepCallback
@@ -27,10 +28,13 @@ from lmgc_format.transforms.shuffle import bit_shuffle, byte_shuffle
 ZSTD_LEVEL = 19
 
 
-def choose_codec(raw: bytes, lm_payload: bytes | None, fallback: bool = True, value_size: int = 1) -> tuple[int, bytes]:
-    """Smallest of LM, zstd, shuffle+zstd, bitshuffle+zstd and raw (docs/DESIGN.md rule 4: never let
-    the LM make a chunk bigger); ties go to the lower codec number. ``fallback=False`` keeps the LM
-    payload (to measure the LM). The shuffles win on dense float chunks: BENCHMARKS.md."""
+def choose_codec(
+    raw: bytes, lm_payload: bytes | None, fallback: bool = True, value_size: int = 1, ints: bytes | None = None
+) -> tuple[int, bytes]:
+    """Smallest of LM, zstd, shuffle+zstd, bitshuffle+zstd, the integer codec (``ints``: its payload, for
+    chunks of integer tensors) and raw (docs/DESIGN.md rule 4: never let the LM make a chunk bigger); ties go
+    to the lower codec number. ``fallback=False`` keeps the LM payload (to measure the LM). The shuffles win
+    on dense float chunks: BENCHMARKS.md."""
     if lm_payload is not None and not fallback:
         return Codec.LM, lm_payload
     zstd = zstandard.ZstdCompressor(level=ZSTD_LEVEL)
@@ -43,6 +47,8 @@ def choose_codec(raw: bytes, lm_payload: bytes | None, fallback: bool = True, va
             options.append((len(packed), codec, packed))
     if lm_payload is not None:
         options.append((len(lm_payload), Codec.LM, lm_payload))
+    if ints is not None:
+        options.append((len(ints), Codec.CM_INTS, ints))
     _, codec, payload = min(options, key=lambda o: (o[0], o[1]))
     return codec, payload
 
@@ -118,5 +124,6 @@ class ChunkEncoder:
                     mixing=s.mixing,
                     prime=self.prime,
                 )
-        codec, payload = choose_codec(stored, lm_payload, self.fallback, value_size(chunk, self.layout))
+        ints = ints_codec.encode_chunk(chunk, self.layout, stored)
+        codec, payload = choose_codec(stored, lm_payload, self.fallback, value_size(chunk, self.layout), ints)
         return codec, payload, window_bits

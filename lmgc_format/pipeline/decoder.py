@@ -21,6 +21,7 @@ import zstandard
 
 from lmgc_format.atomic import AtomicOutput, refuse_existing
 from lmgc_format.cm import codec as cm_codec
+from lmgc_format.cm import ints_codec
 from lmgc_format.cm.pool import default_workers
 from lmgc_format.container.constants import Codec
 from lmgc_format.container.procedures import check_procedure, portable_procedure
@@ -124,6 +125,9 @@ def _recorded_threads(recorded: dict[str, Any], default: int) -> int:
     return threads if type(threads) is int and 1 <= threads <= MAX_THREADS else default
 
 
+_COMPILED = (Codec.CM_FAST, Codec.CM_INTS)  # codecs the decoder's threads run side by side
+
+
 class ChunkDecoder:
     """Everything needed to decode the chunks of one archive, one at a time.
 
@@ -154,7 +158,7 @@ class ChunkDecoder:
         self._item_sizes = [t.item_size for t in reader.layout.tensors]
         self._threads: ThreadPoolExecutor | None = None
         self._thread_count = 0
-        if any(e.codec == Codec.CM_FAST for e in reader.index.chunks):
+        if any(e.codec in _COMPILED for e in reader.index.chunks):
             self._thread_count = opts.fast_threads or default_workers()
             if self._thread_count > 1:
                 self._threads = ThreadPoolExecutor(self._thread_count, thread_name_prefix="lmgc-cm")
@@ -211,13 +215,16 @@ class ChunkDecoder:
         if codec == Codec.LM and self.pool is not None:
             _, payload = self.reader.read_chunk(i)
             self._pending[i] = self.pool.decode(self.reader.plan[i].windows, payload, self.msb_first)
-        elif codec == Codec.CM_FAST and self._threads is not None:
+        elif codec in _COMPILED and self._threads is not None:
             _, payload = self.reader.read_chunk(i)
-            self._pending[i] = self._threads.submit(self._decode_fast, i, payload)
+            self._pending[i] = self._threads.submit(self._decode_compiled, i, codec, payload)
 
-    def _decode_fast(self, i: int, payload: bytes) -> bytes:
+    def _decode_compiled(self, i: int, codec: int, payload: bytes) -> bytes:
+        """A chunk of a compiled codec (cm-fast-v1, cm-ints-v1): run on the decoder's threads (nogil)."""
         plan = self.reader.plan[i]
         try:
+            if codec == Codec.CM_INTS:
+                return ints_codec.decode_chunk(plan, self.reader.layout, payload)
             return cm_codec.decode(plan.windows, plan.begin, payload, plan.nbytes, self._item_sizes)
         except CorruptChunkError as exc:
             raise CorruptChunkError(f"{self.reader.describe_chunk(i)} could not be decoded ({exc})") from None
@@ -263,10 +270,11 @@ class ChunkDecoder:
                     "the model or runtime does not reproduce the encoder's predictions"
                 ) from None
             data = b"".join(parts)
-        elif entry.codec == Codec.CM_FAST:
+        elif entry.codec in _COMPILED:
             if self.cancel is not None and self.cancel.is_set():
                 raise CancelledError("cancelled")
-            data = self._pending.pop(i).result() if i in self._pending else self._decode_fast(i, payload)
+            pending = self._pending.pop(i, None)
+            data = pending.result() if pending is not None else self._decode_compiled(i, entry.codec, payload)
         elif entry.codec in (Codec.ZSTD, Codec.SHUFFLE_ZSTD, Codec.BITSHUFFLE_ZSTD):
             try:
                 data = decompress_at_most(payload, plan.nbytes)

@@ -8,6 +8,7 @@ from dataclasses import replace
 import zstandard
 
 from lmgc_format.cm import codec as cm_codec
+from lmgc_format.cm import ints_codec
 from lmgc_format.cm.pool import ordered_map
 from lmgc_format.container.constants import Codec
 from lmgc_format.container.writer import ArchiveWriter
@@ -60,6 +61,9 @@ def encode_fast(job: Job) -> EncodeResult:
             coded = cm_codec.encode(chunk.windows, chunk.begin, stored, item_sizes)
             if coded is not None:
                 options.append((Codec.CM_FAST, *coded))
+        ints = ints_codec.encode_chunk(chunk, layout, stored)
+        if ints is not None:
+            options.append((Codec.CM_INTS, ints, []))
         return min(options, key=lambda o: (len(o[1]), o[0]))
 
     try:

@@ -7,6 +7,7 @@ import hashlib
 import os
 from collections.abc import Iterator
 
+from lmgc_format.cm import ints_codec
 from lmgc_format.container.constants import Codec
 from lmgc_format.container.header import Index
 from lmgc_format.container.writer import ArchiveWriter
@@ -55,6 +56,8 @@ class Tally:
         if codec != Codec.CM_FAST:  # the LM's ideal bits, whichever codec was kept
             for w, b in zip(chunk.windows, window_bits, strict=False):
                 self.tensor_model_bits[w.tensor] += b
+        if codec == Codec.CM_INTS and chunk.lm:  # floats as integers: each window's stream length says its share
+            window_bits = ints_codec.window_bits(payload)
         shares = _attribute(chunk, codec, len(payload) * 8, window_bits)
         for ti, bits in shares.items():
             if ti >= 0:
@@ -121,7 +124,7 @@ def _bytes_by_tensor(chunk: ChunkPlan) -> dict[int, int]:
 
 def _attribute(chunk: ChunkPlan, codec: int, payload_bits: int, window_bits: list[float]) -> dict[int, float]:
     """Split a chunk's real coded bits over its tensors: by model bits for LM chunks, by bytes otherwise."""
-    if codec in (Codec.LM, Codec.CM_FAST) and sum(window_bits) > 0:
+    if codec in (Codec.LM, Codec.CM_FAST, Codec.CM_INTS) and chunk.lm and sum(window_bits) > 0:
         total = sum(window_bits)
         out: dict[int, float] = {}
         for w, b in zip(chunk.windows, window_bits, strict=True):

@@ -20,7 +20,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 
 from lmgc_format.tensors.serialize import group_size
-from lmgc_format.tensors.source import LM_DTYPES, SourceLayout
+from lmgc_format.tensors.source import INT_DTYPES, LM_DTYPES, SourceLayout, TensorEntry
 
 PLAIN_CHUNK_BYTES = 1 << 20
 
@@ -85,6 +85,16 @@ def value_size(chunk: ChunkPlan, layout: SourceLayout) -> int:
     else:
         sizes = {layout.tensors[chunk.tensor].item_size} if chunk.tensor >= 0 else {1}
     return sizes.pop() if len(sizes) == 1 else 1
+
+
+def int_tensor(chunk: ChunkPlan, layout: SourceLayout) -> TensorEntry | None:
+    """The integer tensor a plain chunk lies in (what cm-ints-v1 codes), or None, also when the chunk does not
+    hold whole values (a ``plain_chunk_bytes`` that is not a multiple of the value size cuts them)."""
+    if chunk.lm or chunk.tensor < 0:
+        return None
+    t = layout.tensors[chunk.tensor]
+    whole = (chunk.begin - t.begin) % t.item_size == 0 and chunk.nbytes % t.item_size == 0
+    return t if t.dtype in INT_DTYPES and whole else None
 
 
 def plan_chunks(

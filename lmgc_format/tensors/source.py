@@ -47,6 +47,8 @@ DTYPE_SIZES: dict[str, int] = {
 # Floating-point dtypes go through the language model; the rest are stored
 # with the fallback codec.
 LM_DTYPES = frozenset({"F64", "F32", "F16", "BF16"})
+# Integer tensors (quantized values, indices, packed bits): what the cm-ints-v1 codec takes (cm/ints_codec.py).
+INT_DTYPES = frozenset({"I8", "U8", "I16", "U16", "I32", "U32", "I64", "U64", "BOOL"})
 
 
 @dataclass(frozen=True)

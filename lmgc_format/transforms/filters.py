@@ -292,10 +292,14 @@ def choose_filters(
         # A 1-D tensor's last-axis grid is its first-axis grid: try it once.
         kinds = [k for k in KINDS if filterable(t, k, bytes_per_group) and (k == FIRST_AXIS or len(t.shape) >= 2)]
         best: tuple[int, str, np.ndarray] | None = None
-        for kind, stored in _predicted_words(t, kinds, read).items():
+        for kind, (stored, original) in _predicted_words(t, kinds, read).items():
             bits = sum(int(w).bit_length() for w in stored.tolist())
             budget = KEEP_SHARE * len(stored) * 8 * t.item_size
             saved = len(stored) * 8 * t.item_size - bits
+            # Mostly exact zeros (a top-k gradient written dense): its lines sum to zero only because most
+            # are empty, and a distance would replace the few values that are not: no filter.
+            if np.count_nonzero(original) * 2 < len(original):
+                continue
             if bits <= budget and (best is None or saved > best[0]):
                 best = (saved, kind, stored)
         if best is not None:
@@ -304,21 +308,26 @@ def choose_filters(
     return tuple(chosen), words
 
 
-def _predicted_words(t: TensorEntry, kinds: Sequence[str], read: Callable[[int, int], bytes]) -> dict[str, np.ndarray]:
-    """Each kind's stored words at its predicted places, from one read of the tensor in
-    pieces of SCAN_ELEMENTS (LineSums gives the same sums however the tensor is cut)."""
+def _predicted_words(
+    t: TensorEntry, kinds: Sequence[str], read: Callable[[int, int], bytes]
+) -> dict[str, tuple[np.ndarray, np.ndarray]]:
+    """Each kind's stored words at its predicted places, and the words there before filtering, from one
+    read of the tensor in pieces of SCAN_ELEMENTS (LineSums gives the same sums however it is cut)."""
     sums = {kind: LineSums(t, kind) for kind in kinds}
     places = {kind: predicted_groups(t, kind) for kind in kinds}
     out: dict[str, list[np.ndarray]] = {kind: [] for kind in kinds}
+    before: dict[str, list[np.ndarray]] = {kind: [] for kind in kinds}
     total = math.prod(t.shape)
     for e in range(0, total if kinds else 0, SCAN_ELEMENTS):
         n = min(SCAN_ELEMENTS, total - e)
         raw = read(t.begin + e * t.item_size, n * t.item_size)
         for kind, line in sums.items():
-            fed = line.feed(line.bits.words(raw), True)
+            words = line.bits.words(raw)
             at, _ = _ranks(e, e + n, *places[kind])
+            before[kind].append(words[at - e].copy())
+            fed = line.feed(words, True)
             out[kind].append(fed[at - e])
-    return {kind: np.concatenate(parts) for kind, parts in out.items()}
+    return {kind: (np.concatenate(out[kind]), np.concatenate(before[kind])) for kind in kinds}
 
 
 class ForwardFilter:

@@ -12,6 +12,9 @@ python -m tests.data.make_golden golden_int8_v2.safetensors.lmgc
                                           # the portable LM procedure (today's: cm-int-v2) over
                                           # golden_fast.safetensors: integer arithmetic only, so it decodes
                                           # on every machine (golden_int8, its cm-int-v1, is frozen)
+python -m tests.data.make_golden golden_quant.safetensors.lmgc
+                                          # format 1.5: cm-ints-v1 over golden_quant.safetensors (quantized
+                                          # values, index gaps, packed signs, integer edge cases)
 python -m tests.data.make_golden golden_compact.safetensors.lmgc
                                           # format 1.4: the compact layout (golden_fast.safetensors at the
                                           # fast level) and a stored archive (golden_stored.safetensors)
@@ -215,6 +218,57 @@ def make_compact_goldens() -> None:
     encode_file(tiny, HERE / "golden_stored.safetensors.lmgc", opts, overwrite=True)
 
 
+def make_quant_source() -> None:
+    """golden_quant.safetensors: what distributed training sends, small: int8 values with a scale per row,
+    QSGD levels with a norm per bucket, packed signs, sorted int64 indices with fp32 values, sorted int32
+    indices with bf16 values, a top-0.5 % gradient written dense, and integer tensors at the edges (int16
+    zeros, uint64 and int64 extremes, bool, an empty int32, a 0-d int8, one uint16). Drawn with numpy's
+    PCG64 (the same on every machine)."""
+    rng = np.random.default_rng(20261207)
+    a, b = rng.standard_normal(32), rng.standard_normal(48)
+    g = np.outer(a, b) + rng.standard_normal((32, 48)) * 0.3
+    scale = np.abs(g).max(axis=1, keepdims=True) / 127
+    q = np.clip(np.rint(g / scale), -127, 127).astype(np.int8)
+    flat = g.reshape(-1)
+    norm = np.sqrt((flat.reshape(-1, 512) ** 2).sum(axis=1))
+    levels = np.floor(np.abs(flat) / np.repeat(norm, 512) * 7 + rng.random(flat.size)).clip(max=7)
+    idx = np.sort(np.argsort(-np.abs(flat))[:40])
+    i64 = np.iinfo(np.int64)
+    tensors = {
+        "fc.q": q,
+        "fc.scale": scale.reshape(-1).astype(np.float32),
+        "fc.qsgd": (np.sign(flat) * levels).astype(np.int8).reshape(32, 48),
+        "fc.norm": norm.astype(np.float32),
+        "fc.signs": np.packbits(flat >= 0),
+        "fc.idx": idx.astype(np.int64),
+        "fc.val": flat[idx].astype(np.float32),
+        "fc.idx32": idx.astype(np.int32),
+        "zeros": np.zeros((4, 40), dtype=np.int16),
+        "edges": np.array([i64.min, -1, 0, 1, i64.max, i64.min, i64.max], dtype=np.int64),
+        "u64": np.array([0, 1, 2**63, 2**64 - 1], dtype=np.uint64),
+        "mask": rng.random(300) < 0.2,
+        "empty": np.zeros((0, 3), dtype=np.int32),
+        "scalar": np.array(-7, dtype=np.int8),
+        "one": np.array([65535], dtype=np.uint16),
+    }
+    out = {k: torch.from_numpy(np.ascontiguousarray(v)) for k, v in tensors.items()}
+    out["fc.val16"] = torch.from_numpy(flat[idx].astype(np.float32)).to(torch.bfloat16)
+    big = rng.standard_normal(128 * 256).astype(np.float32) * 1e-3
+    keep = np.argsort(-np.abs(big))[:160]
+    dense = np.zeros(big.size, dtype=np.float32)
+    dense[keep] = big[keep]
+    out["big.topk"] = torch.from_numpy(dense.reshape(128, 256))  # a top-0.5 % written dense: mode 3
+    save_file(out, str(HERE / "golden_quant.safetensors"))
+
+
+def make_quant_golden() -> None:
+    """Format 1.5: golden_quant.safetensors.lmgc, the fast level over golden_quant.safetensors (cm-ints-v1
+    on its integer tensors: values, gaps and bits)."""
+    make_quant_source()
+    opts = EncodeOptions(level="fast", threads=1)
+    encode_file(HERE / "golden_quant.safetensors", HERE / "golden_quant.safetensors.lmgc", opts, overwrite=True)
+
+
 GOLDEN_INT8_OPTIONS = {"engine": "int8", "level": "max", "window_bytes": 96, "batch": 3, "fallback": False}
 
 
@@ -242,6 +296,11 @@ def main() -> None:
     if "golden_compact.safetensors.lmgc" in names:
         make_compact_goldens()
         names.remove("golden_compact.safetensors.lmgc")
+        if not names:
+            return
+    if "golden_quant.safetensors.lmgc" in names:
+        make_quant_golden()
+        names.remove("golden_quant.safetensors.lmgc")
         if not names:
             return
     if "golden_fast.safetensors.lmgc" in names:

@@ -194,6 +194,8 @@ async def test_missing_model_is_a_message_not_a_crash(tmp_path: Path, small_file
     app = make_app(path=small_file, model=str(tmp_path / "no-such-model"))
     async with app.run_test(size=(100, 30)) as pilot:
         await pilot.pause()
+        app.query_one("#enc-level").value = "max"  # type: ignore[attr-defined]  # auto needs no model here
+        await pilot.pause()
         await pilot.press("s")
         pane = app.query_one(EncodePane)
         await wait_for(pilot, lambda: not pane.running, timeout=60)

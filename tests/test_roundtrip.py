@@ -159,7 +159,11 @@ def test_cancel_leaves_no_output(tmp_path: Path, tiny_model: str, small_file: Pa
     arc = tmp_path / "g.lmgc"
     with pytest.raises(CancelledError):
         encode_file(
-            small_file, arc, EncodeOptions(model=tiny_model, window_bytes=32, batch=1), on_event=on_event, cancel=cancel
+            small_file,
+            arc,
+            EncodeOptions(model=tiny_model, window_bytes=32, batch=1, level="max"),
+            on_event=on_event,
+            cancel=cancel,
         )
     assert not arc.exists() and not list(tmp_path.glob("*.partial"))
 

@@ -96,7 +96,9 @@ def float_bytes(layout: SourceLayout) -> int:
 
 def level_for(layout: SourceLayout, opts: EncodeOptions) -> LevelChoice:
     """What ``opts.level`` means for this file (``auto``: levels.py)."""
-    return choose_level(float_bytes(layout), opts.level, opts.time_budget, fast_threads(opts), lm_rate(opts))
+    return choose_level(
+        float_bytes(layout), opts.level, opts.time_budget, fast_threads(opts), lm_rate(opts), opts.fallback
+    )
 
 
 def lm_rate(opts: EncodeOptions) -> float:

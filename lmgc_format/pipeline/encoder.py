@@ -75,7 +75,7 @@ def _encode_smaller(job: Job) -> EncodeResult:
             "(its header records the model and runtime); --level max keeps the LM's"
         )
     )
-    return replace(fast, seconds=time.monotonic() - job.start, tokens=lm.tokens)
+    return replace(fast, seconds=time.monotonic() - job.start)  # its own 0 tokens: no LM speed for it
 
 
 def _store(job: Job) -> EncodeResult:

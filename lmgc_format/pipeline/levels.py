@@ -2,12 +2,12 @@
 the whole modelling stack), and ``auto``, which picks one from the file's size before any work.
 
 The LM level codes a few dozen bytes of tensor data per second on a 2-core CPU
-(EXPERIMENTS.md "Speed"); the fast level megabytes. ``auto`` projects the LM
-level's time from the bytes of float tensors and the measured rate, uses it
-when that fits the time budget (the encoder then codes the fast level beside it
-and keeps the smaller archive: encoder.py), and the fast level
-otherwise, saying so in one line. The rates are measurements of one kind of
-machine, not promises: the message says "est.".
+(EXPERIMENTS.md "Speed"); the fast level megabytes. ``auto`` runs the LM level only where it can pay:
+its expected saving (about 1 % of the float data) must exceed the bytes its header adds (the model
+record), and its projected time (from the bytes of float tensors and the measured rate) must fit the
+time budget; the encoder then codes the fast level beside it and keeps the smaller archive
+(encoder.py). Otherwise the fast level, saying why in one line. The rates and shares are measurements
+of one kind of machine and of the shipped samples, not promises: the message says "est.".
 """
 
 from __future__ import annotations
@@ -26,6 +26,13 @@ DEFAULT_TIME_BUDGET = 180.0  # seconds the LM level may take under auto
 LM_BYTES_PER_SECOND = 80.0
 FLOAT_LM_BYTES_PER_SECOND = 25.0
 FAST_BYTES_PER_SECOND = 2.0e6
+# What the LM adds over the fast level: 39,296 against 39,741 bytes of payload on the 18 samples, 1.1 % of
+# the fast level's payload, 0.7 % of the float data (BENCHMARKS.md "The fast level on the shipped
+# samples"); taken as 1 % of the float data, the generous side. And what its archive's header adds over the
+# fast level's: the model record and runtime, 359 bytes on ConvNet fp32 (whole files 2,862 against 2,540
+# with payloads 2,255 against 2,292; README "What we measured").
+LM_GAIN_SHARE = 0.01
+LM_HEADER_BYTES = 360
 # The fast level's window layout: large windows (the model learns across a whole chunk), chunks of up to 4 MiB
 # so that workers share a file and memory stays bounded. 1 MiB chunks for files up to 16 MiB let 2 threads
 # share a 5-10 MB file evenly (a 10 MB fp32 gradient encoded in 2.7 s instead of 2.9-3.9) but cost the
@@ -62,10 +69,18 @@ def _human_bytes(n: float) -> str:
     return f"{n:.1f} GB"  # pragma: no cover
 
 
-def choose_level(float_bytes: int, requested: str = DEFAULT_LEVEL, budget: float = DEFAULT_TIME_BUDGET,
-                 workers: int = 1, lm_rate: float = LM_BYTES_PER_SECOND) -> LevelChoice:  # fmt: skip
+def choose_level(
+    float_bytes: int,
+    requested: str = DEFAULT_LEVEL,
+    budget: float = DEFAULT_TIME_BUDGET,
+    workers: int = 1,
+    lm_rate: float = LM_BYTES_PER_SECOND,
+    smallest: bool = True,
+) -> LevelChoice:
     """The level to use for ``float_bytes`` of float tensor data; ``lm_rate``: the LM procedure's bytes a
-    second (LM_BYTES_PER_SECOND for the portable default, FLOAT_LM_BYTES_PER_SECOND for the float ones)."""
+    second (LM_BYTES_PER_SECOND for the portable default, FLOAT_LM_BYTES_PER_SECOND for the float ones).
+    ``smallest``: the smallest archive is wanted (the encoder's fallback), so the LM runs only where it can
+    pay for its header; off (``--no-fallback``, measuring the LM), only the time budget counts."""
     if requested not in LEVELS:
         raise UnsupportedError(f"level must be one of {', '.join(LEVELS)}")
     if budget <= 0:
@@ -75,6 +90,13 @@ def choose_level(float_bytes: int, requested: str = DEFAULT_LEVEL, budget: float
     if requested != "auto":
         return LevelChoice(requested, requested, lm, fast, "")
     size = _human_bytes(float_bytes)
+    gain = LM_GAIN_SHARE * float_bytes
+    if smallest and gain <= LM_HEADER_BYTES:
+        msg = (
+            f"using the fast level: the LM level would save about {gain:.0f} bytes est. (~1 % of {size} of "
+            f"tensors), less than the ~{LM_HEADER_BYTES} bytes its header adds; --level max to insist"
+        )
+        return LevelChoice("fast", requested, lm, fast, msg)
     if lm <= budget:
         msg = (
             f"LM level: ~{human_seconds(lm)} est. for {size} of tensors (budget {human_seconds(budget)}); "

@@ -197,3 +197,20 @@ def test_cli_bench_models_side_by_side(tiny_model: str, other_tiny_model: str, s
     assert lm[2]["roundtrip"] and not lm[2]["estimate"]  # the fast level is coded for real: quicker than estimated
     res = CliRunner().invoke(cli, [*args, "--models", tiny_model, "--model", tiny_model])
     assert res.exit_code == 2 and "not both" in res.output
+
+
+def test_numeric_codecs_run_per_tensor_on_files_of_several_dtypes() -> None:
+    """Quantized values beside their float scales: pcodec runs once per tensor (as its users run it), its
+    size counts no framing, and the bytes come back; a codec that cannot take one of the tensors is
+    skipped, saying which dtype."""
+    import numpy as np
+
+    q = np.arange(-60, 60, dtype=np.int8).repeat(8)
+    scale = np.linspace(0.1, 1.0, 16, dtype=np.float32)
+    data = q.tobytes() + b"\x00" * 3 + scale.tobytes()  # a gap between the tensors
+    spans = ((0, q.nbytes, "I8"), (q.nbytes + 3, q.nbytes + 3 + scale.nbytes, "F32"))
+    pco = run_classical(by_name(["pcodec"])[0], data, "mixed", spans)
+    assert pco.roundtrip and pco.size is not None and 0 < pco.size < len(data)
+    assert "one call per tensor" in pco.note
+    fp = run_classical(by_name(["fpzip"])[0], data, "mixed", spans)
+    assert fp.size is None and "I8" in fp.note

@@ -30,6 +30,7 @@ class Classical:
     encode: Callable[[bytes, str], bytes]  # (data, safetensors dtype) -> payload
     decode: Callable[[bytes, str, int], bytes]  # (payload, dtype, original length) -> data
     note: str = ""
+    per_tensor: bool = False  # a numeric codec: on a file of several dtypes the bench calls it per tensor
 
 
 def _need(module: str) -> object:
@@ -224,10 +225,10 @@ CODECS: tuple[Classical, ...] = (
     _blosc2("shuffle"),
     _blosc2("bitshuffle"),
     _byte_split_xz(),
-    Classical("fpzip", _fpzip_enc, _fpzip_dec, "lossless mode (precision 0)"),
-    Classical("zfp", _zfp_enc, _zfp_dec, "reversible mode"),
-    Classical("ZipNN", _zipnn_enc, _zipnn_dec),
-    Classical("pcodec", _pcodec_enc, _pcodec_dec, "level 8"),
+    Classical("fpzip", _fpzip_enc, _fpzip_dec, "lossless mode (precision 0)", per_tensor=True),
+    Classical("zfp", _zfp_enc, _zfp_dec, "reversible mode", per_tensor=True),
+    Classical("ZipNN", _zipnn_enc, _zipnn_dec, per_tensor=True),
+    Classical("pcodec", _pcodec_enc, _pcodec_dec, "level 8", per_tensor=True),
     Classical("FLAC", _flac_enc, _flac_dec, "bytes as 16-bit PCM"),
     Classical("PNG", _png_enc, _png_dec, "bytes as 8-bit grayscale"),
 )

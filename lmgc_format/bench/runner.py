@@ -110,21 +110,58 @@ class BenchOptions:
     lm: list[LmSetting] = field(default_factory=lambda: [LmSetting()])
 
 
-def _data_section(path: Path) -> tuple[bytes, str]:
+Spans = tuple[tuple[int, int, str], ...]  # (begin, end, dtype) of each tensor in the data section
+
+
+def _data_section(path: Path) -> tuple[bytes, str, Spans]:
     layout = read_layout(path)
     with path.open("rb") as f:
         f.seek(layout.data_offset)
         data = f.read()
     dtypes = {t.dtype for t in layout.tensors if t.nbytes}
-    return data, (dtypes.pop() if len(dtypes) == 1 else "mixed")
+    spans = tuple((t.begin, t.end, t.dtype) for t in layout.tensors if t.nbytes)
+    return data, (dtypes.pop() if len(dtypes) == 1 else "mixed"), spans
+
+
+def _per_tensor(codec: Classical, spans: Spans) -> Classical:
+    """A numeric codec on a file of several dtypes (quantized values beside their scales, indices beside
+    values) as its users run it: one call per tensor, the bytes between tensors as they are (counted)."""
+
+    def enc(data: bytes, _t: str) -> bytes:
+        parts, pos = [], 0
+        for begin, end, dtype in spans:
+            parts += [data[pos:begin], codec.encode(data[begin:end], dtype)]
+            pos = end
+        parts.append(data[pos:])
+        return b"".join(len(x).to_bytes(8, "little") + x for x in parts)  # lengths: framing, not counted
+
+    def dec(payload: bytes, _t: str, _n: int) -> bytes:
+        pieces, pos = [], 0  # gap, tensor, gap, tensor, ..., the bytes after the last tensor
+        while pos < len(payload):
+            size = int.from_bytes(payload[pos : pos + 8], "little")
+            pieces.append(payload[pos + 8 : pos + 8 + size])
+            pos += 8 + size
+        out = []
+        for k, (begin, end, dtype) in enumerate(spans):
+            out += [pieces[2 * k], codec.decode(pieces[2 * k + 1], dtype, end - begin)]
+        out.append(pieces[-1])
+        return b"".join(out)
+
+    return Classical(codec.name, enc, dec, (codec.note + "; " if codec.note else "") + "one call per tensor")
 
 
 def _rate(n: int, seconds: float) -> float:
     return n / seconds if seconds > 0 else float("inf")
 
 
-def run_classical(codec: Classical, data: bytes, dtype: str) -> CodecResult:
+def run_classical(codec: Classical, data: bytes, dtype: str, spans: Spans = ()) -> CodecResult:
+    """One classical codec on a file's data section: its size, speeds and whether it gave the bytes back.
+    A numeric codec (``per_tensor``) on a file of several dtypes codes each tensor apart (``spans``)."""
     n = len(data)
+    framing = 0
+    if dtype == "mixed" and codec.per_tensor and spans:
+        codec = _per_tensor(codec, spans)
+        framing = 8 * (2 * len(spans) + 1)
     try:
         t0 = time.perf_counter()
         payload = codec.encode(data, dtype)
@@ -136,10 +173,11 @@ def run_classical(codec: Classical, data: bytes, dtype: str) -> CodecResult:
     except Exception as exc:  # a baseline failing must not stop the bench; say what happened
         return CodecResult(codec.name, None, None, None, None, False, f"failed: {exc!r}")
     ok = bytes(back) == data
+    size = len(payload) - framing
     return CodecResult(
         codec.name,
-        len(payload),
-        100.0 * len(payload) / n if n else None,
+        size,
+        100.0 * size / n if n else None,
         _rate(n, t1 - t0),
         _rate(n, t2 - t1),
         ok,
@@ -234,12 +272,12 @@ def bench_file(
     on_codec: Any = None,
     cancel: threading.Event | None = None,
 ) -> FileReport:
-    data, dtype = _data_section(path)
+    data, dtype, spans = _data_section(path)
     results: list[CodecResult] = []
     for codec in options.classical:
         if on_codec:
             on_codec(codec.name)
-        results.append(run_classical(codec, data, dtype))
+        results.append(run_classical(codec, data, dtype, spans))
     for setting in options.lm:
         if on_codec:
             on_codec(setting.label())

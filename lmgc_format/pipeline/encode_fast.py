@@ -46,7 +46,8 @@ def encode_fast(job: Job) -> EncodeResult:
     writer = ArchiveWriter(target, header, overwrite, source if opts.fallback else None)
 
     def code(item: tuple[ChunkPlan, bytes, bytes]) -> tuple[int, bytes, list[float]]:
-        """The smallest of the context-mixing codec (float chunks), zstd, byte shuffle + zstd and raw.
+        """The smallest of the context-mixing codec (float chunks), the integer codec (chunks of integer
+        tensors; float chunks that are mostly zeros), zstd, byte shuffle + zstd and raw.
         The zstd passes cost ~4 % of the encode time (a 19 MB SmolLM2 gradient, 2 threads) and win where
         long runs repeat: an embedding's gradient or Adam state whose rows are mostly exact zeros
         (BENCHMARKS.md "Corpus"), which the codec pays for value by value."""

@@ -41,22 +41,22 @@ def test_auto_uses_the_lm_within_the_budget_where_it_can_pay_and_says_so() -> No
 
 
 def test_the_projection_uses_the_procedure_the_options_give() -> None:
-    """The portable default encodes faster (windows read whole) than the float engines: 10 KB fits a
-    3-minute budget with it, not with --engine lmgc."""
+    """The portable default encodes faster (windows read whole) than the float engines: 50 KB fits a
+    1000-second budget with it, not with --engine lmgc."""
     assert lm_rate(EncodeOptions()) == LM_BYTES_PER_SECOND > FLOAT_LM_BYTES_PER_SECOND
     for float_opts in (EncodeOptions(engine="lmgc"), EncodeOptions(scheme="iso"), EncodeOptions(mixing=False)):
         assert lm_rate(float_opts) == FLOAT_LM_BYTES_PER_SECOND
-    kb40 = 40_000
-    assert choose_level(kb40, "auto", 600, lm_rate=lm_rate(EncodeOptions())).level == "max"
-    assert choose_level(kb40, "auto", 600, lm_rate=lm_rate(EncodeOptions(engine="lmgc"))).level == "fast"
+    kb50 = 50_000  # enough floats for the LM to pay for its header
+    assert choose_level(kb50, "auto", 1000, lm_rate=lm_rate(EncodeOptions())).level == "max"
+    assert choose_level(kb50, "auto", 1000, lm_rate=lm_rate(EncodeOptions(engine="lmgc"))).level == "fast"
 
 
 def test_auto_never_runs_the_lm_where_its_header_costs_more_than_it_can_save(tmp_path: Path) -> None:
-    """Under ~36 KB of floats the LM's ~1 % cannot pay for its header: auto codes the fast level at once,
+    """Under ~40 KB of floats the LM's ~1 % cannot pay for its header: auto codes the fast level at once,
     with no model loaded, and says why; this is what auto does on every file under 20 KB."""
     for float_bytes in (100, 5_000, 20_000, int(LM_HEADER_BYTES / LM_GAIN_SHARE)):
         choice = choose_level(float_bytes, "auto", budget=10_000)
-        assert choice.level == "fast" and "less than the ~360 bytes its header adds" in choice.message
+        assert choice.level == "fast" and f"less than the ~{LM_HEADER_BYTES} bytes its header adds" in choice.message
         # --no-fallback measures the LM: only the time budget counts then
         assert choose_level(float_bytes, "auto", budget=10_000, smallest=False).level == "max"
     src = tmp_path / "g.safetensors"

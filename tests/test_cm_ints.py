@@ -286,3 +286,13 @@ def test_inspect_names_each_tensors_representation() -> None:
     per = {t["name"]: t for t in info["tensors"]}
     assert per["fc.qsgd"]["bits_per_value"] == per["fc.qsgd"]["bits_per_byte"]  # one byte a value
     assert per["fc.idx"]["bits_per_value"] == 8 * per["fc.idx"]["bits_per_byte"]
+
+
+def test_rows_longer_than_the_cap_code_without_a_grid() -> None:
+    """A (2, 2**20 + 1) tensor keeps no per-column counts (three int64 a column would be 24 MB here, and
+    gigabytes for a longer row): coded as a vector, exactly."""
+    assert ints_codec.grid((2, ints_codec.MAX_ROW + 1), 5) == (0, 0)
+    assert ints_codec.grid((3, ints_codec.MAX_ROW), 5) == (ints_codec.MAX_ROW, 5)
+    wide = np.zeros((2, ints_codec.MAX_ROW + 1), dtype=np.int8)
+    wide[1, ::1000] = 3
+    assert _round_trip(wide, "I8") is not None

@@ -1,4 +1,5 @@
-"""``cm-ints-v1``: a plain chunk of an integer tensor coded by the compiled decision model (ints_kernel.py).
+"""``cm-ints-v1``: a chunk of an integer tensor (or a mostly-zero float chunk) coded by the compiled decision
+model (ints_kernel.py; packed bits: bits_kernel.py).
 
 Quantized gradients (int8 with a scale per row, QSGD levels), index arrays and packed bytes arrive as
 integer tensors. The chunk's values are read little-endian as int64 (uint64 as its two's-complement
@@ -10,13 +11,13 @@ nothing of that is stored. The payload's first byte says how the values were tra
 * ``1`` gaps: a 1-D tensor whose chunk is sorted (non-decreasing) codes the first value and then each
   value minus the one before (sorted top-k indices become small gaps). The encoder takes it only when
   every gap is below 2**62; the decoder adds the gaps back up in int64, exactly.
+* ``2`` bits (uint8 and int8 only): packed bits, such as signSGD's ``np.packbits`` of the signs, one
+  decision a bit (``bits_kernel.run_bits``); a LEB128 varint follows, the row length in bits that the
+  encoder chose (0: none), before the stream.
 * ``3`` floats as integers (a float chunk of the plan, mostly exact zeros: a top-k gradient written
   dense, an embedding's untouched rows): each window's values read as signed integers of their size (a
   float's bits: sign, then exponent and mantissa as the magnitude), coded window by window with its
   tensor's grid, each window's stream after a LEB128 varint of its length.
-* ``2`` bits (uint8 and int8 only): packed bits, such as signSGD's ``np.packbits`` of the signs, one
-  decision a bit (``ints_kernel.run_bits``); a LEB128 varint follows, the row length in bits that the
-  encoder chose (0: none), before the stream.
 
 The rest is the kernel's stream (lpaq's 4-byte flush at its end). A chunk whose payload would not be
 smaller than its bytes is not coded this way (the encoder keeps another codec).
@@ -56,6 +57,7 @@ BIT_DTYPES = ("U8", "I8")
 _SAMPLE_BYTES = 8192  # what a row length is tried on
 _MAX_BIT_ROW = 1 << 20
 _GAP_LIMIT = 1 << 62
+MAX_ROW = 1 << 20  # a tensor with longer rows is coded without a grid (the kernel keeps three counts a column)
 
 
 def _kernel():  # type: ignore[no-untyped-def]
@@ -66,8 +68,10 @@ def _kernel():  # type: ignore[no-untyped-def]
 
 def grid(shape: tuple[int, ...], first: int) -> tuple[int, int]:
     """(values per row, column of value ``first``) of a tensor: rows along the first axis; (0, 0) for
-    fewer than two axes."""
+    fewer than two axes or rows longer than MAX_ROW."""
     row = math.prod(shape[1:]) if len(shape) >= 2 else 0
+    if row > MAX_ROW:
+        row = 0
     return row, (first % row if row else 0)
 
 

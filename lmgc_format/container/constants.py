@@ -13,7 +13,7 @@ FOOTER_MAGIC = b"LMGCEND\x00"
 MAJOR = 1
 # 1.1 added the shuffle+zstd chunk codecs (3, 4); 1.2 the zero-sum filters (header `filters`); 1.3 the fast
 # level's context-mixing codec (5); 1.4 the compact layout (flag 4) and stored archives (flag 8); 1.5 the
-# integer codec cm-ints-v1 (6)
+# integer codec cm-ints-v1 (6) and lzma2 (7)
 MINOR = 5
 
 # Preamble flags: a bit a reader does not know makes it refuse the archive (PNG's critical
@@ -74,6 +74,7 @@ class Codec:
     BITSHUFFLE_ZSTD = 4  # bit shuffle by the chunk's value size, then zstd (format 1.1)
     CM_FAST = 5  # float windows by the compiled context-mixing model cm-fast-v1, no LM (format 1.3; cm/)
     CM_INTS = 6  # a plain chunk of an integer tensor by the compiled decision model cm-ints-v1 (format 1.5)
+    LZMA2 = 7  # a raw LZMA2 stream, plain or byte-shuffled (format 1.5; container/lzma2.py)
 
     NAMES: Final = {
         RAW: "raw",
@@ -83,6 +84,7 @@ class Codec:
         BITSHUFFLE_ZSTD: "bitshuffle+zstd",
         CM_FAST: "cm-fast-v1",
         CM_INTS: "cm-ints-v1",
+        LZMA2: "lzma2",
     }
     # The oldest format version in which each codec may appear.
-    SINCE: Final = {SHUFFLE_ZSTD: (1, 1), BITSHUFFLE_ZSTD: (1, 1), CM_FAST: (1, 3), CM_INTS: (1, 5)}
+    SINCE: Final = {SHUFFLE_ZSTD: (1, 1), BITSHUFFLE_ZSTD: (1, 1), CM_FAST: (1, 3), CM_INTS: (1, 5), LZMA2: (1, 5)}

@@ -42,6 +42,7 @@ PROCEDURES: tuple[Procedure, ...] = (
     Procedure("codec", "bitshuffle+zstd", (1, 1), "0.2", True, "shuffle", "Frame", "golden_shuffle", 4),
     Procedure("codec", "cm-fast-v1", (1, 3), "0.10", True, "cm", "How a fast-level chunk is coded", "golden_fast", 5),
     Procedure("codec", "cm-ints-v1", (1, 5), "0.15", True, "cm", "How an integer chunk is coded", "golden_quant", 6),
+    Procedure("codec", "lzma2", (1, 5), "0.15", True, "container", "Frame", "golden_quant", 7),
     Procedure("engine", "lockstep-kv-v1", (1, 0), "0.1", False, "predictor", _LM_SPEC, "golden_lockstep"),
     Procedure("engine", "lmgc-llama-v1", (1, 1), "0.2", False, "engine", _LM_SPEC, "golden_engine"),
     Procedure("engine", "lmgc-int8-v1", (1, 4), "0.12", True, "intengine", _INT_SPEC, "golden_int8"),

@@ -15,6 +15,7 @@ from typing import Any
 import zstandard
 
 from lmgc_format.cm import ints_codec
+from lmgc_format.container import lzma2
 from lmgc_format.container.constants import Codec
 from lmgc_format.errors import UnsupportedError
 from lmgc_format.lm.callbacks import PrimeCallback, StepCallback
@@ -29,12 +30,17 @@ ZSTD_LEVEL = 19
 
 
 def choose_codec(
-    raw: bytes, lm_payload: bytes | None, fallback: bool = True, value_size: int = 1, ints: bytes | None = None
+    raw: bytes,
+    lm_payload: bytes | None,
+    fallback: bool = True,
+    value_size: int = 1,
+    ints: bytes | None = None,
+    xz: bool = False,
 ) -> tuple[int, bytes]:
     """Smallest of LM, zstd, shuffle+zstd, bitshuffle+zstd, the integer codec (``ints``: its payload, for
-    chunks of integer tensors) and raw (docs/DESIGN.md rule 4: never let the LM make a chunk bigger); ties go
-    to the lower codec number. ``fallback=False`` keeps the LM payload (to measure the LM). The shuffles win
-    on dense float chunks: BENCHMARKS.md."""
+    chunks of integer tensors), lzma2 (``xz``: in small files) and raw (docs/DESIGN.md rule 4: never let the
+    LM make a chunk bigger); ties go to the lower codec number. ``fallback=False`` keeps the LM payload (to
+    measure the LM). The shuffles win on dense float chunks: BENCHMARKS.md."""
     if lm_payload is not None and not fallback:
         return Codec.LM, lm_payload
     zstd = zstandard.ZstdCompressor(level=ZSTD_LEVEL)
@@ -49,6 +55,9 @@ def choose_codec(
         options.append((len(lm_payload), Codec.LM, lm_payload))
     if ints is not None:
         options.append((len(ints), Codec.CM_INTS, ints))
+    if xz:
+        packed = lzma2.compress(raw, value_size)
+        options.append((len(packed), Codec.LZMA2, packed))
     _, codec, payload = min(options, key=lambda o: (o[0], o[1]))
     return codec, payload
 
@@ -125,5 +134,6 @@ class ChunkEncoder:
                     prime=self.prime,
                 )
         ints = ints_codec.encode_chunk(chunk, self.layout, stored)
-        codec, payload = choose_codec(stored, lm_payload, self.fallback, value_size(chunk, self.layout), ints)
+        small = self.layout.data_size <= lzma2.SMALL_FILES
+        codec, payload = choose_codec(stored, lm_payload, self.fallback, value_size(chunk, self.layout), ints, small)
         return codec, payload, window_bits

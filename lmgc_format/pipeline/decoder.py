@@ -23,6 +23,7 @@ from lmgc_format.atomic import AtomicOutput, refuse_existing
 from lmgc_format.cm import codec as cm_codec
 from lmgc_format.cm import ints_codec
 from lmgc_format.cm.pool import default_workers
+from lmgc_format.container import lzma2
 from lmgc_format.container.constants import Codec
 from lmgc_format.container.procedures import check_procedure, portable_procedure
 from lmgc_format.container.reader import ArchiveReader
@@ -275,6 +276,11 @@ class ChunkDecoder:
                 raise CancelledError("cancelled")
             pending = self._pending.pop(i, None)
             data = pending.result() if pending is not None else self._decode_compiled(i, entry.codec, payload)
+        elif entry.codec == Codec.LZMA2:
+            try:
+                data = lzma2.decompress(payload, plan.nbytes, value_size(plan, reader.layout))
+            except CorruptChunkError as exc:
+                raise CorruptChunkError(f"{reader.describe_chunk(i)} is damaged ({exc})") from None
         elif entry.codec in (Codec.ZSTD, Codec.SHUFFLE_ZSTD, Codec.BITSHUFFLE_ZSTD):
             try:
                 data = decompress_at_most(payload, plan.nbytes)

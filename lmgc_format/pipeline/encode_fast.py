@@ -10,6 +10,7 @@ import zstandard
 from lmgc_format.cm import codec as cm_codec
 from lmgc_format.cm import ints_codec
 from lmgc_format.cm.pool import ordered_map
+from lmgc_format.container import lzma2
 from lmgc_format.container.constants import Codec
 from lmgc_format.container.writer import ArchiveWriter
 from lmgc_format.events import Started
@@ -43,6 +44,7 @@ def encode_fast(job: Job) -> EncodeResult:
     )
     on_event(Started("encode", str(source), layout.data_size))
     item_sizes = [t.item_size for t in layout.tensors]
+    small = layout.data_size <= lzma2.SMALL_FILES  # long exact repeats: what lzma2 finds, the models pay for
     writer = ArchiveWriter(target, header, overwrite, source if opts.fallback else None)
 
     def code(item: tuple[ChunkPlan, bytes, bytes]) -> tuple[int, bytes, list[float]]:
@@ -65,6 +67,8 @@ def encode_fast(job: Job) -> EncodeResult:
         ints = ints_codec.encode_chunk(chunk, layout, stored)
         if ints is not None:
             options.append((Codec.CM_INTS, ints, []))
+        if small:
+            options.append((Codec.LZMA2, lzma2.compress(stored, size), []))
         return min(options, key=lambda o: (len(o[1]), o[0]))
 
     try:

@@ -221,7 +221,8 @@ def make_compact_goldens() -> None:
 def make_quant_source() -> None:
     """golden_quant.safetensors: what distributed training sends, small: int8 values with a scale per row,
     QSGD levels with a norm per bucket, packed signs, sorted int64 indices with fp32 values, sorted int32
-    indices with bf16 values, a top-0.5 % gradient written dense, and integer tensors at the edges (int16
+    indices with bf16 values, a top-0.5 % gradient written dense, a float16 matrix whose second half
+    copies its first (lzma2), and integer tensors at the edges (int16
     zeros, uint64 and int64 extremes, bool, an empty int32, a 0-d int8, one uint16). Drawn with numpy's
     PCG64 (the same on every machine)."""
     rng = np.random.default_rng(20261207)
@@ -258,6 +259,8 @@ def make_quant_source() -> None:
     dense = np.zeros(big.size, dtype=np.float32)
     dense[keep] = big[keep]
     out["big.topk"] = torch.from_numpy(dense.reshape(128, 256))  # a top-0.5 % written dense: mode 3
+    half = rng.standard_normal((32, 64)).astype(np.float16)
+    out["repeats"] = torch.from_numpy(np.concatenate([half, half]))  # its second half a copy: lzma2
     save_file(out, str(HERE / "golden_quant.safetensors"))
 
 

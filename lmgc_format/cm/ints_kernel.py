@@ -18,6 +18,10 @@ the one before it and of the one a row up (zero, or sign and bit length), a runn
 magnitudes, the row's and the column's mean magnitude so far (a quantized batch gradient keeps its
 floats' rank-one structure: magnitudes are close to a row term times a column term) and, for the sign,
 the column's and the row's sign votes.
+
+The coder step, the mixer and the learning rule are written out in this loop and in bits_kernel.py, as in
+kernel.py, not called from shared helpers: numba-inlined helpers (tuples of the coder's state in and out)
+made this loop 35 % slower, measured side by side on a 1 MiB int8 chunk (2.0 against 1.3 MB/s).
 """
 
 from __future__ import annotations

@@ -27,10 +27,10 @@ from typing import Any
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-import numpy as np  # noqa: E402
 import zstandard  # noqa: E402
 
 import lmgc  # noqa: E402
+from lmgc_format.bench.classical import by_name  # noqa: E402
 from lmgc_format.tensors.source import SourceLayout, read_layout  # noqa: E402
 from lmgc_format.transforms.shuffle import byte_shuffle, byte_unshuffle  # noqa: E402
 
@@ -40,8 +40,6 @@ _GENERAL: dict[str, tuple[Callable[[bytes], bytes], Callable[[bytes], bytes]]] =
     "bz2 -9": (lambda d: bz2.compress(d, 9), bz2.decompress),
     "zlib -9": (lambda d: zlib.compress(d, 9), zlib.decompress),
 }
-_PCO_DTYPES = {"F32": "<f4", "F16": "<f2", "BF16": "<u2", "F64": "<f8", "I8": "i1", "U8": "u1", "I16": "<i2"}
-_PCO_DTYPES |= {"I32": "<i4", "I64": "<i8", "U16": "<u2", "U32": "<u4", "U64": "<u8"}
 
 
 def _split(raw: bytes, layout: SourceLayout, inverse: bool = False) -> bytes:
@@ -57,17 +55,16 @@ def _split(raw: bytes, layout: SourceLayout, inverse: bool = False) -> bytes:
 
 
 def _pcodec(raw: bytes, layout: SourceLayout) -> int:
-    from pcodec import ChunkConfig, standalone
-
-    config = ChunkConfig(compression_level=8, enable_8_bit=True)
+    """pcodec as lmgc-tui bench runs it (bench/classical.py: level 8, 8-bit types on, bf16 as uint16), one
+    standalone stream per tensor, the header by zstd -22; every tensor decoded and compared."""
+    pco = by_name(["pcodec"])[0]
     size = len(zstandard.ZstdCompressor(level=22).compress(raw[: layout.data_offset]))
     for t in layout.tensors:
         data = raw[layout.data_offset + t.begin : layout.data_offset + t.end]
         if not data:
             continue
-        arr = np.frombuffer(data, dtype=_PCO_DTYPES[t.dtype])
-        packed = standalone.simple_compress(arr, config)
-        if standalone.simple_decompress(packed).tobytes() != data:
+        packed = pco.encode(data, t.dtype)
+        if pco.decode(packed, t.dtype, len(data)) != data:
             raise SystemExit(f"pcodec did not give {t.name!r} back")
         size += len(packed)
     return size

@@ -29,7 +29,7 @@ import math
 
 import numpy as np
 
-from lmgc_format.cm import fixed
+from lmgc_format.cm import fixed, varint
 from lmgc_format.errors import CorruptChunkError
 from lmgc_format.tensors.plan import ChunkPlan, Window, int_tensor
 from lmgc_format.tensors.source import SourceLayout
@@ -94,27 +94,6 @@ def _run_bits(decode: bool, buf: np.ndarray, payload: np.ndarray, row: int) -> i
     return int(run_bits(decode, buf, payload, row, squash, stretch, rate, params))
 
 
-def _varint(n: int) -> bytes:
-    out = bytearray()
-    while True:
-        out.append((n & 0x7F) | (0x80 if n > 0x7F else 0))
-        n >>= 7
-        if not n:
-            return bytes(out)
-
-
-def _read_varint(payload: bytes, pos: int) -> tuple[int, int]:
-    n = shift = 0
-    while pos < len(payload) and shift < 28:
-        b = payload[pos]
-        n |= (b & 0x7F) << shift
-        pos += 1
-        shift += 7
-        if not b & 0x80:
-            return n, pos
-    raise CorruptChunkError(f"{NAME} payload has a bad row length")
-
-
 def _periods(x: np.ndarray) -> list[int]:
     """Lags of 8 or more where ``x`` (+-1 values about their mean) agrees most with itself: the shortest
     within 10 % of the best (a period repeats at its multiples), then the best."""
@@ -154,7 +133,7 @@ def encode_bits(data: bytes) -> bytes | None:
         if size >= 0 and (best_size < 0 or size < best_size):
             best_row, best_size = row, size
     n = _run_bits(False, np.frombuffer(data, dtype=np.uint8).copy(), out, best_row)
-    head = bytes([MODE_BITS]) + _varint(best_row)
+    head = bytes([MODE_BITS]) + varint.write(best_row)
     if n < 0 or n + len(head) >= len(data):
         return None
     return head + out[:n].tobytes()
@@ -215,7 +194,7 @@ def encode_floats(chunk: ChunkPlan, layout: SourceLayout, data: bytes) -> bytes 
     size = layout.tensors[chunk.windows[0].tensor].item_size
     if len(data) % size:
         return None
-    values = np.frombuffer(data[: len(data) - len(data) % size], dtype=f"<i{size}")
+    values = np.frombuffer(data, dtype=f"<i{size}")
     if np.count_nonzero(values == 0) < SPARSE_SHARE * len(values):  # mixed sizes: a rough share, enough
         return None
     out = bytearray([MODE_FLOATS])
@@ -227,7 +206,7 @@ def encode_floats(chunk: ChunkPlan, layout: SourceLayout, data: bytes) -> bytes 
         n = _run(False, vals, buf, row, col, True)
         if n < 0:
             return None
-        out += _varint(n) + buf[:n].tobytes()
+        out += varint.write(n) + buf[:n].tobytes()
         if len(out) >= len(data):
             return None
     return bytes(out)
@@ -238,7 +217,7 @@ def window_bits(payload: bytes) -> list[float]:
     out, pos = [], 1
     while pos < len(payload):
         start = pos
-        n, pos = _read_varint(payload, pos)
+        n, pos = varint.read(payload, pos, 4, f"{NAME} payload has a bad window length")
         pos += n
         out.append(8.0 * (pos - start))
     return out
@@ -251,7 +230,7 @@ def _decode_floats(chunk: ChunkPlan, layout: SourceLayout, payload: bytes) -> by
     out = bytearray()
     pos = 1
     for w, dtype, shape in windows:
-        n, pos = _read_varint(payload, pos)
+        n, pos = varint.read(payload, pos, 4, f"{NAME} payload has a bad window length")
         if pos + n > len(payload):
             raise CorruptChunkError(f"{NAME} payload ends inside a window")
         np_type = DTYPES[dtype][0]
@@ -260,10 +239,7 @@ def _decode_floats(chunk: ChunkPlan, layout: SourceLayout, payload: bytes) -> by
         row, col = grid(shape, w.first)
         if _run(True, vals, coded, row, col, True) != n:
             raise CorruptChunkError(f"{NAME} window stream of {n} bytes did not decode to its end")
-        info = np.iinfo(np.dtype(np_type))
-        if (vals < info.min).any() or (vals > info.max).any():
-            raise CorruptChunkError(f"{NAME} payload decodes values outside {dtype}")
-        out += vals.astype(np_type).tobytes()
+        out += _narrow(vals, dtype)
         pos += n
     if pos != len(payload):
         raise CorruptChunkError(f"{NAME} payload has {len(payload) - pos} bytes after its last window")
@@ -294,7 +270,7 @@ def decode(payload: bytes, dtype: str, shape: tuple[int, ...], first: int, nbyte
     if mode == MODE_BITS:
         if dtype not in BIT_DTYPES:
             raise CorruptChunkError(f"{NAME} payload codes bits of a {dtype} tensor")
-        row, pos = _read_varint(payload, 1)
+        row, pos = varint.read(payload, 1, 4, f"{NAME} payload has a bad row length")
         if row > _MAX_BIT_ROW:
             raise CorruptChunkError(f"{NAME} payload has a row of {row:,} bits")
         buf = np.zeros(nbytes, dtype=np.uint8)
@@ -314,7 +290,14 @@ def decode(payload: bytes, dtype: str, shape: tuple[int, ...], first: int, nbyte
         if len(vals) > 1 and (vals[1:] < 0).any():
             raise CorruptChunkError(f"{NAME} payload holds a negative gap")
         vals = np.cumsum(vals, dtype=np.int64)  # integer sums: exact, in order
-    info = np.iinfo(np.dtype(np_type)) if dtype != "BOOL" else np.iinfo(np.uint8)
+    return _narrow(vals, dtype)
+
+
+def _narrow(vals: np.ndarray, dtype: str) -> bytes:
+    """Decoded int64 values as ``dtype``'s bytes; CorruptChunkError for a value the dtype cannot hold (uint64
+    is held as its int64 pattern: every value fits)."""
+    np_type = DTYPES[dtype][0]
+    info = np.iinfo(np.dtype(np_type))
     if dtype != "U64" and ((vals < info.min).any() or (vals > info.max).any()):
         raise CorruptChunkError(f"{NAME} payload decodes values outside {dtype}")
     return vals.astype(np_type).tobytes()

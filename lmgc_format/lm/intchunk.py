@@ -32,6 +32,7 @@ from dataclasses import dataclass, replace
 import numpy as np
 
 from lmgc_format.cm import codec as cm_codec
+from lmgc_format.cm import varint
 from lmgc_format.cm.binary import MASK32, BinaryDecoder, BinaryEncoder
 from lmgc_format.container.procedures import PORTABLE_MIXING, PORTABLE_MIXINGS
 from lmgc_format.errors import CancelledError, CorruptChunkError, UnsupportedError
@@ -142,27 +143,6 @@ class _Digits:
         return (place, zero), [(0, place), (1, place, current), (2, place, previous)]
 
 
-def _varint(n: int) -> bytes:
-    """LEB128: 7 bits a byte, low first, the high bit set on every byte but the last."""
-    out = bytearray()
-    while n >= 0x80:
-        out.append(n & 0x7F | 0x80)
-        n >>= 7
-    out.append(n)
-    return bytes(out)
-
-
-def _read_varint(data: bytes, at: int) -> tuple[int, int]:
-    """(value, offset after it); at most 5 bytes (a length below 2**35)."""
-    n = shift = 0
-    for i in range(at, min(at + 5, len(data))):
-        n |= (data[i] & 0x7F) << shift
-        shift += 7
-        if not data[i] & 0x80:
-            return n, i + 1
-    raise CorruptChunkError("cm-int-v1 payload: bad length field")
-
-
 def _check(cancel: threading.Event | None) -> None:
     if cancel is not None and cancel.is_set():
         raise CancelledError("cancelled")
@@ -200,7 +180,7 @@ def encode_windows(
     if mixing == "cm-int-v1":
         coded_tops = cm_codec.encode(top_windows, 0, top_bytes, _item_sizes(windows)) if top_bytes else None
         top_part = top_bytes if coded_tops is None else coded_tops[0]
-        frame = bytes([0 if coded_tops is None else 1]) + _varint(len(top_part)) + top_part
+        frame = bytes([0 if coded_tops is None else 1]) + varint.write(len(top_part)) + top_part
         top_bits = coded_tops[1] if coded_tops is not None else [8.0 * len(t) for t in tops if t is not None]
         enc = Encoder()
     else:
@@ -328,7 +308,7 @@ def _open_v1(payload: bytes, top_windows: list[Window], total: int, item_sizes: 
     """``cm-int-v1``'s framing: the top bytes (raw or by the kernel) and constriction's decoder of the digits."""
     if len(payload) < 2 or payload[0] > 1:
         raise CorruptChunkError("cm-int-v1 payload too short or of an unknown kind")
-    top_len, start = _read_varint(payload, 1)
+    top_len, start = varint.read(payload, 1, 5, "cm-int-v1 payload: bad length field")
     if start + top_len > len(payload):
         raise CorruptChunkError("cm-int-v1 top-byte part runs past the payload")
     top_part = payload[start : start + top_len]

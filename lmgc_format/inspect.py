@@ -6,6 +6,7 @@ import os
 from dataclasses import replace
 from typing import Any
 
+from lmgc_format.cm import ints_codec
 from lmgc_format.cm.codec import CODER as FAST_CODER
 from lmgc_format.cm.codec import NAME as FAST_PROCEDURE
 from lmgc_format.container import compact
@@ -33,7 +34,11 @@ def _table_bytes(r: ArchiveReader) -> int:
 
 # What a tensor is, as people who send gradients name it, from how its chunks were coded (docs/FORMAT.md
 # "How an integer chunk is coded": the cm-ints-v1 mode byte) and its shape.
-_MODE_NAMES = {0: "quantized values", 1: "sorted indices", 2: "packed bits", 3: "sparse floats"}
+_MODE_NAMES = {
+    ints_codec.MODE_VALUES: "quantized values",
+    ints_codec.MODE_GAPS: "sorted indices",
+    ints_codec.MODE_BITS: "packed bits",
+}
 
 
 def representations(r: ArchiveReader) -> list[str]:
@@ -53,8 +58,8 @@ def representations(r: ArchiveReader) -> list[str]:
         seen = modes.get(ti, set())
         values = t.nbytes // t.item_size
         if t.dtype in INT_DTYPES:
-            out.append(_MODE_NAMES[min(seen)] if seen and min(seen) < 3 else "integers")
-        elif 3 in seen and values and bits < 4 * values:
+            out.append(_MODE_NAMES.get(min(seen), "integers") if seen else "integers")
+        elif ints_codec.MODE_FLOATS in seen and values and bits < 4 * values:
             out.append("sparse floats")
         elif t.dtype in LM_DTYPES and len(t.shape) == 1 and t.shape[0] in rows:
             out.append("scales")

@@ -1,9 +1,10 @@
 """Time-boxed fuzzing of the archive reader and decoder (no model needed).
 
-Mutates the committed plain, fast-level, compact (1.4) and stored golden archives two ways: bytes
-(edits, bit flips, truncations, splices, random files: the CRCs catch most) and
+Mutates the committed plain, fast-level, compact (1.4), stored and integer (1.5) golden archives two
+ways: bytes (edits, bit flips, truncations, splices, random files: the CRCs catch most) and
 meaning (``semantic_mutation``: header, tensor table, window layout, rows,
-filters, index and payloads changed and every CRC and offset recomputed, so only
+filters, procedure, head, model and coder records, index counters, zstd framing
+and payloads changed and every CRC and offset recomputed, so only
 the reader's and decoder's own checks stand between them and the user; hostile
 names and numbers included). The one property that matters: every input ends
 in a clean ``LmgcError`` or decodes to exactly the original bytes. Anything else
@@ -39,7 +40,10 @@ SEEDS = (
     # format 1.4: the compact layout and a stored archive
     (ROOT / "tests" / "data" / "golden_compact.safetensors.lmgc", ROOT / "tests" / "data" / "golden_fast.safetensors"),
     (ROOT / "tests" / "data" / "golden_stored.safetensors.lmgc", ROOT / "tests" / "data" / "golden_stored.safetensors"),
+    # format 1.5: every integer mode and lzma2
+    (ROOT / "tests" / "data" / "golden_quant.safetensors.lmgc", ROOT / "tests" / "data" / "golden_quant.safetensors"),
 )
+SKIPPABLE = (0x184D2A50).to_bytes(4, "little") + (3).to_bytes(4, "little") + b"abc"  # a zstd skippable frame
 HOSTILE_NAMES = ("[/x]", "\x1b]0;pwned\x07", "a" * 300, "\u202e", "__metadata__x", "")
 HOSTILE_INTS = (0, 1, 2, 3, 255, 256, 1 << 20, (1 << 31) - 1, 1 << 32, 1 << 62, (1 << 64) - 1, -1, 10**30)
 
@@ -50,7 +54,9 @@ def semantic_mutation(rng: random.Random, archive: Path, target: Path) -> None:
     import json
     from dataclasses import replace
 
+    from lmgc_format.container.header import AlphabetRecord, ModelRecord
     from lmgc_format.container.reader import ArchiveReader
+    from lmgc_format.container.strict import without_lm
     from lmgc_format.container.writer import ArchiveWriter
 
     with ArchiveReader(archive) as r:
@@ -59,7 +65,9 @@ def semantic_mutation(rng: random.Random, archive: Path, target: Path) -> None:
             (e.codec, e.data_offset, e.data_length, r.read_chunk(i)[1], e.model_bits)
             for i, e in enumerate(index.chunks)
         ]
-    kind = rng.randrange(9)
+    if header.model is None:  # what lmgc writes today for a seed that needs no model (container/strict.py)
+        header, index = without_lm(header, index)
+    kind = rng.randrange(13)
     layout = header.layout
     if kind == 0:  # the window layout
         field = rng.choice(["window_bytes", "batch", "bytes_per_group", "plain_chunk_bytes"])
@@ -91,7 +99,8 @@ def semantic_mutation(rng: random.Random, archive: Path, target: Path) -> None:
         filters = tuple((rng.choice(HOSTILE_INTS[:6]), rng.choice(kinds)) for _ in range(rng.randint(1, 3)))
         header = replace(header, filters=filters)
     elif kind == 5:  # the procedure
-        procedures = ["cm-fast-v1", "lmgc-llama-v1+cm-top-v4", "lockstep-kv-v1", "cm-fast-v9", ""]
+        procedures = ["cm-fast-v1", "lmgc-llama-v1+cm-top-v4", "lockstep-kv-v1", "cm-fast-v9", "", "stored"]
+        procedures += ["lmgc-int8-v1+cm-int-v2", "lmgc-int8-v1+cm-top-v4"]
         header = replace(header, layout=replace(layout, procedure=rng.choice(procedures)))
     elif kind == 6 and chunks:  # a chunk's codec
         i = rng.randrange(len(chunks))
@@ -113,6 +122,60 @@ def semantic_mutation(rng: random.Random, archive: Path, target: Path) -> None:
         else:
             payload = bytearray(zstandard.ZstdCompressor().compress(b"\0" * (64 << 20)))
         chunks[i] = (c[0], c[1], c[2], bytes(payload), c[4])
+    elif kind == 9:  # the LM's head, in an archive that may have no LM
+        head = rng.choice(["evil", "\x1b]0;pwned\x07", "full", "restricted", "none", ""])
+        header = replace(header, layout=replace(layout, head=head))
+    elif kind == 10:  # a model record (and coder) no chunk may need, or a made-up coder
+        model = ModelRecord(
+            rng.choice(["made-up", "/etc/passwd", "\x1b[2J"]),
+            rng.choice(["gguf", "evil"]),
+            "00" * 32,
+            "llama",
+            10,
+            rng.choice(["float32", "f13"]),
+            0,
+        )
+        coder = rng.choice([{}, {"name": "made-up"}, {"name": "binary-arithmetic-32", "probability_bits": 16}])
+        header = replace(
+            header,
+            model=model,
+            alphabet=AlphabetRecord(16, "00" * 32, "ordinary-first"),
+            coder=coder,
+            layout=replace(layout, head=rng.choice(["none", "restricted"])),
+        )
+    elif kind == 11:  # the index's counters: bits per tensor, gaps, LM bits, a chunk's model bits
+        n = len(index.tensor_bits)
+        hostile = [float(rng.choice(HOSTILE_INTS[:12])) for _ in range(n)]
+        what = rng.randrange(4)
+        if what == 0:
+            index = replace(index, tensor_bits=tuple(hostile))
+        elif what == 1:
+            index = replace(index, tensor_model_bits=tuple(hostile))
+        elif what == 2:
+            index = replace(index, gap_bits=hostile[0] if hostile else 1e18)
+        elif chunks:
+            i = rng.randrange(len(chunks))
+            chunks[i] = (*chunks[i][:4], rng.choice(HOSTILE_INTS[:12]))
+    elif kind == 12 and chunks:  # a zstd payload that is not exactly one frame declaring the chunk's length
+        import zstandard
+
+        usable = [i for i, c in enumerate(chunks) if c[0] in (0, 1)]
+        if usable:
+            i = rng.choice(usable)
+            c = chunks[i]
+            data = c[3] if c[0] == 0 else zstandard.ZstdDecompressor().decompress(c[3])
+            z = zstandard.ZstdCompressor()
+            payload = rng.choice(
+                [
+                    z.compress(data) + z.compress(b""),
+                    SKIPPABLE + z.compress(data),
+                    zstandard.ZstdCompressor(write_content_size=False).compress(data),
+                    z.compress(data + b"\0"),
+                    z.compress(data[:-1]) if data else b"",
+                    z.compress(data) + b"\0",
+                ]
+            )
+            chunks[i] = (1, c[1], c[2], payload, c[4])
     else:  # the index's statistics
         index = replace(index, tokens=rng.choice(HOSTILE_INTS), seconds=float(rng.choice(HOSTILE_INTS[:9])))
     writer = ArchiveWriter(target, header, overwrite=True)

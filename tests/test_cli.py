@@ -11,6 +11,7 @@ from pathlib import Path
 from click.testing import CliRunner
 from safetensors.torch import save_file
 
+from lmgc_format.container.constants import MAJOR, MINOR
 from lmgc_format.container.reader import ArchiveReader
 from lmgc_format.pipeline.encoder import EncodeOptions, encode_file
 from lmgc_tui.cli import cli
@@ -56,7 +57,7 @@ def test_compress_decompress_verify_inspect(tmp_path: Path, tiny_model: str, sma
         "file", "format_version", "archive_size", "source", "model", "serialization",
         "windows", "coder", "filters", "runtime", "totals", "tensors", "chunks",
     }  # fmt: skip
-    assert info["format_version"] == "1.5"
+    assert info["format_version"] == f"{MAJOR}.{MINOR}"
     assert info["filters"] == []  # random values: no line sums to zero
     assert info["model"]["kind"] == "hf-dir" and len(info["model"]["sha256"]) == 64
     assert info["serialization"]["scheme"] == "comma"

@@ -237,6 +237,7 @@ def test_a_float_chunk_named_cm_ints_without_its_mode_is_a_damaged_chunk(tmp_pat
         float_chunk = next(i for i, plan in enumerate(r.plan) if plan.lm)
         assert r.index.chunks[float_chunk].codec == Codec.CM_FAST
     flat[4 * float_chunk] = Codec.CM_INTS
+    flat[4 * float_chunk + 3] = 0  # cm-fast-v1's model bits would be refused on opening (strict.py)
     bad = tmp_path / "bad.lmgc"
     bad.write_bytes(with_index(arc.read_bytes(), index))
     out = tmp_path / "out.safetensors"

@@ -11,7 +11,7 @@ import pytest
 import torch
 from safetensors.torch import save_file
 
-from lmgc_format.container.constants import FLAG_COMPACT, FLAG_FILTERS
+from lmgc_format.container.constants import FLAG_COMPACT, FLAG_FILTERS, MAJOR, MINOR
 from lmgc_format.container.fixed import Preamble
 from lmgc_format.container.reader import ArchiveReader
 from lmgc_format.errors import FormatError
@@ -171,7 +171,7 @@ def test_archive_with_filters_roundtrips(tmp_path: Path, tiny_model: str) -> Non
         decode_file(arc, out, DecodeOptions(model=tiny_model))
         assert out.read_bytes() == src.read_bytes()
         with ArchiveReader(arc) as r:
-            assert (r.version, bool(r.filters)) == (((1, 5), True) if on else ((1, 5), False))
+            assert (r.version, bool(r.filters)) == ((MAJOR, MINOR), on)
             flags = struct.unpack_from("<I", arc.read_bytes(), 12)[0]
             assert flags == (FLAG_FILTERS if on else 0) | FLAG_COMPACT
             assert len(r.header.filters) == (2 if on else 0)

@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 from safetensors.numpy import save_file
 
-from lmgc_format.container.constants import FLAG_COMPACT, FLAG_ROWS
+from lmgc_format.container.constants import FLAG_COMPACT, FLAG_ROWS, MAJOR, MINOR
 from lmgc_format.container.reader import ArchiveReader
 from lmgc_format.container.writer import ArchiveWriter
 from lmgc_format.errors import FormatError
@@ -47,7 +47,7 @@ def test_flat_vector_is_coded_as_rows_and_round_trips(tmp_path: Path) -> None:
     with_rows = encode_file(src, arc, EncodeOptions(level="fast"))
     with ArchiveReader(arc) as r:
         assert r.header.rows == ((0, 96),)
-        assert r.version == (1, 5)
+        assert r.version == (MAJOR, MINOR)
     assert describe_archive(arc)["rows"] == [{"tensor": "flat", "row": 96}]
     out = tmp_path / "out.safetensors"
     decode_file(arc, out)

@@ -16,15 +16,16 @@ from collections.abc import Sequence
 import numpy as np
 
 from lmgc_format.cm import fixed
+from lmgc_format.container.constants import FAST_CODER, FAST_PROCEDURE
 from lmgc_format.errors import CorruptChunkError
 from lmgc_format.tensors.plan import Window
 
-NAME = "cm-fast-v1"
+NAME = FAST_PROCEDURE
 # count limit, initial mixer weight (Q16), mixer rate, APM rate, APM share (of 4): see kernel.P_*.
 PARAMS = (255, 10000, 24, 7, 3)
 _NO_REF = -(1 << 62)
 # What the header's ``coder`` says of a fast-level archive (for people; the codec id pins the procedure).
-CODER = {"name": "binary-arithmetic-32", "probability_bits": 16, "model": NAME}
+CODER = FAST_CODER
 
 
 def window_table(windows: Sequence[Window], chunk_begin: int, item_sizes: Sequence[int]) -> np.ndarray:

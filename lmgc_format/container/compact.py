@@ -18,7 +18,7 @@ from lmgc_format.container.canonical import Table, rebuild, table_of
 from lmgc_format.container.constants import MAX_HEADER_LEN, lm_coder
 from lmgc_format.container.header import AlphabetRecord, Header, Index, ModelRecord, WindowLayout
 from lmgc_format.container.sections import field, pack, unpack
-from lmgc_format.container.zstdcap import decompress_at_most
+from lmgc_format.container.zstdcap import one_frame
 from lmgc_format.errors import FormatError
 from lmgc_format.tensors.serialize import BYTE_ORDERS, DEFAULT_BYTE_ORDER, DEFAULT_SCHEME, SCHEMES
 from lmgc_format.tensors.source import DTYPE_SIZES, MAX_RANK, MAX_TENSORS
@@ -44,11 +44,9 @@ def _unblob(raw: bytes, what: str) -> dict[str, Any]:
     if raw[0] != ZSTD:
         raise FormatError(f"{what}: unknown encoding {raw[0]}")
     try:
-        plain = decompress_at_most(raw[1:], MAX_HEADER_LEN)
+        plain = one_frame(raw[1:], MAX_HEADER_LEN, what)
     except zstandard.ZstdError as exc:
         raise FormatError(f"{what} is not a valid zstd frame ({exc})") from None
-    if len(plain) > MAX_HEADER_LEN:
-        raise FormatError(f"{what} decompresses past the cap")
     return unpack(plain, what)
 
 

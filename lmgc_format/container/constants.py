@@ -13,8 +13,9 @@ FOOTER_MAGIC = b"LMGCEND\x00"
 MAJOR = 1
 # 1.1 added the shuffle+zstd chunk codecs (3, 4); 1.2 the zero-sum filters (header `filters`); 1.3 the fast
 # level's context-mixing codec (5); 1.4 the compact layout (flag 4) and stored archives (flag 8); 1.5 the
-# integer codec cm-ints-v1 (6) and lzma2 (7)
-MINOR = 5
+# integer codec cm-ints-v1 (6) and lzma2 (7); 1.6 nothing new to read, but the header says only what the
+# chunks use (strict.py: a 1.6 archive gets no leniency for what lmgc <= 0.15 wrote)
+MINOR = 6
 
 # Preamble flags: a bit a reader does not know makes it refuse the archive (PNG's critical
 # chunks): an older reader that ignored what the bit announces would decode wrong bytes.
@@ -46,6 +47,15 @@ LM_CODER: Final = {
 }  # the procedure a stored archive's header reads as (no chunk is modelled)
 # cm-int-v2 codes an LM chunk as one binary arithmetic stream (intchunk.py, cm/binary.py), not with constriction.
 BINARY_LM_CODER: Final = {"name": "binary-arithmetic-32", "probability_bits": 16}
+FAST_PROCEDURE = "cm-fast-v1"  # the procedure of an archive no chunk of which needs a model (cm/codec.py's NAME)
+# What a classic (1.3) fast-level header's ``coder`` says; the compact layout never writes it.
+FAST_CODER: Final = {"name": "binary-arithmetic-32", "probability_bits": 16, "model": FAST_PROCEDURE}
+# What a model record and an alphabet record may say (lm/models.py's kinds and dtypes, lm/alphabet.py's rules;
+# tests/test_strict.py checks they agree): a reader refuses anything else.
+MODEL_KINDS: Final = ("packaged", "hf-dir", "gguf")
+MODEL_DTYPES: Final = ("float32", "bfloat16")
+ALPHABET_RULES: Final = ("ordinary-first", "lowest-id")
+HEADS: Final = ("restricted", "full")  # how an LM computed logits over the alphabet; "none" without an LM
 
 
 def lm_coder(procedure: str) -> dict[str, object]:

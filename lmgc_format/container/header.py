@@ -17,7 +17,7 @@ from lmgc_format.container.constants import (
     MINOR,
 )
 from lmgc_format.container.sections import field, pack, unpack
-from lmgc_format.container.zstdcap import decompress_at_most
+from lmgc_format.container.zstdcap import one_frame
 from lmgc_format.errors import FormatError
 from lmgc_format.tensors.serialize import BYTE_ORDERS, SCHEMES
 from lmgc_format.transforms.filters import parse_pairs
@@ -161,11 +161,9 @@ class Header:
     @classmethod
     def from_bytes(cls, raw: bytes) -> Header:
         try:
-            plain = decompress_at_most(raw, MAX_HEADER_LEN)
+            plain = one_frame(raw, MAX_HEADER_LEN, "header")
         except zstandard.ZstdError as exc:
             raise FormatError(f"header is not a valid zstd frame ({exc})") from None
-        if len(plain) > MAX_HEADER_LEN:
-            raise FormatError("header decompresses past the cap")
         obj = unpack(plain, "header")
         w = "header"
         src = field(obj, "source", dict, w)

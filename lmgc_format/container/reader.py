@@ -9,7 +9,7 @@ import zlib
 from pathlib import Path
 from typing import BinaryIO
 
-from lmgc_format.container import compact
+from lmgc_format.container import compact, strict
 from lmgc_format.container.constants import (
     FLAG_COMPACT,
     FLAG_FILTERS,
@@ -112,6 +112,7 @@ class ArchiveReader:
             "footer": end_size,
         }
         self._check_index(count, header_end, index_offset)
+        strict.check_archive(self.version, compact_layout, self.header, self.index, self.plan, self.layout)
         self.filters = self._filters(pre.flags)
         self.plan = mark_plan(self.plan, self.layout, self.filters)
 

@@ -27,10 +27,11 @@ from lmgc_format.container import lzma2
 from lmgc_format.container.constants import Codec
 from lmgc_format.container.procedures import check_procedure, portable_procedure
 from lmgc_format.container.reader import ArchiveReader
-from lmgc_format.container.zstdcap import decompress_at_most
+from lmgc_format.container.zstdcap import one_frame
 from lmgc_format.errors import (
     CancelledError,
     CorruptChunkError,
+    FormatError,
     IntegrityError,
     ModelError,
     ModelMismatchError,
@@ -283,9 +284,11 @@ class ChunkDecoder:
                 raise CorruptChunkError(f"{reader.describe_chunk(i)} is damaged ({exc})") from None
         elif entry.codec in (Codec.ZSTD, Codec.SHUFFLE_ZSTD, Codec.BITSHUFFLE_ZSTD):
             try:
-                data = decompress_at_most(payload, plan.nbytes)
+                data = one_frame(payload, plan.nbytes, reader.describe_chunk(i), content_size=plan.nbytes)
             except zstandard.ZstdError as exc:
                 raise CorruptChunkError(f"{reader.describe_chunk(i)} is damaged ({exc})") from None
+            except FormatError as exc:
+                raise CorruptChunkError(str(exc)) from None
             if entry.codec != Codec.ZSTD and len(data) == plan.nbytes:
                 unshuffle = byte_unshuffle if entry.codec == Codec.SHUFFLE_ZSTD else bit_unshuffle
                 data = unshuffle(data, value_size(plan, reader.layout))

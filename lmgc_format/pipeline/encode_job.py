@@ -148,8 +148,9 @@ def build_header(
         created_by=f"lmgc {__version__}",
         source_header=layout.header_bytes,
         source_size=layout.file_size,
-        scheme=get_scheme(opts.scheme).name,
-        byte_order=opts.byte_order,
+        # Only an LM serializes values: without one the header says the defaults (container/strict.py)
+        scheme=get_scheme(opts.scheme).name if model is not None else DEFAULT_SCHEME,
+        byte_order=opts.byte_order if model is not None else DEFAULT_BYTE_ORDER,
         layout=WindowLayout(
             window_bytes=opts.window_bytes,
             batch=opts.batch,

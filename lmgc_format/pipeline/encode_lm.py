@@ -6,7 +6,7 @@ from __future__ import annotations
 import time
 from typing import BinaryIO
 
-from lmgc_format.container.constants import lm_coder
+from lmgc_format.container.constants import FAST_PROCEDURE, lm_coder
 from lmgc_format.container.header import AlphabetRecord, ModelRecord
 from lmgc_format.container.procedures import PORTABLE_MIXING
 from lmgc_format.container.writer import ArchiveWriter
@@ -59,7 +59,7 @@ def encode_lm(job: Job) -> EncodeResult:
     if threads:
         torch.set_num_threads(threads)
     setup: LmSetup | None = None
-    procedure = TRANSFORMERS_PROCEDURE  # recorded even when no chunk needs a model
+    procedure = FAST_PROCEDURE  # no chunk needs a model: the header names none (container/strict.py)
     if any(c.lm for c in plan):
         lm = model or get(opts.model, opts.dtype, opts.device)
         procedure = lm_procedure(opts, lm)
@@ -82,7 +82,7 @@ def encode_lm(job: Job) -> EncodeResult:
         model=ModelRecord(**setup.lm.info.__dict__) if setup else None,
         alphabet=AlphabetRecord(setup.alphabet.size, setup.alphabet.digest(), ALPHABET_RULE) if setup else None,
         device=setup.lm.device if setup else "cpu",
-        coder=lm_coder(procedure),
+        coder=lm_coder(procedure) if setup else {},
     )
     digest = getattr(setup.predictor, "digest", None) if setup else None
     if digest is not None:  # a portable engine: the integers it computes with (decoder.py checks them)
@@ -97,7 +97,8 @@ def encode_lm(job: Job) -> EncodeResult:
             opts.workers,
             opts.ray,
         )
-    writer = ArchiveWriter(target, header, overwrite, source if opts.fallback else None)
+    # provisional: a header names the model only if some chunk keeps the LM's payload (known at the end)
+    writer = ArchiveWriter(target, header, overwrite, source if opts.fallback else None, provisional=setup is not None)
     chunks = ChunkEncoder(layout, setup, msb_first=msb_first, fallback=opts.fallback, pool=pool, cancel=cancel)
     upcoming = iter([c for c in plan if c.lm])
 

@@ -12,7 +12,7 @@ from lmgc_format.container.constants import Codec
 from lmgc_format.container.header import Index
 from lmgc_format.container.writer import ArchiveWriter
 from lmgc_format.errors import UnsupportedError
-from lmgc_format.events import ChunkDone, EventSink, Finished, Progress
+from lmgc_format.events import ChunkDone, EventSink, Finished, Notice, Progress
 from lmgc_format.pipeline.encode_job import EncodeResult
 from lmgc_format.tensors.plan import ChunkPlan
 from lmgc_format.tensors.source import SourceLayout
@@ -98,14 +98,23 @@ class Tally:
 
     def result(self, size: int, digest: bytes, seconds: float) -> EncodeResult:
         layout = self.layout
-        self.on_event(Finished("encode", layout.file_size, size, digest.hex(), seconds, self.tokens))
+        tokens = self.tokens
+        if self.writer.dropped_lm:  # the LM ran, but its archive holds no LM payload: no LM speed to report
+            tokens = 0
+            self.on_event(
+                Notice(
+                    "the LM lost to the model-free codecs on every chunk: the archive names no model and "
+                    "decodes without one"
+                )
+            )
+        self.on_event(Finished("encode", layout.file_size, size, digest.hex(), seconds, tokens))
         coded = sum(e.payload_length for e in self.writer.entries)
         return EncodeResult(
             layout.file_size,
             size,
             digest.hex(),
             seconds,
-            self.tokens,
+            tokens,
             self.codecs,
             layout.data_size,
             coded,

@@ -44,7 +44,7 @@ def _encode_options(options: Mapping[str, Any]) -> EncodeOptions:
     return EncodeOptions(**options)
 
 
-def _save(tensors: Mapping[str, Any], path: Path) -> None:
+def _save(tensors: Mapping[str, Any], path: Path, metadata: Mapping[str, str] | None = None) -> None:
     """Write ``tensors`` (torch tensors on any device, numpy arrays, contiguous or not) as safetensors."""
     import torch
     from safetensors.torch import save_file
@@ -62,7 +62,7 @@ def _save(tensors: Mapping[str, Any], path: Path) -> None:
         else:
             raise UnsupportedError(f"{name!r}: a torch.Tensor or numpy.ndarray, not {type(value).__name__}")
     try:
-        save_file(out, str(path))
+        save_file(out, str(path), metadata=None if metadata is None else dict(metadata))
     except (ValueError, TypeError) as exc:  # e.g. tensors that share memory, an unsupported dtype
         raise UnsupportedError(f"cannot store these tensors as safetensors: {exc}") from None
 

@@ -28,6 +28,8 @@ LAYERS: tuple[tuple[str, str, int], ...] = (
     ("lmgc_format.pipeline", "pipeline", 6),
     ("lmgc_format.api", "faces", 7),
     ("lmgc_format.inspect", "faces", 7),
+    ("lmgc_format.safe", "faces", 7),
+    ("lmgc_format.bare", "faces", 7),
     ("lmgc_format.bench", "faces", 7),
     ("lmgc_tui", "app", 8),
     ("lmgc", "lmgc", 8),

@@ -21,7 +21,7 @@ import shutil
 import tempfile
 import threading
 from collections.abc import Iterator, Mapping
-from dataclasses import fields
+from dataclasses import fields, replace
 from pathlib import Path
 from typing import Any, BinaryIO
 
@@ -67,21 +67,41 @@ def _save(tensors: Mapping[str, Any], path: Path, metadata: Mapping[str, str] | 
         raise UnsupportedError(f"cannot store these tensors as safetensors: {exc}") from None
 
 
+Reference = Mapping[str, Any] | str | os.PathLike[str] | None
+
+
+@contextlib.contextmanager
+def _reference_path(reference: Reference, tmp: Path) -> Iterator[str | None]:
+    """A reference given as tensors (saved as safetensors in ``tmp``) or as a safetensors file's path."""
+    if reference is None or isinstance(reference, (str, os.PathLike)):
+        yield None if reference is None else str(reference)
+        return
+    path = tmp / "reference.safetensors"
+    _save(reference, path)
+    yield str(path)
+
+
 def compress(
     tensors: Mapping[str, Any],
     *,
+    reference: Reference = None,
     on_event: EventSink = ignore,
     cancel: threading.Event | None = None,
     **options: Any,
 ) -> bytes:
     """A ``.lmgc`` archive of ``tensors`` (name -> torch.Tensor or numpy.ndarray, any dtype safetensors
     stores; CUDA and non-contiguous tensors too). ``options`` are :class:`EncodeOptions` fields:
-    ``level="auto"`` (default) / ``"fast"`` / ``"max"``, ``model``, ``threads``, ``time_budget``, ..."""
+    ``level="auto"`` (default) / ``"fast"`` / ``"max"``, ``model``, ``threads``, ``time_budget``, ...
+    ``reference``: tensors (or a safetensors file) the receiver holds too, the previous step: tensors paired
+    by name, shape and dtype are coded against it where that is smaller; decompress needs the same."""
     opts = _encode_options(options)
     with tempfile.TemporaryDirectory(prefix="lmgc-") as tmp:
         source, target = Path(tmp) / "tensors.safetensors", Path(tmp) / "tensors.lmgc"
         _save(tensors, source)
-        encode_file(source, target, opts, on_event=on_event, cancel=cancel)
+        with _reference_path(reference, Path(tmp)) as ref:
+            if ref is not None:
+                opts = replace(opts, reference=ref)
+            encode_file(source, target, opts, on_event=on_event, cancel=cancel)
         return target.read_bytes()
 
 
@@ -90,6 +110,7 @@ def decompress(
     *,
     framework: str = "np",
     model: str | None = None,
+    reference: Reference = None,
     on_event: EventSink = ignore,
     cancel: threading.Event | None = None,
 ) -> dict[str, Any]:
@@ -100,7 +121,9 @@ def decompress(
     with tempfile.TemporaryDirectory(prefix="lmgc-") as tmp:
         archive, target = Path(tmp) / "in.lmgc", Path(tmp) / "out.safetensors"
         archive.write_bytes(bytes(data))
-        decode_file(archive, target, DecodeOptions(model=model), on_event=on_event, cancel=cancel)
+        with _reference_path(reference, Path(tmp)) as ref:
+            opts = DecodeOptions(model=model, reference=ref)
+            decode_file(archive, target, opts, on_event=on_event, cancel=cancel)
         if framework == "pt":
             from safetensors.torch import load_file as load_pt
 
@@ -157,12 +180,13 @@ def decompress_file(
     *,
     overwrite: bool = False,
     model: str | None = None,
+    reference: str | os.PathLike[str] | None = None,
     on_event: EventSink = ignore,
     cancel: threading.Event | None = None,
 ) -> DecodeResult:
     """``lmgc-tui decompress ARCHIVE -o TARGET``: the original file, byte for byte (written atomically).
-    Either may be a path or a binary file object."""
-    opts = DecodeOptions(model=model)
+    Either may be a path or a binary file object; ``reference``: the file it was coded against, if any."""
+    opts = DecodeOptions(model=model, reference=None if reference is None else str(reference))
     with _as_paths(archive, target) as (src, dst):
         return decode_file(src, dst, opts, overwrite=overwrite, on_event=on_event, cancel=cancel)
 
@@ -171,11 +195,13 @@ def verify(
     archive: str | os.PathLike[str],
     *,
     model: str | None = None,
+    reference: str | os.PathLike[str] | None = None,
     on_event: EventSink = ignore,
     cancel: threading.Event | None = None,
 ) -> DecodeResult:
     """``lmgc-tui verify``: decode in memory, check every CRC and the SHA-256 (raises unless intact)."""
-    return decode_file(archive, None, DecodeOptions(model=model), on_event=on_event, cancel=cancel)
+    opts = DecodeOptions(model=model, reference=None if reference is None else str(reference))
+    return decode_file(archive, None, opts, on_event=on_event, cancel=cancel)
 
 
 def inspect(archive: str | os.PathLike[str]) -> dict[str, Any]:

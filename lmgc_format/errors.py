@@ -50,6 +50,10 @@ class ModelMismatchError(LmgcError):
     exit_code = 7
 
 
+class ReferenceMismatchError(ModelMismatchError):
+    """The archive was coded against a reference file, and the one at hand (if any) is not it."""
+
+
 class OutputExistsError(LmgcError):
     """The output exists and overwriting was not allowed."""
 

@@ -131,6 +131,13 @@ def describe_archive(path: str | os.PathLike[str]) -> dict[str, Any]:
             "portable": portable({e.codec for e in idx.chunks}, h.layout.procedure),
             "filters": [{"tensor": r.layout.tensors[f.tensor].name, "kind": f.kind} for f in r.filters],
             "rows": [{"tensor": r.layout.tensors[t].name, "row": row} for t, row in r.header.rows],
+            # Coded against a reference file (transforms/reference.py): its SHA-256 over these tensors' bytes
+            "reference": None
+            if not h.reference_tensors
+            else {
+                "sha256": h.reference_sha256.hex(),
+                "tensors": [r.layout.tensors[t].name for t in h.reference_tensors],
+            },
             "runtime": h.runtime,
             "totals": {
                 "percent_of_original": round(100 * r.size / h.source_size, 3) if h.source_size else None,

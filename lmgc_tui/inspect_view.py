@@ -78,6 +78,17 @@ def inspect_renderables(info: dict[str, Any], with_chunks: bool) -> list[Rendera
             if info.get("rows")
             else []
         ),
+        *(
+            [
+                (
+                    "reference",
+                    f"SHA-256 {info['reference']['sha256'][:16]}… over {len(info['reference']['tensors'])} "
+                    "tensor(s) coded against it (decode with --reference)",
+                )
+            ]
+            if info.get("reference")
+            else []
+        ),
         ("runtime", ", ".join(f"{k} {v}" for k, v in info["runtime"].items()) or "not recorded (no LM chunk)"),
         (
             "chunks",

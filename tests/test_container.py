@@ -35,7 +35,7 @@ def test_fixed_parts_roundtrip() -> None:
         (lambda b: b"", "shorter than"),
         (lambda b: b"PK\x03\x04" + b[4:], "wrong magic"),
         (lambda b: b[:8] + struct.pack("<H", 2) + b[10:], "version 2"),
-        (lambda b: b[:12] + struct.pack("<I", 0x14) + b[16:], "reserved flags"),
+        (lambda b: b[:12] + struct.pack("<I", 0x24) + b[16:], "reserved flags"),
         (lambda b: b[:10] + struct.pack("<H", 3) + b[12:], "cannot set the compact"),
         (lambda b: b[:16] + struct.pack("<I", 0x7FFFFFF) + b[20:], "truncated"),
         (lambda b: b[: PREAMBLE_SIZE + 3] + bytes([b[PREAMBLE_SIZE + 3] ^ 1]) + b[PREAMBLE_SIZE + 4 :], "header"),

@@ -190,8 +190,8 @@ def test_old_reader_refuses_unknown_flags_and_filters_without_flag(tmp_path: Pat
     arc = tmp_path / "g.lmgc"
     encode_file(src, arc, EncodeOptions(model=tiny_model, window_bytes=64, batch=4, fallback=False))
     raw = bytearray(arc.read_bytes())
-    with pytest.raises(FormatError, match="reserved flags 0x10"):
-        Preamble.unpack(bytes(raw[:12]) + struct.pack("<I", 16 | FLAG_FILTERS) + bytes(raw[16:24]))
+    with pytest.raises(FormatError, match="reserved flags 0x20"):
+        Preamble.unpack(bytes(raw[:12]) + struct.pack("<I", 32 | FLAG_FILTERS) + bytes(raw[16:24]))
     raw[12:16] = struct.pack("<I", FLAG_COMPACT)  # a writer that forgot the flag: refused, not decoded wrong
     bad = tmp_path / "bad.lmgc"
     bad.write_bytes(bytes(raw))

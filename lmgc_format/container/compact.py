@@ -9,6 +9,7 @@ gone: the index lists each chunk's codec, payload length and CRC, and offsets fo
 
 from __future__ import annotations
 
+import itertools
 import math
 from typing import Any
 
@@ -88,6 +89,8 @@ def header_obj(h: Header, with_source: bool = True) -> dict[str, Any]:
         obj["f"] = [v for tensor, kind in h.filters for v in (tensor, KINDS.index(kind) if kind in KINDS else kind)]
     if h.rows:  # flat [tensor, row length, ...]
         obj["r"] = [v for row in h.rows for v in row]
+    if h.reference_tensors:
+        obj["x"] = {"h": h.reference_sha256, "t": list(h.reference_tensors)}
     return obj
 
 
@@ -196,6 +199,17 @@ def header_from_bytes(raw: bytes) -> Header:
     if not all(kind < len(KINDS) for _, kind in filters):
         raise FormatError("header.f: unknown filter kind (a newer lmgc wrote this archive)")
     rows = _pairs(obj.get("r", []), "r")
+    ref_tensors: tuple[int, ...] = ()
+    ref_sha = b""
+    if "x" in obj:
+        x = field(obj, "x", dict, w)
+        ref_sha = field(x, "h", bytes, "header.x")
+        listed = field(x, "t", list, "header.x")
+        if len(ref_sha) != 32 or not listed or not all(type(v) is int and v >= 0 for v in listed):
+            raise FormatError("header.x: a reference needs its 32-byte SHA-256 and the tensors coded against it")
+        if any(b <= a for a, b in itertools.pairwise(listed)):
+            raise FormatError("header.x: the tensors coded against the reference must increase")
+        ref_tensors = tuple(listed)
     return Header(
         created_by=field(obj, "v", str, w),
         source_header=source_header,
@@ -209,6 +223,8 @@ def header_from_bytes(raw: bytes) -> Header:
         coder=coder,
         filters=tuple((tensor, KINDS[kind]) for tensor, kind in filters),
         rows=rows,
+        reference_tensors=ref_tensors,
+        reference_sha256=ref_sha,
     )
 
 

@@ -27,7 +27,10 @@ FLAG_COMPACT = 4
 # Format 1.4: the original file follows the preamble as it is (nothing could be gained); the preamble's
 # header length is 0 and its CRC covers the file.
 FLAG_STORED = 8
-KNOWN_FLAGS = FLAG_FILTERS | FLAG_ROWS | FLAG_COMPACT | FLAG_STORED
+# Format 1.6: some tensors are stored as differences from a reference file's (header ``x``;
+# transforms/reference.py): a reader that ignored it would give back the differences.
+FLAG_REFERENCE = 16
+KNOWN_FLAGS = FLAG_FILTERS | FLAG_ROWS | FLAG_COMPACT | FLAG_STORED | FLAG_REFERENCE
 
 PREAMBLE_SIZE = 24  # magic 8, major u16, minor u16, flags u32, header_len u32, header_crc u32
 # magic 4, chunk u32, codec u8, pad 3, data_offset u64, data_length u64,

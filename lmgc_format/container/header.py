@@ -128,6 +128,10 @@ class Header:
     # [tensor index, row length in groups] of flat tensors coded as rows (rows.py), format 1.3; checked
     # against the tensor table by the reader. Written only when there are some.
     rows: tuple[tuple[int, int], ...] = ()
+    # Format 1.6: the tensors stored as differences from a reference file's (transforms/reference.py), increasing,
+    # and the SHA-256 of those reference bytes in table order. Compact layout only.
+    reference_tensors: tuple[int, ...] = ()
+    reference_sha256: bytes = b""
 
     def to_bytes(self) -> bytes:
         """msgpack, zstd-compressed (the safetensors JSON inside compresses ~3x)."""

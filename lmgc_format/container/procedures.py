@@ -18,7 +18,7 @@ from lmgc_format.errors import UnsupportedError
 
 @dataclass(frozen=True)
 class Procedure:
-    kind: str  # "codec" | "engine" | "mixing" | "level" | "filter" | "scheme"
+    kind: str  # "codec" | "engine" | "mixing" | "level" | "filter" | "transform" | "scheme"
     name: str  # what the archive writes (for codecs: Codec.NAMES's name; ``id`` is the number)
     since_format: tuple[int, int]  # the oldest format version that may carry it
     since_lmgc: str
@@ -57,6 +57,17 @@ PROCEDURES: tuple[Procedure, ...] = (
     Procedure("level", "stored", (1, 4), "0.11", True, "container", "Stored archives", "golden_stored"),
     Procedure("filter", "sum-first-axis-v1", (1, 2), "0.8", True, "filters", "Filters", "golden_filters"),
     Procedure("filter", "sum-last-axis-v1", (1, 2), "0.8", True, "filters", "Filters", "golden_filters"),
+    # header ``x`` (preamble flag 16): tensors stored as differences from a reference file's
+    Procedure(
+        "transform",
+        "delta-reference-v1",
+        (1, 6),
+        "0.16",
+        True,
+        "reference",
+        "Coded against a reference",
+        "golden_reference",
+    ),
     *(
         Procedure("scheme", s, (1, 0), "0.1", False, "serialize", _LM_SPEC)
         for s in ("none", "space", "comma", "comma_space", "semicolon", "0x", "iso")

@@ -13,6 +13,7 @@ from lmgc_format.container import compact, strict
 from lmgc_format.container.constants import (
     FLAG_COMPACT,
     FLAG_FILTERS,
+    FLAG_REFERENCE,
     FLAG_ROWS,
     FLAG_STORED,
     FOOTER_MAGIC,
@@ -114,6 +115,7 @@ class ArchiveReader:
         self._check_index(count, header_end, index_offset)
         strict.check_archive(self.version, compact_layout, self.header, self.index, self.plan, self.layout)
         self.filters = self._filters(pre.flags)
+        self._check_reference(pre.flags)
         self.plan = mark_plan(self.plan, self.layout, self.filters)
 
     def _plan(self, rows: dict[int, int], count: int) -> None:
@@ -270,6 +272,18 @@ class ArchiveReader:
         if bool(flags & FLAG_FILTERS) != bool(filters) or (filters and self.version < (1, 2)):
             raise FormatError("archive: the filters flag, the header's filters and the format version disagree")
         return filters
+
+    def _check_reference(self, flags: int) -> None:
+        """Format 1.6: the reference flag iff the header's ``x``; its tensors in the table, not filtered."""
+        tensors = self.header.reference_tensors
+        if bool(flags & FLAG_REFERENCE) != bool(tensors) or (tensors and self.version < (1, 6)):
+            raise FormatError("archive: the reference flag, the header's reference and the format version disagree")
+        if tensors and tensors[-1] >= len(self.layout.tensors):
+            raise FormatError("header.x: a tensor coded against the reference is not in the tensor table")
+        filtered = {f.tensor for f in self.filters}.intersection(tensors)
+        if filtered:
+            name = self.layout.tensors[min(filtered)].name
+            raise FormatError(f"header.x: tensor {name!r} is both filtered and coded against the reference")
 
     def _layout(self) -> SourceLayout:
         h = self.header

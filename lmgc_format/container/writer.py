@@ -15,6 +15,7 @@ from lmgc_format.container import compact, strict
 from lmgc_format.container.constants import (
     FLAG_COMPACT,
     FLAG_FILTERS,
+    FLAG_REFERENCE,
     FLAG_ROWS,
     FLAG_STORED,
     MAJOR,
@@ -69,6 +70,7 @@ class ArchiveWriter:
         raw = compact.header_to_bytes(header)
         try:
             flags = FLAG_COMPACT | (FLAG_FILTERS if header.filters else 0) | (FLAG_ROWS if header.rows else 0)
+            flags |= FLAG_REFERENCE if header.reference_tensors else 0
             self.out.write(preamble_for(raw, flags).pack())
             self.out.write(raw)
         except BaseException:  # the caller never gets a writer to abort: clean up here

@@ -35,6 +35,7 @@ from lmgc_format.errors import (
     IntegrityError,
     ModelError,
     ModelMismatchError,
+    ReferenceMismatchError,
     UnsupportedError,
 )
 from lmgc_format.events import EventSink, Finished, Notice, Progress, Started, ignore
@@ -48,6 +49,7 @@ from lmgc_format.pipeline.parallel import Pool, WorkerSetup, check_workers, resu
 from lmgc_format.tensors.plan import value_size
 from lmgc_format.tensors.serialize import get_scheme
 from lmgc_format.transforms.filters import InverseFilter
+from lmgc_format.transforms.reference import ReferenceDelta, check_tensors, digest, open_reference
 from lmgc_format.transforms.shuffle import bit_unshuffle, byte_unshuffle
 
 MAX_THREADS = 1024  # the most torch threads a decoder sets, whatever an archive records
@@ -62,6 +64,7 @@ class DecodeOptions:
     workers: int = 1  # >1: LM chunks decoded in that many processes (parallel.py)
     fast_threads: int | None = None  # threads decoding fast-level chunks; None: one per CPU
     ray: str | None = None  # a Ray address, "auto" or "local": workers are Ray actors (0 workers: one per CPU)
+    reference: str | None = None  # the safetensors file the archive was coded against, if it was
 
 
 @dataclass(frozen=True)
@@ -299,6 +302,32 @@ class ChunkDecoder:
         return data
 
 
+def reference_for(reader: ArchiveReader, reference: str | None, on_event: EventSink) -> ReferenceDelta:
+    """What undoes the archive's differences from its reference: refuses, naming what is missing or different, when
+    the archive was coded against a reference and ``reference`` is not that file."""
+    tensors = reader.header.reference_tensors
+    if not tensors:
+        if reference is not None:
+            on_event(Notice("the archive was not coded against a reference: --reference is not needed"))
+        return ReferenceDelta(reader.layout, None, {})
+    want = reader.header.reference_sha256.hex()
+    if reference is None:
+        raise ReferenceMismatchError(
+            f"this archive was coded against a reference ({len(tensors)} tensors, SHA-256 {want[:16]}…): "
+            "give that file (--reference; reference= in Python)"
+        )
+    path, ref_layout = open_reference(reference)
+    offsets = check_tensors(reader.layout, ref_layout, tensors)
+    with open(path, "rb") as ref:
+        got = digest(ref, reader.layout, offsets).hex()
+    if got != want:
+        raise ReferenceMismatchError(
+            f"{reference} is not the reference this archive was coded against: its tensors' SHA-256 is "
+            f"{got[:16]}…, the archive's {want[:16]}…"
+        )
+    return ReferenceDelta(reader.layout, path, offsets)
+
+
 def check_target(archive: str | os.PathLike[str], target: str | os.PathLike[str], overwrite: bool) -> None:
     """Before any decoding: the output may neither be the archive itself nor replace a file without -f."""
     if Path(target).resolve() == Path(archive).resolve():
@@ -325,7 +354,12 @@ def decode_file(
         layout = reader.layout
         if target is not None:
             check_target(archive, target, overwrite)
-        chunks = ChunkDecoder(reader, opts, on_event, model, cancel)
+        against = reference_for(reader, opts.reference, on_event)  # refused before any work when it is not right
+        try:
+            chunks = ChunkDecoder(reader, opts, on_event, model, cancel)
+        except BaseException:
+            against.close()
+            raise
         on_event(Started(operation, str(archive), layout.data_size))
         out = AtomicOutput(target, overwrite) if target is not None else None
         try:
@@ -347,7 +381,7 @@ def decode_file(
                     tokens += n
                     on_event(Progress(operation, base + int(size * fraction), layout.data_size, tokens))
 
-                data = restore.feed(plan.begin, chunks.decode(plan.index, step))
+                data = against.inverse(plan.begin, restore.feed(plan.begin, chunks.decode(plan.index, step)))
                 sha.update(data)
                 if out:
                     out.write(data)
@@ -362,6 +396,7 @@ def decode_file(
                 out.commit()
         finally:
             chunks.close()
+            against.close()
             if out:
                 out.abort()
         seconds = time.monotonic() - start

@@ -80,4 +80,6 @@ def encode_fast(job: Job) -> EncodeResult:
     except BaseException:
         writer.abort()
         raise
+    finally:
+        forward.close()
     return tally.result(size, digest, time.monotonic() - start)

@@ -28,7 +28,7 @@ from lmgc_format.pipeline.parallel import check_workers
 from lmgc_format.tensors.plan import PLAIN_CHUNK_BYTES
 from lmgc_format.tensors.serialize import BYTE_ORDERS, DEFAULT_BYTE_ORDER, DEFAULT_SCHEME, get_scheme
 from lmgc_format.tensors.source import LM_DTYPES, SourceLayout
-from lmgc_format.transforms.filters import ForwardFilter
+from lmgc_format.transforms.reference import Forward
 
 
 @dataclass(frozen=True)
@@ -53,6 +53,7 @@ class EncodeOptions:
     filters: bool = True  # store tensors whose lines sum to zero (softmax heads, LayerNorm streams) filtered
     level: str = DEFAULT_LEVEL  # "fast" (no LM), "max" (the LM) or "auto" (levels.py)
     time_budget: float = DEFAULT_TIME_BUDGET  # seconds the LM level may take under "auto"
+    reference: str | None = None  # a safetensors file the decoder holds too: tensors may be coded against it
 
     def check(self) -> None:
         choose_level(0, self.level, self.time_budget)  # refuses unknown levels and budgets
@@ -132,7 +133,7 @@ class Job:
 def build_header(
     layout: SourceLayout,
     opts: EncodeOptions,
-    forward: ForwardFilter,
+    forward: Forward,
     rows: tuple[tuple[int, int], ...],
     *,
     head: str,
@@ -167,4 +168,6 @@ def build_header(
         coder=coder,
         filters=tuple((f.tensor, f.kind) for f in forward.filters),
         rows=rows,
+        reference_tensors=tuple(sorted(forward.reference)),
+        reference_sha256=forward.reference_sha256,
     )

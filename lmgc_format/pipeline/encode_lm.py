@@ -131,6 +131,7 @@ def encode_lm(job: Job) -> EncodeResult:
         writer.abort()
         raise
     finally:
+        forward.close()
         if pool is not None:
             pool.close()
     return tally.result(size, digest, time.monotonic() - start)

@@ -3,25 +3,45 @@ lengths of flat tensors, chosen by reading the file once before the header is wr
 
 from __future__ import annotations
 
+import math
 import os
 from collections.abc import Callable
+from pathlib import Path
+
+import numpy as np
 
 from lmgc_format.cm import codec as cm_codec
 from lmgc_format.errors import UnsupportedError
 from lmgc_format.pipeline.encode_job import EncodeOptions
 from lmgc_format.tensors.plan import ChunkPlan, Window, plan_chunks
-from lmgc_format.tensors.source import LM_DTYPES, SourceLayout
-from lmgc_format.transforms.filters import ForwardFilter, choose_filters, mark_plan
+from lmgc_format.tensors.source import LM_DTYPES, SourceLayout, TensorEntry
+from lmgc_format.transforms.filters import ForwardFilter, TensorFilter, choose_filters, mark_plan
+from lmgc_format.transforms.reference import (
+    Forward,
+    ReferenceDelta,
+    choose,
+    digest,
+    open_reference,
+    pairs,
+    shuffle_zstd_cost,
+)
 from lmgc_format.transforms.rows import MIN_VALUES, SAMPLE_VALUES, TRIAL_VALUES, candidate_rows, exponent_fields
 
 
 def plan_for(
     source: str | os.PathLike[str], layout: SourceLayout, opts: EncodeOptions
-) -> tuple[list[ChunkPlan], ForwardFilter, tuple[tuple[int, int], ...]]:
-    """The chunk plan, the zero-sum filters worth keeping for this file (none when ``opts.filters``
-    is off; filters.py) and the row lengths found for flat tensors (rows.py; header ``rows``), the
+) -> tuple[list[ChunkPlan], Forward, tuple[tuple[int, int], ...]]:
+    """The chunk plan, what the codecs see (the zero-sum filters worth keeping for this file, none when
+    ``opts.filters`` is off, filters.py; with ``opts.reference``, the tensors that code smaller as differences
+    from it, reference.py) and the row lengths found for flat tensors (rows.py; header ``rows``), the
     plan's windows marked where a filter stores distances. Reads every float tensor before the
-    header is written: once for the filters, and flat ones once more for their rows."""
+    header is written: once for the filters, and flat ones once more for their rows. The caller closes
+    the returned Forward (it holds the reference file open)."""
+    if opts.reference and (opts.bytes_per_group or opts.plain_chunk_bytes % 8):
+        raise UnsupportedError(
+            "--reference codes whole values: it needs groups of the values' size (bytes per group 0) and "
+            "plain chunks of a multiple of 8 bytes"
+        )
     with open(source, "rb") as f:
 
         def read(offset: int, size: int) -> bytes:
@@ -35,10 +55,43 @@ def plan_for(
         plan = plan_chunks(
             layout, opts.window_bytes, opts.batch, opts.bytes_per_group, opts.plain_chunk_bytes, dict(rows)
         )
-        if not opts.filters:
-            return plan, ForwardFilter(layout, (), {}), rows
-        filters, words = choose_filters(layout, read, opts.bytes_per_group)
-    return mark_plan(plan, layout, filters), ForwardFilter(layout, filters, words), rows
+        offsets, sha = _reference(layout, read, opts.reference)
+        filters: tuple[TensorFilter, ...] = ()
+        words: dict[int, np.ndarray] = {}
+        if opts.filters:
+            filters, words = choose_filters(layout, read, opts.bytes_per_group)
+            filters = tuple(
+                f for f in filters if f.tensor not in offsets
+            )  # a tensor is filtered or coded against the reference
+    against = ReferenceDelta(layout, Path(opts.reference), offsets) if opts.reference and offsets else None
+    forward = Forward(ForwardFilter(layout, filters, words), against, sha)
+    return mark_plan(plan, layout, filters), forward, rows
+
+
+def _reference(
+    layout: SourceLayout, read: Callable[[int, int], bytes], reference: str | None
+) -> tuple[dict[int, int], bytes]:
+    """The tensors worth coding against ``reference`` (tensor -> its reference offset) and the SHA-256 the
+    archive records of them."""
+    if reference is None:
+        return {}, b""
+    path, ref_layout = open_reference(reference)
+    with open(path, "rb") as ref:
+        offsets = choose(layout, read, ref, pairs(layout, ref_layout), _sample_cost)
+        return offsets, digest(ref, layout, offsets) if offsets else b""
+
+
+def _sample_cost(sample: bytes, t: TensorEntry) -> int:
+    """What the fast level's codecs make of a sample of tensor ``t``: the smaller of byte shuffle + zstd and,
+    for floats, the context-mixing model (as one window, the tensor's rows: cm/codec.py)."""
+    best = shuffle_zstd_cost(sample, t)
+    if t.dtype in LM_DTYPES:
+        g = t.item_size
+        row = math.prod(t.shape[1:]) if len(t.shape) >= 2 else 0  # groups a step along the first axis
+        coded = cm_codec.encode([Window(0, 0, len(sample), g, 0, row, -1)], 0, sample, [g])
+        if coded is not None:
+            best = min(best, len(coded[0]))
+    return best
 
 
 def flat_rows(layout: SourceLayout, read: Callable[[int, int], bytes]) -> tuple[tuple[int, int], ...]:

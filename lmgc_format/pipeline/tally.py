@@ -16,11 +16,11 @@ from lmgc_format.events import ChunkDone, EventSink, Finished, Notice, Progress
 from lmgc_format.pipeline.encode_job import EncodeResult
 from lmgc_format.tensors.plan import ChunkPlan
 from lmgc_format.tensors.source import SourceLayout
-from lmgc_format.transforms.filters import ForwardFilter
+from lmgc_format.transforms.reference import Forward
 
 
 def read_chunks(
-    source: str | os.PathLike[str], layout: SourceLayout, plan: list[ChunkPlan], forward: ForwardFilter, tally: Tally
+    source: str | os.PathLike[str], layout: SourceLayout, plan: list[ChunkPlan], forward: Forward, tally: Tally
 ) -> Iterator[tuple[ChunkPlan, bytes, bytes]]:
     """Each chunk's source bytes and what the codecs see (``stored``: raw, unless filtered), in file
     order; the file's header goes into the tally's SHA-256 first (chunks follow as they are written)."""

@@ -37,6 +37,7 @@ from .options import (
     model_option,
     quiet_option,
     ray_option,
+    reference_option,
     scheme_option,
     time_budget_option,
     top_byte_option,
@@ -84,6 +85,7 @@ from .options import (
 )
 @workers_option
 @ray_option
+@reference_option
 @click.option("--verify/--no-verify", default=False, show_default=True, help="Decode the archive again and compare.")
 @quiet_option
 def compress(
@@ -109,6 +111,7 @@ def compress(
     threads: int | None,
     workers: int | None,
     ray: str | None,
+    reference: Path | None,
     verify: bool,
     quiet: bool,
 ) -> None:
@@ -139,6 +142,7 @@ def compress(
         ray=ray,
         level=level,
         time_budget=time_budget,
+        reference=None if reference is None else str(reference),
     )
     opts.check()
     streams = _Streams.check(sources, output, to_stdout, ".lmgc")
@@ -147,7 +151,7 @@ def compress(
             named = "(standard input)" if str(source) == "-" else str(source)
             _compress_one(path, target, f"{named} -> {final}", opts, overwrite, quiet, streams.summary)
             if verify:
-                _verify(target, None, False, quiet, workers, ray)
+                _verify(target, None, False, quiet, workers, ray, reference)
 
 
 def _compress_one(
@@ -255,6 +259,7 @@ class _Streams:
 )
 @decode_workers_option
 @ray_option
+@reference_option
 @quiet_option
 def decompress(
     archives: tuple[Path, ...],
@@ -268,12 +273,19 @@ def decompress(
     salvage: bool,
     workers: int | None,
     ray: str | None,
+    reference: Path | None,
     quiet: bool,
 ) -> None:
     """Decompress .lmgc archives back to the original files, byte for byte (- reads standard input)."""
     from lmgc_format.pipeline.decoder import DecodeOptions, decode_file
 
-    opts = DecodeOptions(model=model, force=force or force_old, workers=workers_count(workers, ray), ray=ray)
+    opts = DecodeOptions(
+        model=model,
+        force=force or force_old,
+        workers=workers_count(workers, ray),
+        ray=ray,
+        reference=None if reference is None else str(reference),
+    )
     if salvage:
         if len(archives) != 1 or str(archives[0]) == "-":
             raise click.UsageError("--salvage takes one archive file")
@@ -318,11 +330,18 @@ def _salvage(archive: Path, output: Path | None, overwrite: bool, opts: Any, qui
 
 
 def _verify(
-    archive: Path, model: str | None, force: bool, quiet: bool, workers: int | None = None, ray: str | None = None
+    archive: Path,
+    model: str | None,
+    force: bool,
+    quiet: bool,
+    workers: int | None = None,
+    ray: str | None = None,
+    reference: Path | None = None,
 ) -> None:
     from lmgc_format.pipeline.decoder import DecodeOptions, decode_file
 
-    opts = DecodeOptions(model=model, force=force, workers=workers_count(workers, ray), ray=ray)
+    ref = None if reference is None else str(reference)
+    opts = DecodeOptions(model=model, force=force, workers=workers_count(workers, ray), ray=ray, reference=ref)
     with EventProgress(err_console, quiet) as bar:
         result = decode_file(archive, None, opts, on_event=bar)
     if not quiet:
@@ -340,12 +359,20 @@ def _verify(
 @mismatch_options
 @decode_workers_option
 @ray_option
+@reference_option
 @quiet_option
 def verify(
-    archive: Path, model: str | None, force: bool, force_old: bool, workers: int | None, ray: str | None, quiet: bool
+    archive: Path,
+    model: str | None,
+    force: bool,
+    force_old: bool,
+    workers: int | None,
+    ray: str | None,
+    reference: Path | None,
+    quiet: bool,
 ) -> None:
     """Decode in memory and check every CRC and the SHA-256 (exit 0 = intact)."""
-    _verify(archive, model, force or force_old, quiet, workers, ray)
+    _verify(archive, model, force or force_old, quiet, workers, ray, reference)
 
 
 @cli.command()

@@ -4,6 +4,7 @@ so the command line cannot drift from the library."""
 from __future__ import annotations
 
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 import click
@@ -45,6 +46,13 @@ byte_order_option = click.option(
     help="Hex of each value most-significant byte first, or as stored in the file (the paper).",
 )
 quiet_option = click.option("-q", "--quiet", is_flag=True, help="No progress bar or summary.")
+reference_option = click.option(
+    "--reference",
+    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    help="A safetensors file the other side holds too (the previous checkpoint, round or step): tensors "
+    "paired by name, shape and dtype are coded against it where that is smaller. The archive records its "
+    "SHA-256; decompress and verify need the same file.",
+)
 engine_option = click.option(
     "--engine",
     type=click.Choice(list(ENGINE_CHOICES)),

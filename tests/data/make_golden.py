@@ -15,6 +15,10 @@ python -m tests.data.make_golden golden_int8_v2.safetensors.lmgc
 python -m tests.data.make_golden golden_quant.safetensors.lmgc
                                           # format 1.5: cm-ints-v1 over golden_quant.safetensors (quantized
                                           # values, index gaps, packed signs, integer edge cases)
+python -m tests.data.make_golden golden_reference.safetensors.lmgc
+                                          # format 1.6: golden_reference.safetensors coded against
+                                          # golden_reference_ref.safetensors (weights one step apart as differences,
+                                          # a gradient not, a tensor the reference lacks)
 python -m tests.data.make_golden golden_compact.safetensors.lmgc
                                           # format 1.4: the compact layout (golden_fast.safetensors at the
                                           # fast level) and a stored archive (golden_stored.safetensors)
@@ -272,6 +276,25 @@ def make_quant_golden() -> None:
     encode_file(HERE / "golden_quant.safetensors", HERE / "golden_quant.safetensors.lmgc", opts, overwrite=True)
 
 
+def make_reference_golden() -> None:
+    """Format 1.6: golden_reference.safetensors.lmgc, the fast level over golden_reference.safetensors coded
+    against golden_reference_ref.safetensors: weights (fp32 and bf16) one AdamW-like step apart (coded as differences),
+    a gradient one step apart (paired, not coded against it: it codes smaller alone), a tensor the reference lacks."""
+    rng = np.random.default_rng(8)
+    w0 = (rng.standard_normal((96, 64)) * 0.05).astype(np.float32)
+    step = (np.sign(rng.standard_normal(w0.shape)) * 1e-3).astype(np.float32)
+    e0 = torch.from_numpy(rng.standard_normal((80, 48)).astype(np.float32) * 0.02).bfloat16()
+    e1 = e0.float() - 1e-3 * torch.sign(torch.from_numpy(rng.standard_normal((80, 48)).astype(np.float32)))
+    g0, g1 = gradient_like((64, 64), 21), gradient_like((64, 64), 22)
+    save_file(
+        {"fc.weight": torch.from_numpy(w0), "emb": e0, "grad": g0}, str(HERE / "golden_reference_ref.safetensors")
+    )
+    new = {"fc.weight": torch.from_numpy(w0 - step), "emb": e1.bfloat16(), "grad": g1, "new.bias": g1[0].clone()}
+    save_file(new, str(HERE / "golden_reference.safetensors"))
+    opts = EncodeOptions(level="fast", threads=1, reference=str(HERE / "golden_reference_ref.safetensors"))
+    encode_file(HERE / "golden_reference.safetensors", HERE / "golden_reference.safetensors.lmgc", opts, overwrite=True)
+
+
 GOLDEN_INT8_OPTIONS = {"engine": "int8", "level": "max", "window_bytes": 96, "batch": 3, "fallback": False}
 
 
@@ -304,6 +327,11 @@ def main() -> None:
     if "golden_quant.safetensors.lmgc" in names:
         make_quant_golden()
         names.remove("golden_quant.safetensors.lmgc")
+        if not names:
+            return
+    if "golden_reference.safetensors.lmgc" in names:
+        make_reference_golden()
+        names.remove("golden_reference.safetensors.lmgc")
         if not names:
             return
     if "golden_fast.safetensors.lmgc" in names:

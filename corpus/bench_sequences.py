@@ -1,6 +1,6 @@
 """``--reference`` on the sequence pairs (corpus/sequences.py): lmgc's fast level alone, with the earlier
 file as reference, and ZipNN's delta method (the file XOR-ed with the reference, then the best classical
-codec: xz -9e, zstd -22, each plain or byte-split per tensor, and ZipNN itself on the XOR per tensor).
+codec: xz -9e, zstd -22, each plain or byte-split per tensor, and ZipNN and pcodec on the XOR per tensor).
 
     python corpus/sequences.py /tmp/seq
     python corpus/bench_sequences.py /tmp/seq --json benchmarks/sequences.json --md benchmarks/sequences.md
@@ -22,7 +22,7 @@ import zstandard
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from lmgc_format.bench.classical import Unavailable, _zipnn_enc
+from lmgc_format.bench.classical import Unavailable, _pcodec_enc, _zipnn_enc
 from lmgc_format.pipeline.decoder import DecodeOptions, decode_file
 from lmgc_format.pipeline.encoder import EncodeOptions, encode_file
 from lmgc_format.tensors.source import read_layout
@@ -43,6 +43,7 @@ def xor_baseline(new: Path, ref: Path) -> tuple[int, str]:
     by_name = {t.name: t for t in rl.tensors}
     xored, split = bytearray(a), bytearray(a)
     zipnn_total, zipnn_ok = lay.data_offset, True
+    pcodec_total, pcodec_ok = lay.data_offset, True
     for t in lay.tensors:
         lo, hi = lay.data_offset + t.begin, lay.data_offset + t.end
         r = by_name.get(t.name)
@@ -56,12 +57,18 @@ def xor_baseline(new: Path, ref: Path) -> tuple[int, str]:
             zipnn_total += len(_zipnn_enc(part, t.dtype)) if part else 0
         except Unavailable:
             zipnn_ok = False
+        try:
+            pcodec_total += len(_pcodec_enc(part, t.dtype)) if part else 0
+        except Unavailable:
+            pcodec_ok = False
     sizes = {}
     for name, data in (("", bytes(xored)), ("bytesplit+", bytes(split))):
         sizes[f"XOR+{name}xz -9e"] = len(lzma.compress(data, preset=9 | lzma.PRESET_EXTREME))
         sizes[f"XOR+{name}zstd -22"] = len(zstandard.ZstdCompressor(level=22).compress(data))
     if zipnn_ok:
         sizes["XOR+ZipNN"] = zipnn_total
+    if pcodec_ok:
+        sizes["XOR+pcodec"] = pcodec_total
     best = min(sizes, key=lambda k: sizes[k])
     return sizes[best], best
 

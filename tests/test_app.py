@@ -279,3 +279,29 @@ async def test_checkboxes_differ_in_shape_and_cancel_clears_the_rows(tmp_path: P
         table = app.query_one("#enc-layers", DataTable)
         assert "coding" not in {str(table.get_cell(n, "status")) for n in ("w", "v")}
         assert "ETA" not in str(app.query_one("#enc-stats", Static).content)
+
+
+async def test_encode_against_a_reference_verifies_and_inspect_shows_it(tmp_path: Path) -> None:
+    """The Encode tab's reference field (issue: --reference): the archive is coded against it, verified
+    with it, and the Inspect tab shows the recorded reference; the Verify tab needs it too."""
+    from tests.test_reference import GOLDEN, GOLDEN_REF
+
+    src = tmp_path / "new.safetensors"
+    src.write_bytes(GOLDEN.read_bytes())
+    app = make_app(path=src, model="no-such-model")
+    async with app.run_test(size=(120, 34)) as pilot:
+        await pilot.pause()
+        app.query_one("#enc-level").value = "fast"  # type: ignore[attr-defined]
+        app.query_one("#enc-reference", Input).value = str(GOLDEN_REF)
+        await pilot.pause()
+        pane = app.query_one(EncodePane)
+        await pilot.press("s")
+        await wait_for(pilot, lambda: not pane.running)
+        assert "verified" in text_of(app, "#enc-result"), text_of(app, "#enc-result")
+        inspect = app.query_one(InspectPane)
+        assert inspect.info is not None and inspect.info["reference"]["tensors"] == ["fc.weight", "emb"]
+        assert "reference" in rendered(app, "#inspect-pane")
+        app.query_one("#enc-reference", Input).value = str(tmp_path / "missing.safetensors")
+        await pilot.press("s")
+        await pilot.pause()
+        assert any("no such file" in message for _, message in notes(app))

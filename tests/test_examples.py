@@ -27,7 +27,12 @@ def test_flower_fedavg_with_lmgc_equals_without_bit_for_bit(update: str) -> None
     )
     assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-4000:]
     assert "bit for bit: True" in proc.stdout
-    rows = [line.split() for line in proc.stdout.splitlines() if line.strip()[:1].isdigit()]
+    updates, broadcast = proc.stdout.split("the server's broadcast")
+    rows = [line.split() for line in updates.splitlines() if line.strip()[:1].isdigit()]
     assert len(rows) == 2
     for _, raw, zstd, _pcodec, sent, _ in rows:
         assert int(sent.replace(",", "")) < int(zstd.replace(",", "")) < int(raw.replace(",", ""))
+    # the new global model coded against the previous one (which clients hold) is smaller than alone
+    sizes = [[int(v.replace(",", "")) for v in line.split()[1:4]] for line in broadcast.splitlines()
+             if line.strip()[:1].isdigit()]  # fmt: skip
+    assert len(sizes) == 2 and all(ref < alone < raw for raw, alone, ref in sizes)

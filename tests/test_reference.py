@@ -5,6 +5,7 @@ SHA-256 and a decoder refuses, before writing anything, without the same file.""
 from __future__ import annotations
 
 import hashlib
+import json
 import subprocess
 import sys
 from pathlib import Path
@@ -123,3 +124,12 @@ def test_the_reference_flag_and_header_must_agree(tmp_path: Path) -> None:
     bad.write_bytes(bytes(raw))
     with pytest.raises(FormatError, match="reference flag"):
         ArchiveReader(bad).close()
+
+
+def test_bench_reference_puts_zipnn_s_delta_method_beside_lmgc() -> None:
+    args = ["bench", str(GOLDEN), "--reference", str(GOLDEN_REF), "--levels", "fast", "--codecs", "zstd -19", "--json"]
+    res = CliRunner().invoke(cli, args)
+    assert res.exit_code == 0, res.output
+    rows = {r["codec"]: r for r in json.loads(res.output[res.output.index("[") :])[0]["results"]}
+    assert rows["lmgc fast"]["roundtrip"] and rows["XOR+zstd -19"]["roundtrip"]
+    assert rows["lmgc fast"]["size"] < rows["XOR+zstd -19"]["size"]

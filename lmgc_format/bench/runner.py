@@ -11,15 +11,17 @@ import os
 import tempfile
 import threading
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
+
+import numpy as np
 
 from lmgc_format.bench.classical import Classical, Unavailable
 from lmgc_format.events import EventSink, ignore
 from lmgc_format.pipeline.defaults import DEFAULT_BYTE_ORDER, DEFAULT_ENGINE
 from lmgc_format.pipeline.encoder import EncodeOptions
-from lmgc_format.tensors.source import read_layout
+from lmgc_format.tensors.source import SourceLayout, read_layout
 
 if TYPE_CHECKING:  # the encoder/decoder are imported when a round trip runs (they pull in the LM stack)
     from lmgc_format.pipeline.decoder import DecodeResult
@@ -108,19 +110,42 @@ class LmSetting:
 class BenchOptions:
     classical: tuple[Classical, ...]
     lm: list[LmSetting] = field(default_factory=lambda: [LmSetting()])
+    # ``bench --reference``: the classical codecs code the data XOR-ed with this file's paired tensors
+    # (ZipNN's delta method: "XOR+" rows); the lmgc rows code with it as their reference
+    reference: Path | None = None
 
 
 Spans = tuple[tuple[int, int, str], ...]  # (begin, end, dtype) of each tensor in the data section
 
 
-def _data_section(path: Path) -> tuple[bytes, str, Spans]:
+def _data_section(path: Path, reference: Path | None = None) -> tuple[bytes, str, Spans]:
+    """The file's data section (XOR-ed with the reference's paired tensors when one is given), its one
+    dtype or "mixed", and where each tensor lies."""
     layout = read_layout(path)
     with path.open("rb") as f:
         f.seek(layout.data_offset)
         data = f.read()
+    if reference is not None:
+        data = _xor_with(layout, data, reference)
     dtypes = {t.dtype for t in layout.tensors if t.nbytes}
     spans = tuple((t.begin, t.end, t.dtype) for t in layout.tensors if t.nbytes)
     return data, (dtypes.pop() if len(dtypes) == 1 else "mixed"), spans
+
+
+def _xor_with(layout: SourceLayout, data: bytes, reference: Path) -> bytes:
+    """ZipNN's delta method: each tensor the reference holds with the same name, shape and dtype XOR-ed
+    with it, the rest as it is."""
+    from lmgc_format.transforms.reference import open_reference, pairs
+
+    path, ref_layout = open_reference(reference)
+    out = bytearray(data)
+    with path.open("rb") as ref:
+        for i, at in pairs(layout, ref_layout).items():
+            t = layout.tensors[i]
+            ref.seek(at)
+            other = np.frombuffer(ref.read(t.nbytes), np.uint8)
+            out[t.begin : t.end] = (np.frombuffer(data[t.begin : t.end], np.uint8) ^ other).tobytes()
+    return bytes(out)
 
 
 def _per_tensor(codec: Classical, spans: Spans) -> Classical:
@@ -212,7 +237,8 @@ def round_trip(
         archive = Path(tmp) / "bench.lmgc"
         restored = Path(tmp) / "restored.safetensors"
         enc = encode_file(path, archive, opts, on_event=on_event, cancel=cancel)
-        dec = decode_file(archive, restored, DecodeOptions(model=opts.model), on_event=on_event, cancel=cancel)
+        back = DecodeOptions(model=opts.model, reference=opts.reference)
+        dec = decode_file(archive, restored, back, on_event=on_event, cancel=cancel)
         with ArchiveReader(archive) as reader:
             procedure = reader.header.layout.procedure
         return RoundTrip(enc, dec, restored.read_bytes() == path.read_bytes(), os.path.getsize(archive), procedure)
@@ -272,9 +298,11 @@ def bench_file(
     on_codec: Any = None,
     cancel: threading.Event | None = None,
 ) -> FileReport:
-    data, dtype, spans = _data_section(path)
+    data, dtype, spans = _data_section(path, options.reference)
     results: list[CodecResult] = []
     for codec in options.classical:
+        if options.reference is not None:
+            codec = replace(codec, name="XOR+" + codec.name)
         if on_codec:
             on_codec(codec.name)
         results.append(run_classical(codec, data, dtype, spans))

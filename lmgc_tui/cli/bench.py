@@ -23,6 +23,7 @@ from .options import (
     mix_option,
     model_option,
     quiet_option,
+    reference_option,
     top_byte_option,
     wide_option,
     window_bytes_option,
@@ -98,6 +99,7 @@ from .options import (
 @click.option(
     "--save", type=click.Path(dir_okay=False, path_type=Path), help="Also write the results as JSON to this file."
 )
+@reference_option
 @wide_option
 @quiet_option
 def bench(
@@ -125,6 +127,7 @@ def bench(
     as_json: bool,
     markdown: bool,
     save: Path | None,
+    reference: Path | None,
     wide: bool,
     quiet: bool,
 ) -> None:
@@ -133,6 +136,8 @@ def bench(
     Every codec's output is decoded and compared before its size counts; sizes are %
     of the tensor data (the paper's metric). The LM codec is timed encoding and decoding.
     With --estimate the LM rows are estimates instead (marked so), for quick comparisons.
+    With --reference OLD, the classical codecs code the tensors XOR-ed with OLD's (ZipNN's delta method,
+    rows "XOR+...") and lmgc codes with OLD as its reference.
     """
     from lmgc_format.bench.classical import by_name
     from lmgc_format.bench.runner import BenchOptions, LmSetting, bench_file
@@ -140,6 +145,8 @@ def bench(
 
     from ..bench_view import bench_markdown, bench_table
 
+    if reference is not None and (speed or positions or estimate):
+        raise click.UsageError("--reference goes with size benches, not --speed, --positions or --estimate")
     if estimate and (speed or no_lm):
         raise click.UsageError("--estimate gives LM sizes and bits; it does not go with --speed or --no-lm")
     if (positions or speed) and (byte_order != "msb_first" or no_fallback):
@@ -209,6 +216,7 @@ def bench(
                     top_byte=top_byte,
                     filters=filters,
                     level="max",
+                    reference=None if reference is None else str(reference),
                 ),
                 estimate=estimate,
                 model_tag=_model_tag(m) if len(model_list) > 1 else "",
@@ -216,7 +224,12 @@ def bench(
             for m in model_list
             for sc in scheme_list
         ]
-        + [LmSetting(EncodeOptions(level=level)) for level in level_list if level != "max"],
+        + [
+            LmSetting(EncodeOptions(level=level, reference=None if reference is None else str(reference)))
+            for level in level_list
+            if level != "max"
+        ],
+        reference=reference,
     )
     reports = []
     for path in files:

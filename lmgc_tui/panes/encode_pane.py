@@ -90,6 +90,14 @@ class EncodePane(Vertical):
             yield Input(str(DEFAULT_BATCH), id="enc-batch", type="integer", compact=True)
             yield Label(" output")
             yield Input("", id="enc-output", compact=True, placeholder="FILE.lmgc")
+            yield Label(" reference")
+            yield Input(
+                "",
+                id="enc-reference",
+                compact=True,
+                placeholder="OLD.safetensors (optional)",
+                tooltip="the previous step, which the decoder holds too: tensors are coded against it where smaller",
+            )
         with Horizontal(classes="form"):
             yield TickBox("verify after encoding", True, id="enc-verify", compact=True)
             yield TickBox("overwrite output", False, id="enc-overwrite", compact=True)
@@ -148,7 +156,18 @@ class EncodePane(Vertical):
         from lmgc_format.pipeline.encoder import EncodeOptions
 
         level = str(self.query_one("#enc-level", Select).value)
-        opts = EncodeOptions(model=model, scheme=str(scheme), window_bytes=window, batch=batch, level=level)
+        reference = self.query_one("#enc-reference", Input).value.strip() or None
+        if reference is not None and not Path(reference).expanduser().is_file():
+            self.app.notify(f"reference {reference}: no such file", title="settings", severity="error", markup=False)
+            return
+        opts = EncodeOptions(
+            model=model,
+            scheme=str(scheme),
+            window_bytes=window,
+            batch=batch,
+            level=level,
+            reference=None if reference is None else str(Path(reference).expanduser()),
+        )
         try:
             opts.check()
         except LmgcError as exc:
@@ -160,6 +179,8 @@ class EncodePane(Vertical):
         self._set_running(True)
         choice = self._show_choice()
         using = f"the LM {model or DEFAULT_MODEL}, scheme {scheme}" if choice == "max" else "the fast level (no LM)"
+        if reference is not None:
+            using += f", against the reference {reference}"
         self.log_line(f"encoding {shown(self.source)} → {shown(target)} with {shown(using)}")
         if choice == "max":  # a minute or more before the first byte is coded: say why nothing moves
             self.query_one(JobProgress).waiting(f"loading model {model or DEFAULT_MODEL} …")
@@ -198,7 +219,11 @@ class EncodePane(Vertical):
                 "verify",
                 target,
                 lambda: decode_file(
-                    target, None, DecodeOptions(model=opts.model), on_event=self.buffer, cancel=self.cancel_event
+                    target,
+                    None,
+                    DecodeOptions(model=opts.model, reference=opts.reference),
+                    on_event=self.buffer,
+                    cancel=self.cancel_event,
                 ),
             )
             self.post_message(JobDone(check))

@@ -41,6 +41,12 @@ class VerifyPane(Vertical):
     def compose(self) -> ComposeResult:
         with Horizontal(classes="form"):
             yield Input(placeholder="archive.lmgc", id="ver-path", compact=True)
+            yield Input(
+                placeholder="reference (if coded against one)",
+                id="ver-reference",
+                compact=True,
+                tooltip="the safetensors file the archive was coded against (compress --reference)",
+            )
             yield Button("Verify", id="ver-start", variant="primary", compact=True)
             yield Button("Cancel", id="ver-cancel", variant="error", compact=True, disabled=True)
         yield JobProgress("ver", id="ver-progress-row")
@@ -70,14 +76,15 @@ class VerifyPane(Vertical):
         result.set_classes("")
         result.update(plain(f"verifying {path} …"))
         self.query_one("#ver-log", RichLog).write(plain(f"verifying {path}"))
-        self.run_verify(path)
+        reference = self.query_one("#ver-reference", Input).value.strip() or None
+        self.run_verify(path, reference)
 
     @work(thread=True, exclusive=True, exit_on_error=False, group="verify")
-    def run_verify(self, path: Path) -> None:
+    def run_verify(self, path: Path, reference: str | None = None) -> None:
         from lmgc_format.pipeline.decoder import DecodeOptions, decode_file
 
         # model=None: the archive names its model; a user override comes from the app's --model
-        opts = DecodeOptions(model=self.model)
+        opts = DecodeOptions(model=self.model, reference=reference)
         self.post_message(
             JobDone(
                 run_job(

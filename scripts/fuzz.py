@@ -30,7 +30,9 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from lmgc_format.errors import LmgcError  # noqa: E402
-from lmgc_format.pipeline.decoder import decode_file  # noqa: E402
+from lmgc_format.pipeline.decoder import DecodeOptions, decode_file  # noqa: E402
+
+WITH_REFERENCE = DecodeOptions(reference=str(ROOT / "tests" / "data" / "golden_reference_ref.safetensors"))
 
 SEED = ROOT / "tests" / "data" / "golden_ints.safetensors.lmgc"
 ORIGINAL = ROOT / "tests" / "data" / "golden_ints.safetensors"
@@ -42,6 +44,11 @@ SEEDS = (
     (ROOT / "tests" / "data" / "golden_stored.safetensors.lmgc", ROOT / "tests" / "data" / "golden_stored.safetensors"),
     # format 1.5: every integer mode and lzma2
     (ROOT / "tests" / "data" / "golden_quant.safetensors.lmgc", ROOT / "tests" / "data" / "golden_quant.safetensors"),
+    # format 1.6: coded against a reference (every case is decoded with REFERENCE; the others ignore it)
+    (
+        ROOT / "tests" / "data" / "golden_reference.safetensors.lmgc",
+        ROOT / "tests" / "data" / "golden_reference.safetensors",
+    ),
 )
 SKIPPABLE = (0x184D2A50).to_bytes(4, "little") + (3).to_bytes(4, "little") + b"abc"  # a zstd skippable frame
 HOSTILE_NAMES = ("[/x]", "\x1b]0;pwned\x07", "a" * 300, "\u202e", "__metadata__x", "")
@@ -67,7 +74,7 @@ def semantic_mutation(rng: random.Random, archive: Path, target: Path) -> None:
         ]
     if header.model is None:  # what lmgc writes today for a seed that needs no model (container/strict.py)
         header, index = without_lm(header, index)
-    kind = rng.randrange(13)
+    kind = rng.randrange(14)
     layout = header.layout
     if kind == 0:  # the window layout
         field = rng.choice(["window_bytes", "batch", "bytes_per_group", "plain_chunk_bytes"])
@@ -176,6 +183,11 @@ def semantic_mutation(rng: random.Random, archive: Path, target: Path) -> None:
                 ]
             )
             chunks[i] = (1, c[1], c[2], payload, c[4])
+    elif kind == 13:  # the reference record: tensors coded against one, and its digest
+        tensors = tuple(rng.choice(HOSTILE_INTS[:8]) for _ in range(rng.randint(0, 3)))
+        digest = rng.choice([header.reference_sha256 or bytes(32), rng.randbytes(32), b"", rng.randbytes(31)])
+        header = replace(header, reference_tensors=rng.choice([tensors, tuple(sorted(set(tensors)))]),
+                         reference_sha256=digest)  # fmt: skip
     else:  # the index's statistics
         index = replace(index, tokens=rng.choice(HOSTILE_INTS), seconds=float(rng.choice(HOSTILE_INTS[:9])))
     writer = ArchiveWriter(target, header, overwrite=True)
@@ -202,7 +214,7 @@ def check_case(path: Path, original: bytes, out: Path) -> str | None:
     try:
         with contextlib.suppress(LmgcError):
             describe_archive(path)  # inspect reads everything but the payloads
-        decode_file(path, out)
+        decode_file(path, out, WITH_REFERENCE)
     except LmgcError:
         if out.exists():
             return "error but an output was left"
@@ -258,7 +270,7 @@ def main() -> int:
     findings: list[str] = []
     kept: dict[str, bytes] = {}
     for _, _, archive in seeds:  # warm up: the first fast-level decode compiles or loads the kernel
-        decode_file(archive, None)
+        decode_file(archive, None, WITH_REFERENCE)
     deadline = time.monotonic() + args.seconds
     with tempfile.TemporaryDirectory() as tmp:
         path, out = Path(tmp) / "case.lmgc", Path(tmp) / "out.safetensors"
@@ -279,7 +291,7 @@ def main() -> int:
                 continue
             if not out.exists():
                 try:
-                    decode_file(path, None)
+                    decode_file(path, None, WITH_REFERENCE)
                 except LmgcError as exc:
                     key = type(exc).__name__ + ": " + "".join(c for c in str(exc)[:40] if not c.isdigit())
                     kept.setdefault(key, path.read_bytes())

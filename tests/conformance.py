@@ -216,6 +216,8 @@ CASES: tuple[Case, ...] = (
     Case("tensor-bits-huge", "fast", edit_index(lambda o, r: o["b"].__setitem__(0, U64)),
          lambda r: f"index.b: tensor {r.tensors[0].name!r} is said to cost {float(U64):,.0f} bits, more than the "
                    f"{payload_bits(r, 0):,} bits of the payloads that hold it"),
+    Case("time-huge", "fast", edit_index(lambda o, r: o.update(s=U64)),
+         f"index.s: an encode time of {U64:,} ms is out of range (0 to 2**53)"),
     Case("gap-bits-huge", "fast", edit_index(lambda o, r: o.update(g=10**12)),
          "index.g: bytes outside the tensors are said to cost 1,000,000,000,000 bits, more than the 0 bits of "
          "the payloads that hold them"),

@@ -251,6 +251,13 @@ def _naturals(values: Any, what: str, limit: int = 1 << 64) -> list[int]:
     return values
 
 
+def _milliseconds(ms: int) -> int:
+    """The index's encode time, within what a float of seconds holds exactly (2**53 ms: 285,000 years)."""
+    if ms < 0 or ms >= 1 << 53:
+        raise FormatError(f"index.s: an encode time of {ms:,} ms is out of range (0 to 2**53)")
+    return ms
+
+
 def index_from_bytes(raw: bytes) -> tuple[list[tuple[int, int, int, int]], dict[str, Any]]:
     """The chunk rows (codec, payload length, CRC, model bits) and the rest of the compact index, checked
     for types; offsets are the reader's to compute (it knows the plan)."""
@@ -272,6 +279,6 @@ def index_from_bytes(raw: bytes) -> tuple[list[tuple[int, int, int, int]], dict[
         "gap_bits": float(_naturals([obj.get("g", 0)], "gap bits")[0]),
         "sha256": digest,
         "tokens": _naturals([obj.get("k", 0)], "token count")[0],
-        "seconds": _naturals([field(obj, "s", int, "index")], "time")[0] / 1000,
+        "seconds": _milliseconds(field(obj, "s", int, "index")) / 1000,
     }
     return rows, rest

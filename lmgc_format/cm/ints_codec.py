@@ -162,11 +162,11 @@ def encode(data: bytes, dtype: str, shape: tuple[int, ...], first: int) -> bytes
     return coded
 
 
-def encode_chunk(chunk: ChunkPlan, layout: SourceLayout, data: bytes) -> bytes | None:
+def encode_chunk(chunk: ChunkPlan, layout: SourceLayout, data: bytes, any_floats: bool = False) -> bytes | None:
     """:func:`encode` of a plain chunk of the file when it lies in an integer tensor, :func:`encode_floats`
-    of a float chunk; None when neither applies or wins."""
+    of a float chunk (``any_floats``: also one that is not mostly zeros); None when neither applies or wins."""
     if chunk.lm:
-        return encode_floats(chunk, layout, data)
+        return encode_floats(chunk, layout, data, any_floats)
     t = int_tensor(chunk, layout)
     if t is None:
         return None
@@ -185,9 +185,10 @@ def _float_windows(chunk: ChunkPlan, layout: SourceLayout) -> list[tuple[Window,
     return out
 
 
-def encode_floats(chunk: ChunkPlan, layout: SourceLayout, data: bytes) -> bytes | None:
-    """Mode 3: a float chunk that is mostly exact zeros, its values as integers; None otherwise, or when it
-    would not be smaller than the data."""
+def encode_floats(chunk: ChunkPlan, layout: SourceLayout, data: bytes, any_floats: bool = False) -> bytes | None:
+    """Mode 3: a float chunk that is mostly exact zeros (``any_floats``: any float chunk, such as the
+    differences from a reference, transforms/reference.py), its values as integers; None otherwise, or when
+    it would not be smaller than the data."""
     windows = _float_windows(chunk, layout)
     if not chunk.lm or windows is None or not data:
         return None
@@ -195,7 +196,7 @@ def encode_floats(chunk: ChunkPlan, layout: SourceLayout, data: bytes) -> bytes 
     if len(data) % size:
         return None
     values = np.frombuffer(data, dtype=f"<i{size}")
-    if np.count_nonzero(values == 0) < SPARSE_SHARE * len(values):  # mixed sizes: a rough share, enough
+    if not any_floats and np.count_nonzero(values == 0) < SPARSE_SHARE * len(values):  # a rough share, enough
         return None
     out = bytearray([MODE_FLOATS])
     for w, dtype, shape in windows:
@@ -210,6 +211,15 @@ def encode_floats(chunk: ChunkPlan, layout: SourceLayout, data: bytes) -> bytes 
         if len(out) >= len(data):
             return None
     return bytes(out)
+
+
+def floats_cost(data: bytes, size: int, shape: tuple[int, ...]) -> int:
+    """Bytes mode 3 would spend on ``data``, the values of one float tensor from its start (a trial)."""
+    vals, _ = _values(data, _FLOAT_INTS[size])
+    row, col = grid(shape, 0)
+    buf = np.empty(len(data) + 64, dtype=np.uint8)
+    n = _run(False, vals, buf, row, col, True)
+    return n if n >= 0 else len(data)
 
 
 def window_bits(payload: bytes) -> list[float]:

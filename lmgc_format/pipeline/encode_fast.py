@@ -64,7 +64,9 @@ def encode_fast(job: Job) -> EncodeResult:
             coded = cm_codec.encode(chunk.windows, chunk.begin, stored, item_sizes)
             if coded is not None:
                 options.append((Codec.CM_FAST, *coded))
-        ints = ints_codec.encode_chunk(chunk, layout, stored)
+        # the differences from a reference are small integers: mode 3 codes them as such (cm/ints_codec.py)
+        against = chunk.lm and all(w.tensor in forward.reference for w in chunk.windows)
+        ints = ints_codec.encode_chunk(chunk, layout, stored, any_floats=against)
         if ints is not None:
             options.append((Codec.CM_INTS, ints, []))
         if small:

@@ -11,6 +11,7 @@ from pathlib import Path
 import numpy as np
 
 from lmgc_format.cm import codec as cm_codec
+from lmgc_format.cm import ints_codec
 from lmgc_format.errors import UnsupportedError
 from lmgc_format.pipeline.encode_job import EncodeOptions
 from lmgc_format.tensors.plan import ChunkPlan, Window, plan_chunks
@@ -81,9 +82,10 @@ def _reference(
         return offsets, digest(ref, layout, offsets) if offsets else b""
 
 
-def _sample_cost(sample: bytes, t: TensorEntry) -> int:
-    """What the fast level's codecs make of a sample of tensor ``t``: the smaller of byte shuffle + zstd and,
-    for floats, the context-mixing model (as one window, the tensor's rows: cm/codec.py)."""
+def _sample_cost(sample: bytes, t: TensorEntry, against: bool) -> int:
+    """What the fast level's codecs make of a sample of tensor ``t``: the smallest of byte shuffle + zstd and,
+    for floats, the context-mixing model (as one window, the tensor's rows: cm/codec.py) and, for
+    differences from a reference, the integer model (cm/ints_codec.py mode 3, as encode_fast.py tries it)."""
     best = shuffle_zstd_cost(sample, t)
     if t.dtype in LM_DTYPES:
         g = t.item_size
@@ -91,6 +93,8 @@ def _sample_cost(sample: bytes, t: TensorEntry) -> int:
         coded = cm_codec.encode([Window(0, 0, len(sample), g, 0, row, -1)], 0, sample, [g])
         if coded is not None:
             best = min(best, len(coded[0]))
+        if against:
+            best = min(best, ints_codec.floats_cost(sample, g, (len(sample) // g // max(row, 1), max(row, 1))))
     return best
 
 

@@ -17,12 +17,12 @@ import sys
 import tempfile
 from pathlib import Path
 
-import numpy as np
 import zstandard
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from lmgc_format.bench.classical import Unavailable, _pcodec_enc, _zipnn_enc
+from lmgc_format.bench.runner import xor_with
 from lmgc_format.pipeline.decoder import DecodeOptions, decode_file
 from lmgc_format.pipeline.encoder import EncodeOptions, encode_file
 from lmgc_format.tensors.source import read_layout
@@ -38,37 +38,23 @@ PAIRS = (  # (kind, dtype, steps after T of the newer file; the reference is T)
 def xor_baseline(new: Path, ref: Path) -> tuple[int, str]:
     """ZipNN's delta method: the smallest whole file of the XOR with the reference (paired tensors; the JSON
     header and any unpaired tensor as they are) under the classical codecs."""
-    a, b = new.read_bytes(), ref.read_bytes()
-    lay, rl = read_layout(new), read_layout(ref)
-    by_name = {t.name: t for t in rl.tensors}
-    xored, split = bytearray(a), bytearray(a)
-    zipnn_total, zipnn_ok = lay.data_offset, True
-    pcodec_total, pcodec_ok = lay.data_offset, True
+    lay = read_layout(new)
+    a = new.read_bytes()
+    data = xor_with(lay, a[lay.data_offset :], ref)  # what `bench --reference` gives its classical codecs
+    split = bytearray(data)
     for t in lay.tensors:
-        lo, hi = lay.data_offset + t.begin, lay.data_offset + t.end
-        r = by_name.get(t.name)
-        part = a[lo:hi]
-        if r is not None and r.shape == t.shape and r.dtype == t.dtype:
-            other = b[rl.data_offset + r.begin : rl.data_offset + r.end]
-            part = (np.frombuffer(part, np.uint8) ^ np.frombuffer(other, np.uint8)).tobytes()
-        xored[lo:hi] = part
-        split[lo:hi] = byte_shuffle(part, t.item_size)
-        try:
-            zipnn_total += len(_zipnn_enc(part, t.dtype)) if part else 0
-        except Unavailable:
-            zipnn_ok = False
-        try:
-            pcodec_total += len(_pcodec_enc(part, t.dtype)) if part else 0
-        except Unavailable:
-            pcodec_ok = False
+        split[t.begin : t.end] = byte_shuffle(data[t.begin : t.end], t.item_size)
     sizes = {}
-    for name, data in (("", bytes(xored)), ("bytesplit+", bytes(split))):
-        sizes[f"XOR+{name}xz -9e"] = len(lzma.compress(data, preset=9 | lzma.PRESET_EXTREME))
-        sizes[f"XOR+{name}zstd -22"] = len(zstandard.ZstdCompressor(level=22).compress(data))
-    if zipnn_ok:
-        sizes["XOR+ZipNN"] = zipnn_total
-    if pcodec_ok:
-        sizes["XOR+pcodec"] = pcodec_total
+    for name, section in (("", data), ("bytesplit+", bytes(split))):
+        whole = a[: lay.data_offset] + section
+        sizes[f"XOR+{name}xz -9e"] = len(lzma.compress(whole, preset=9 | lzma.PRESET_EXTREME))
+        sizes[f"XOR+{name}zstd -22"] = len(zstandard.ZstdCompressor(level=22).compress(whole))
+    for name, encode in (("ZipNN", _zipnn_enc), ("pcodec", _pcodec_enc)):  # one call per tensor
+        try:
+            parts = [encode(data[t.begin : t.end], t.dtype) for t in lay.tensors if t.nbytes]
+        except Unavailable:
+            continue
+        sizes[f"XOR+{name}"] = lay.data_offset + sum(map(len, parts))
     best = min(sizes, key=lambda k: sizes[k])
     return sizes[best], best
 

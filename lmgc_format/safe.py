@@ -100,6 +100,7 @@ class SafeOpen:
         self.reader = ArchiveReader(filename)
         self._chunks: ChunkDecoder | None = None
         self._entries = {t.name: t for t in self.reader.tensors}
+        self._indices = {t.name: i for i, t in enumerate(self.reader.tensors)}
         self._filters = {f.tensor: f.kind for f in self.reader.filters}
         source = json.loads(self.reader.layout.header_bytes)
         self._metadata: dict[str, str] | None = source.get("__metadata__")
@@ -133,7 +134,7 @@ class SafeOpen:
             parts.append(data[lo - plan.begin : hi - plan.begin])
             used += 1
         stored = b"".join(parts)
-        index = self.reader.tensors.index(entry)
+        index = self._indices[entry.name]
         if index in self._filters:  # stored as line differences: the whole tensor is here, undo them
             stored = restore_tensor(entry, self._filters[index], stored)
         return stored, used

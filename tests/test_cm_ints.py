@@ -225,7 +225,7 @@ def test_golden_quant_decodes_as_another_machine(tmp_path: Path) -> None:
 def test_a_float_chunk_named_cm_ints_without_its_mode_is_a_damaged_chunk(tmp_path: Path) -> None:
     """cm-ints-v1 codes a float chunk only in mode 3; a dense float chunk relabelled cm-ints-v1 (its payload
     cm-fast-v1's) is named as damaged, and nothing is written."""
-    from tests.test_reliability import index_of, with_index
+    from tests.conformance import index_of, with_index
 
     src = tmp_path / "f.safetensors"
     save_file({"a": gradient_like((64, 64), 9), "n": torch.arange(500, dtype=torch.int32)}, str(src))

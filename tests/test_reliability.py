@@ -19,14 +19,15 @@ from click.testing import CliRunner
 from safetensors.torch import load_file
 
 from lmgc_format.container import compact
-from lmgc_format.container.constants import FLAG_COMPACT, PREAMBLE_SIZE, TAIL_SIZE
-from lmgc_format.container.fixed import Preamble, Tail
+from lmgc_format.container.constants import FLAG_COMPACT, PREAMBLE_SIZE
+from lmgc_format.container.fixed import Preamble
 from lmgc_format.container.reader import ArchiveReader
 from lmgc_format.errors import CorruptChunkError, FormatError, InputError
 from lmgc_format.pipeline.decoder import decode_file
 from lmgc_format.pipeline.encoder import EncodeOptions, encode_file
 from lmgc_format.pipeline.salvage import salvage_file
 from lmgc_tui.cli import cli
+from tests.conformance import index_of, with_index  # the index rewritten, its CRC and tail right
 
 # -- hostile safetensors: rejected before any model is loaded ------------------------------------
 
@@ -103,18 +104,6 @@ def with_header(archive: bytes, header_plain: bytes) -> bytes:
     body = bytes([compact.ZSTD]) + zstandard.ZstdCompressor().compress(header_plain)
     pre = Preamble(old.major, old.minor, len(body), zlib.crc32(body), old.flags).pack()
     return pre + body + archive[PREAMBLE_SIZE + old.header_len :]
-
-
-def with_index(archive: bytes, index_obj: dict[str, Any]) -> bytes:
-    """Replace the index, with valid CRC and tail: only the semantics are wrong."""
-    tail = Tail.unpack(archive[-TAIL_SIZE:])
-    raw = msgpack.packb(index_obj, use_bin_type=True)
-    return archive[: len(archive) - TAIL_SIZE - tail.index_len] + raw + Tail(len(raw), zlib.crc32(raw)).pack()
-
-
-def index_of(archive: bytes) -> dict[str, Any]:
-    tail = Tail.unpack(archive[-TAIL_SIZE:])
-    return msgpack.unpackb(archive[len(archive) - TAIL_SIZE - tail.index_len : -TAIL_SIZE], raw=False)
 
 
 def nested(depth: int) -> bytes:

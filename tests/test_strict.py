@@ -60,27 +60,26 @@ def test_each_conformance_case_is_refused_with_its_error(
     assert not out.exists() and sorted(p.name for p in tmp_path.iterdir()) == ["crafted.lmgc"]
 
 
+def decodes_to_its_base(case: conformance.Case, base: Path, tmp_path: Path) -> bool:
+    """Whether ``case``'s archive, crafted from ``base``, decodes to the file ``base`` was made from."""
+    crafted, _ = conformance.build(case, base)
+    path, out = tmp_path / f"{case.name}.lmgc", tmp_path / "out.safetensors"
+    path.write_bytes(crafted)
+    decode_file(path, out)
+    return out.read_bytes() == base.with_suffix(".safetensors").read_bytes()
+
+
 def test_the_relabelled_zstd_chunk_decodes_when_its_frame_is_right(bases: dict[str, Path], tmp_path: Path) -> None:
     """The zstd cases' control: the same chunk as one well-formed frame decodes to the original."""
     case = conformance.Case("control", "fast", conformance.zstd_chunk(conformance._zstd), "")
-    crafted, _ = conformance.build(case, bases["fast"])
-    path = tmp_path / "ok.lmgc"
-    path.write_bytes(crafted)
-    out = tmp_path / "out.safetensors"
-    decode_file(path, out)
-    assert out.read_bytes() == bases["fast"].with_suffix(".safetensors").read_bytes()
+    assert decodes_to_its_base(case, bases["fast"], tmp_path)
 
 
 def test_what_lmgc_0_15_wrote_for_files_without_floats_still_reads(bases: dict[str, Path], tmp_path: Path) -> None:
     """An LM level run on integers only recorded 'lockstep-kv-v1' and no model: read in a 1.5 archive (the
     same in 1.6 is a conformance case)."""
     case = conformance.Case("legacy", "ints", conformance.set_minor(5), "")
-    crafted, _ = conformance.build(case, bases["ints"])
-    path = tmp_path / "legacy.lmgc"
-    path.write_bytes(crafted)
-    out = tmp_path / "out.safetensors"
-    decode_file(path, out)
-    assert out.read_bytes() == bases["ints"].with_suffix(".safetensors").read_bytes()
+    assert decodes_to_its_base(case, bases["ints"], tmp_path)
 
 
 @pytest.mark.parametrize("golden", sorted(p.name for p in DATA.glob("golden_*.lmgc")))

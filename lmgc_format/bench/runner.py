@@ -126,13 +126,13 @@ def _data_section(path: Path, reference: Path | None = None) -> tuple[bytes, str
         f.seek(layout.data_offset)
         data = f.read()
     if reference is not None:
-        data = _xor_with(layout, data, reference)
+        data = xor_with(layout, data, reference)
     dtypes = {t.dtype for t in layout.tensors if t.nbytes}
     spans = tuple((t.begin, t.end, t.dtype) for t in layout.tensors if t.nbytes)
     return data, (dtypes.pop() if len(dtypes) == 1 else "mixed"), spans
 
 
-def _xor_with(layout: SourceLayout, data: bytes, reference: Path) -> bytes:
+def xor_with(layout: SourceLayout, data: bytes, reference: Path) -> bytes:
     """ZipNN's delta method: each tensor the reference holds with the same name, shape and dtype XOR-ed
     with it, the rest as it is."""
     from lmgc_format.transforms.reference import open_reference, pairs

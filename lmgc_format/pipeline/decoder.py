@@ -25,7 +25,7 @@ from lmgc_format.cm import ints_codec
 from lmgc_format.cm.pool import default_workers
 from lmgc_format.container import lzma2
 from lmgc_format.container.constants import Codec
-from lmgc_format.container.procedures import check_procedure, portable_procedure
+from lmgc_format.container.procedures import portable_procedure
 from lmgc_format.container.reader import ArchiveReader
 from lmgc_format.container.zstdcap import one_frame
 from lmgc_format.errors import (
@@ -136,8 +136,8 @@ _COMPILED = (Codec.CM_FAST, Codec.CM_INTS)  # codecs the decoder's threads run s
 class ChunkDecoder:
     """Everything needed to decode the chunks of one archive, one at a time.
 
-    Building it checks the archive's procedure and, when any chunk is LM-coded, loads
-    the model and refuses (unless forced) one whose fingerprint, dtype or alphabet differ.
+    The reader has checked the archive's procedure (container/strict.py); building it, when any chunk is
+    LM-coded, loads the model and refuses (unless forced) one whose fingerprint, dtype or alphabet differ.
     Chunks are independent given the model: each LM chunk is its own range-coder stream.
     """
 
@@ -154,7 +154,6 @@ class ChunkDecoder:
         self.cancel = cancel
         self.scheme = scheme = get_scheme(header.scheme)
         self.msb_first = header.byte_order == "msb_first"
-        check_procedure(header.layout.procedure)
         self.mixing = split_procedure(header.layout.procedure)[1]
         self.predictor: Predictor | None = None
         self.alphabet: Alphabet | None = None

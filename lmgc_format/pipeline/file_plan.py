@@ -82,6 +82,13 @@ def _reference(
         return offsets, digest(ref, layout, offsets) if offsets else b""
 
 
+def _cm_cost(sample: bytes, group: int, row: int) -> int | None:
+    """Bytes the fast level's context-mixing model spends on ``sample`` as one window of ``group``-byte
+    values, ``row`` of them a step along the first axis (0: no grid); None where it does not code it."""
+    coded = cm_codec.encode([Window(0, 0, len(sample), group, 0, row, -1)], 0, sample, [group])
+    return len(coded[0]) if coded is not None else None
+
+
 def _sample_cost(sample: bytes, t: TensorEntry, against: bool) -> int:
     """What the fast level's codecs make of a sample of tensor ``t``: the smallest of byte shuffle + zstd and,
     for floats, the context-mixing model (as one window, the tensor's rows: cm/codec.py) and, for
@@ -90,9 +97,9 @@ def _sample_cost(sample: bytes, t: TensorEntry, against: bool) -> int:
     if t.dtype in LM_DTYPES:
         g = t.item_size
         row = math.prod(t.shape[1:]) if len(t.shape) >= 2 else 0  # groups a step along the first axis
-        coded = cm_codec.encode([Window(0, 0, len(sample), g, 0, row, -1)], 0, sample, [g])
+        coded = _cm_cost(sample, g, row)
         if coded is not None:
-            best = min(best, len(coded[0]))
+            best = min(best, coded)
         if against:
             best = min(best, ints_codec.floats_cost(sample, g, (len(sample) // g // max(row, 1), max(row, 1))))
     return best
@@ -114,8 +121,8 @@ def flat_rows(layout: SourceLayout, read: Callable[[int, int], bytes]) -> tuple[
         sample = head[: TRIAL_VALUES * g]
 
         def cost(row: int, sample: bytes = sample, g: int = g) -> int:
-            coded = cm_codec.encode([Window(0, 0, len(sample), g, 0, row, -1)], 0, sample, [g])
-            return len(coded[0]) if coded is not None else len(sample)
+            coded = _cm_cost(sample, g, row)
+            return coded if coded is not None else len(sample)
 
         base = cost(0)
         best_cost, best = min((cost(r), r) for r in candidates)

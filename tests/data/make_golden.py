@@ -308,37 +308,27 @@ def make_int8_golden(name: str = "golden_int8_v2.safetensors.lmgc") -> None:
         encode_file(HERE / "golden_fast.safetensors", HERE / name, opts, overwrite=True)
 
 
+ONE_GOLDEN = {
+    "golden_int8_v2.safetensors.lmgc": make_int8_golden,
+    "golden_compact.safetensors.lmgc": make_compact_goldens,
+    "golden_quant.safetensors.lmgc": make_quant_golden,
+    "golden_reference.safetensors.lmgc": make_reference_golden,
+    "golden_fast.safetensors.lmgc": make_fast_golden,
+}
+
+
 def main() -> None:
     import sys
 
     names = sys.argv[1:]
     if "golden_int8.safetensors.lmgc" in names:
         raise SystemExit("golden_int8 (cm-int-v1) is frozen: today's encoder writes cm-int-v2 (golden_int8_v2)")
-    if "golden_int8_v2.safetensors.lmgc" in names:
-        make_int8_golden()
-        names.remove("golden_int8_v2.safetensors.lmgc")
-        if not names:
-            return
-    if "golden_compact.safetensors.lmgc" in names:
-        make_compact_goldens()
-        names.remove("golden_compact.safetensors.lmgc")
-        if not names:
-            return
-    if "golden_quant.safetensors.lmgc" in names:
-        make_quant_golden()
-        names.remove("golden_quant.safetensors.lmgc")
-        if not names:
-            return
-    if "golden_reference.safetensors.lmgc" in names:
-        make_reference_golden()
-        names.remove("golden_reference.safetensors.lmgc")
-        if not names:
-            return
-    if "golden_fast.safetensors.lmgc" in names:
-        make_fast_golden()
-        names.remove("golden_fast.safetensors.lmgc")
-        if not names:
-            return
+    for name, make in ONE_GOLDEN.items():  # the goldens one function writes; the rest are LM goldens
+        if name in names:
+            make()
+            names.remove(name)
+            if not names:
+                return
     make_lm_goldens(names or None)
     for p in sorted(HERE.glob("golden_*")):
         print(p.name, p.stat().st_size)

@@ -28,6 +28,7 @@ ROOT = Path(__file__).resolve().parent.parent
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
+from lmgc_format.cm import ints_codec, quick_codec  # noqa: E402
 from lmgc_format.container import compact  # noqa: E402
 from lmgc_format.container.constants import PREAMBLE_SIZE, TAIL_SIZE, Codec  # noqa: E402
 from lmgc_format.container.fixed import Preamble, Tail  # noqa: E402
@@ -54,7 +55,8 @@ MADE_UP_LM = {
 @dataclass(frozen=True)
 class Case:
     name: str
-    base: str  # "fast" (floats and integers, the fast level), "ints" (integers only), "lm" (the LM level)
+    base: str  # "fast" (floats and integers, the fast level), "quick" (the same at the quick level), "ints"
+    # (integers only), "lm" (the LM level)
     edit: Callable[[bytes, ArchiveReader], bytes]
     error: str | Callable[[ArchiveReader], str]  # the exact message, or how to make it from the base
 
@@ -162,6 +164,18 @@ def _zstd(data: bytes, **kw: Any) -> bytes:
     return zstandard.ZstdCompressor(**kw).compress(data)
 
 
+def _quick_payload(r: ArchiveReader, i: int) -> bytes:
+    payload = quick_codec.encode_chunk(r.plan[i], r.layout, chunk_data(r, r.source_bytes, i))  # type: ignore[attr-defined]
+    assert payload is not None
+    return payload
+
+
+def _ints_payload(r: ArchiveReader, i: int) -> bytes:
+    payload = ints_codec.encode_chunk(r.plan[i], r.layout, chunk_data(r, r.source_bytes, i))  # type: ignore[attr-defined]
+    assert payload is not None
+    return payload
+
+
 def _model_bits(obj: dict[str, Any], i: int, bits: int) -> None:
     obj["c"][4 * i + 3] = bits
 
@@ -241,6 +255,17 @@ CASES: tuple[Case, ...] = (
     Case("zstd-wrong-content-size", "fast", zstd_chunk(lambda d: _zstd(d + b"\0")),
          lambda r: f"{r.describe_chunk(plain_chunk(r))}: its zstd frame declares "
                    f"{r.plan[plain_chunk(r)].nbytes + 1:,} bytes, the chunk holds {r.plan[plain_chunk(r)].nbytes:,}"),
+    # the quick level (format 1.7): its codec only under its procedure, and its procedure with no model's codec
+    Case("quick-chunk-in-fast-archive", "fast", lambda a, r: with_chunk(a, r, 0, Codec.QUICK, _quick_payload(r, 0)),
+         "index: chunk 0 is coded quick-v1, which procedure 'cm-fast-v1' does not use"),
+    Case("fast-procedure-on-quick-chunks", "quick", edit_header(p="cm-fast-v1"),
+         lambda r: f"index: chunk {first(r, Codec.QUICK)} is coded quick-v1, which procedure 'cm-fast-v1' does "
+                   "not use"),
+    Case("cm-ints-chunk-in-quick-archive", "quick",
+         lambda a, r: with_chunk(a, r, plain_chunk(r), Codec.CM_INTS, _ints_payload(r, plain_chunk(r))),
+         lambda r: f"index: chunk {plain_chunk(r)} is coded cm-ints-v1, which procedure 'quick-v1' does not use"),
+    Case("quick-procedure-in-1.6", "quick", lambda a, r: with_header(a, header_of(a), minor=6),
+         lambda r: f"index: chunk {first(r, Codec.QUICK)} uses a format 1.7 codec in a (1, 6) archive"),
     Case("header-two-zstd-frames", "fast",
          lambda a, r: with_header(a, {}, blob=bytes([compact.ZSTD]) + _zstd(msgpack.packb(header_of(a),
                                   use_bin_type=True)) + _zstd(b"")),
@@ -256,8 +281,10 @@ def make_bases(directory: Path, model: str | None) -> dict[str, Path]:
     integers only) and, given the tiny test model, at the LM level."""
     rng = np.random.default_rng(5)
     g = (rng.standard_normal((48, 64)) * 1e-3).astype(np.float32)
+    fast = {"w": torch.from_numpy(g), "steps": torch.arange(400, dtype=torch.int32) * 7 % 13}
     files = {
-        "fast": {"w": torch.from_numpy(g), "steps": torch.arange(400, dtype=torch.int32) * 7 % 13},
+        "fast": fast,
+        "quick": {k: v.clone() for k, v in fast.items()},
         "ints": {"q": torch.from_numpy(rng.integers(-8, 8, 3000).astype(np.int8)), "i": torch.arange(500)},
         "lm": {"w": torch.from_numpy(g[:4, :40].copy())},
     }
@@ -268,7 +295,7 @@ def make_bases(directory: Path, model: str | None) -> dict[str, Path]:
         src = directory / f"base_{name}.safetensors"
         save_file(tensors, str(src))
         arc = directory / f"base_{name}.lmgc"
-        level = "max" if name == "lm" else "fast"
+        level = {"lm": "max", "quick": "quick"}.get(name, "fast")
         encode_file(src, arc, EncodeOptions(level=level, model=model or "", fallback=name != "lm"), overwrite=True)
         out[name] = arc
     return out

@@ -7,7 +7,7 @@ import re
 import pytest
 
 from lmgc_format.cm.codec import NAME as FAST
-from lmgc_format.container.constants import STORED_PROCEDURE, Codec
+from lmgc_format.container.constants import QUICK_PROCEDURE, STORED_PROCEDURE, Codec
 from lmgc_format.container.procedures import (
     PORTABLE_ENGINE,
     PORTABLE_MIXING,
@@ -37,7 +37,7 @@ def test_table_matches_the_registries() -> None:
     assert PORTABLE_MIXING == "cm-int-v2"
     assert set(named("filter")) == set(KINDS)
     assert set(named("scheme")) == set(SCHEMES)
-    assert set(named("level")) == {FAST, STORED_PROCEDURE}
+    assert set(named("level")) == {FAST, QUICK_PROCEDURE, STORED_PROCEDURE}
     assert len({(p.kind, p.name) for p in PROCEDURES}) == len(PROCEDURES)
 
 

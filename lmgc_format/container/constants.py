@@ -14,8 +14,9 @@ MAJOR = 1
 # 1.1 added the shuffle+zstd chunk codecs (3, 4); 1.2 the zero-sum filters (header `filters`); 1.3 the fast
 # level's context-mixing codec (5); 1.4 the compact layout (flag 4) and stored archives (flag 8); 1.5 the
 # integer codec cm-ints-v1 (6) and lzma2 (7); 1.6 nothing new to read, but the header says only what the
-# chunks use (strict.py: a 1.6 archive gets no leniency for what lmgc <= 0.15 wrote)
-MINOR = 6
+# chunks use (strict.py: a 1.6 archive gets no leniency for what lmgc <= 0.15 wrote); 1.7 the quick level:
+# chunk codec 8 (quick-v1) and the level procedure of that name
+MINOR = 7
 
 # Preamble flags: a bit a reader does not know makes it refuse the archive (PNG's critical
 # chunks): an older reader that ignored what the bit announces would decode wrong bytes.
@@ -53,6 +54,10 @@ BINARY_LM_CODER: Final = {"name": "binary-arithmetic-32", "probability_bits": 16
 FAST_PROCEDURE = "cm-fast-v1"  # the procedure of an archive no chunk of which needs a model (cm/codec.py's NAME)
 # What a classic (1.3) fast-level header's ``coder`` says; the compact layout never writes it.
 FAST_CODER: Final = {"name": "binary-arithmetic-32", "probability_bits": 16, "model": FAST_PROCEDURE}
+QUICK_PROCEDURE = "quick-v1"  # the quick level's procedure (cm/quick_codec.py's NAME): no model, codec 8
+# What a classic-layout quick-level header's ``coder`` says; the compact layout never writes it.
+QUICK_CODER: Final = {"name": "rans-static-16", "probability_bits": 12, "model": QUICK_PROCEDURE}
+MODEL_FREE: Final = (FAST_PROCEDURE, QUICK_PROCEDURE)  # the procedures of archives with no LM
 # What a model record and an alphabet record may say (lm/models.py's kinds and dtypes, lm/alphabet.py's rules;
 # tests/test_strict.py checks they agree): a reader refuses anything else.
 MODEL_KINDS: Final = ("packaged", "hf-dir", "gguf")
@@ -88,6 +93,7 @@ class Codec:
     CM_FAST = 5  # float windows by the compiled context-mixing model cm-fast-v1, no LM (format 1.3; cm/)
     CM_INTS = 6  # a plain chunk of an integer tensor by the compiled decision model cm-ints-v1 (format 1.5)
     LZMA2 = 7  # a raw LZMA2 stream, plain or byte-shuffled (format 1.5; container/lzma2.py)
+    QUICK = 8  # a chunk's values as planes under static rANS tables, quick-v1 (format 1.7; cm/quick_codec.py)
 
     NAMES: Final = {
         RAW: "raw",
@@ -98,6 +104,14 @@ class Codec:
         CM_FAST: "cm-fast-v1",
         CM_INTS: "cm-ints-v1",
         LZMA2: "lzma2",
+        QUICK: QUICK_PROCEDURE,
     }
     # The oldest format version in which each codec may appear.
-    SINCE: Final = {SHUFFLE_ZSTD: (1, 1), BITSHUFFLE_ZSTD: (1, 1), CM_FAST: (1, 3), CM_INTS: (1, 5), LZMA2: (1, 5)}
+    SINCE: Final = {
+        SHUFFLE_ZSTD: (1, 1),
+        BITSHUFFLE_ZSTD: (1, 1),
+        CM_FAST: (1, 3),
+        CM_INTS: (1, 5),
+        LZMA2: (1, 5),
+        QUICK: (1, 7),
+    }

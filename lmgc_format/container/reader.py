@@ -31,7 +31,7 @@ from lmgc_format.container.constants import (
 from lmgc_format.container.fixed import Footer, FrameHead, Preamble, Tail
 from lmgc_format.container.header import ChunkEntry, Header, Index, WindowLayout
 from lmgc_format.errors import CorruptChunkError, FormatError, InputError
-from lmgc_format.tensors.plan import ChunkPlan, TooManyChunks, int_tensor, plan_chunks
+from lmgc_format.tensors.plan import ChunkPlan, TooManyChunks, dtype_runs, int_tensor, plan_chunks
 from lmgc_format.tensors.serialize import DEFAULT_BYTE_ORDER, DEFAULT_SCHEME
 from lmgc_format.tensors.source import LM_DTYPES, MAX_SAFETENSORS_HEADER, SourceLayout, TensorEntry, parse_header
 from lmgc_format.transforms.filters import TensorFilter, check_filters, mark_plan
@@ -312,6 +312,8 @@ class ArchiveReader:
                 raise FormatError(f"index: chunk {plan.index} has an invalid codec")
             if entry.codec == Codec.CM_INTS and not plan.lm and int_tensor(plan, self.layout) is None:
                 raise FormatError(f"index: chunk {plan.index} codes cm-ints-v1 outside an integer tensor")
+            if entry.codec == Codec.QUICK and dtype_runs(plan, self.layout) is None:
+                raise FormatError(f"index: chunk {plan.index} codes quick-v1 outside whole numeric values")
             since = Codec.SINCE.get(entry.codec, (1, 0))
             if self.version < since:
                 raise FormatError(

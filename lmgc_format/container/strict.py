@@ -25,7 +25,10 @@ from lmgc_format.container.constants import (
     FAST_PROCEDURE,
     HEADS,
     MODEL_DTYPES,
+    MODEL_FREE,
     MODEL_KINDS,
+    QUICK_CODER,
+    QUICK_PROCEDURE,
     STORED_PROCEDURE,
     Codec,
     lm_coder,
@@ -60,7 +63,7 @@ def check_archive(
     if procedure == STORED_PROCEDURE:
         raise FormatError("header.p: 'stored' names a stored archive (preamble flag 8), and this one is coded")
     check_procedure(procedure)
-    names_lm = procedure != FAST_PROCEDURE
+    names_lm = procedure not in MODEL_FREE
     model = header.model is not None
     lm_chunks = [i for i, e in enumerate(index.chunks) if e.codec == Codec.LM]
     legacy = version <= LEGACY
@@ -69,6 +72,7 @@ def check_archive(
     fast = next((i for i, e in enumerate(index.chunks) if e.codec == Codec.CM_FAST), None)
     if names_lm and fast is not None:
         raise FormatError(f"index: chunk {fast} is coded {FAST_PROCEDURE}, which procedure {procedure!r} does not use")
+    _check_quick(version, procedure, index)
     lost = legacy and names_lm and model and index.tokens > 0
     if model and not lm_chunks and not lost:
         raise FormatError(f"header.lm: names model {header.model.id!r}, but no chunk is LM-coded")  # type: ignore[union-attr]
@@ -80,6 +84,21 @@ def check_archive(
         )
     _check_records(header, compact, model, names_lm, legacy)
     _check_counters(header, index, plan, layout, bool(lm_chunks), lost)
+
+
+def _check_quick(version: tuple[int, int], procedure: str, index: Index) -> None:
+    """A quick-v1 chunk only under procedure quick-v1 (format >= 1.7), which uses no model-coded chunk."""
+    if procedure == QUICK_PROCEDURE and version < Codec.SINCE[Codec.QUICK]:
+        raise FormatError(f"header.p: procedure {QUICK_PROCEDURE!r} in an archive of format {version[0]}.{version[1]}")
+    for i, e in enumerate(index.chunks):
+        if e.codec == Codec.QUICK and procedure != QUICK_PROCEDURE:
+            raise FormatError(
+                f"index: chunk {i} is coded {QUICK_PROCEDURE}, which procedure {procedure!r} does not use"
+            )
+        if procedure == QUICK_PROCEDURE and e.codec in (Codec.CM_FAST, Codec.CM_INTS):
+            raise FormatError(
+                f"index: chunk {i} is coded {Codec.NAMES[e.codec]}, which procedure {QUICK_PROCEDURE!r} does not use"
+            )
 
 
 def _check_records(header: Header, compact: bool, model: bool, names_lm: bool, legacy: bool) -> None:
@@ -101,7 +120,11 @@ def _check_records(header: Header, compact: bool, model: bool, names_lm: bool, l
     if compact and not model:
         expected: dict[str, object] = {}
     else:
-        expected = lm_coder(lay.procedure) if names_lm else dict(FAST_CODER)
+        expected = (
+            lm_coder(lay.procedure)
+            if names_lm
+            else dict(QUICK_CODER if lay.procedure == QUICK_PROCEDURE else FAST_CODER)
+        )
     if header.coder != expected:
         name = header.coder.get("name")
         raise FormatError(f"header.coder: {name!r} {header.coder!r} is not the coder of procedure {lay.procedure!r}")

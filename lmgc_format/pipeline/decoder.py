@@ -6,7 +6,6 @@ chunk decoded, the SHA-256 of the result compared with the stored one.
 
 from __future__ import annotations
 
-import hashlib
 import os
 import struct
 import threading
@@ -45,6 +44,7 @@ from lmgc_format.lm.lmchunk import decode_windows
 from lmgc_format.lm.lmsetup import ExpectedAlphabet, prepare_lm
 from lmgc_format.lm.models import PACKAGED, LoadedModel, get
 from lmgc_format.lm.predictor import Predictor, split_procedure
+from lmgc_format.pipeline.hashing import BackgroundSha256
 from lmgc_format.pipeline.parallel import Pool, WorkerSetup, check_workers, result, start_pool
 from lmgc_format.tensors.plan import value_size
 from lmgc_format.tensors.serialize import get_scheme
@@ -130,7 +130,7 @@ def _recorded_threads(recorded: dict[str, Any], default: int) -> int:
     return threads if type(threads) is int and 1 <= threads <= MAX_THREADS else default
 
 
-_COMPILED = (Codec.CM_FAST, Codec.CM_INTS)  # codecs the decoder's threads run side by side
+_COMPILED = (Codec.CM_FAST, Codec.CM_INTS, Codec.QUICK)  # codecs the decoder's threads run side by side
 
 
 class ChunkDecoder:
@@ -224,11 +224,15 @@ class ChunkDecoder:
             self._pending[i] = self._threads.submit(self._decode_compiled, i, codec, payload)
 
     def _decode_compiled(self, i: int, codec: int, payload: bytes) -> bytes:
-        """A chunk of a compiled codec (cm-fast-v1, cm-ints-v1): run on the decoder's threads (nogil)."""
+        """A chunk of a compiled codec (cm-fast-v1, cm-ints-v1, quick-v1): run on the decoder's threads (nogil)."""
         plan = self.reader.plan[i]
         try:
             if codec == Codec.CM_INTS:
                 return ints_codec.decode_chunk(plan, self.reader.layout, payload)
+            if codec == Codec.QUICK:
+                from lmgc_format.cm import quick_codec  # numba loads with the first chunk that needs it
+
+                return quick_codec.decode_chunk(plan, self.reader.layout, payload)
             return cm_codec.decode(plan.windows, plan.begin, payload, plan.nbytes, self._item_sizes)
         except CorruptChunkError as exc:
             raise CorruptChunkError(f"{self.reader.describe_chunk(i)} could not be decoded ({exc})") from None
@@ -361,8 +365,8 @@ def decode_file(
             raise
         on_event(Started(operation, str(archive), layout.data_size))
         out = AtomicOutput(target, overwrite) if target is not None else None
+        sha = BackgroundSha256()
         try:
-            sha = hashlib.sha256()
             prefix = struct.pack("<Q", len(layout.header_bytes)) + layout.header_bytes
             sha.update(prefix)
             if out:
@@ -394,6 +398,7 @@ def decode_file(
             if out:
                 out.commit()
         finally:
+            sha.close()
             chunks.close()
             against.close()
             if out:

@@ -1,5 +1,6 @@
 """Streaming encoder: safetensors file -> .lmgc archive. ``encode_file`` reads the file's layout, picks
-the level (levels.py) and hands the job to the fast level (encode_fast.py), the LM level (encode_lm.py),
+the level (levels.py) and hands the job to the quick level (encode_quick.py), the fast level
+(encode_fast.py), the LM level (encode_lm.py),
 both (``auto``: the smaller archive is kept) or a stored archive."""
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ from lmgc_format.lm.models import LoadedModel
 from lmgc_format.pipeline.encode_fast import encode_fast
 from lmgc_format.pipeline.encode_job import EncodeOptions, EncodeResult, Job, level_for
 from lmgc_format.pipeline.encode_lm import encode_lm
+from lmgc_format.pipeline.encode_quick import encode_quick
 from lmgc_format.tensors.source import read_layout
 
 # Files smaller than this are stored without trying (and without loading a model): the archive's own
@@ -53,6 +55,8 @@ def encode_file(
         on_event(Notice(choice.message))
     if choice.level == "fast":
         return encode_fast(job)
+    if choice.level == "quick":
+        return encode_quick(job)
     if choice.requested == "auto" and opts.fallback:
         return _encode_smaller(job)
     return encode_lm(job)

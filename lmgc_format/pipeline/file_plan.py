@@ -30,14 +30,15 @@ from lmgc_format.transforms.rows import MIN_VALUES, SAMPLE_VALUES, TRIAL_VALUES,
 
 
 def plan_for(
-    source: str | os.PathLike[str], layout: SourceLayout, opts: EncodeOptions
+    source: str | os.PathLike[str], layout: SourceLayout, opts: EncodeOptions, infer_rows: bool = True
 ) -> tuple[list[ChunkPlan], Forward, tuple[tuple[int, int], ...]]:
     """The chunk plan, what the codecs see (the zero-sum filters worth keeping for this file, none when
     ``opts.filters`` is off, filters.py; with ``opts.reference``, the tensors that code smaller as differences
     from it, reference.py) and the row lengths found for flat tensors (rows.py; header ``rows``), the
     plan's windows marked where a filter stores distances. Reads every float tensor before the
-    header is written: once for the filters, and flat ones once more for their rows. The caller closes
-    the returned Forward (it holds the reference file open)."""
+    header is written: once for the filters, and flat ones once more for their rows (``infer_rows``: the
+    rows are tried with the fast level's model; the quick level does not look). The caller closes the
+    returned Forward (it holds the reference file open)."""
     if opts.reference and (opts.bytes_per_group or opts.plain_chunk_bytes % 8):
         raise UnsupportedError(
             "--reference codes whole values: it needs groups of the values' size (bytes per group 0) and "
@@ -52,7 +53,7 @@ def plan_for(
                 raise UnsupportedError(f"{source} changed while being read")
             return data
 
-        rows = flat_rows(layout, read) if opts.bytes_per_group == 0 else ()
+        rows = flat_rows(layout, read) if opts.bytes_per_group == 0 and infer_rows else ()
         plan = plan_chunks(
             layout, opts.window_bytes, opts.batch, opts.bytes_per_group, opts.plain_chunk_bytes, dict(rows)
         )

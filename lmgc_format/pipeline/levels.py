@@ -1,5 +1,6 @@
-"""Compression levels: ``fast`` (the compiled context-mixing model, no LM), ``max`` (the LM with
-the whole modelling stack), and ``auto``, which picks one from the file's size before any work.
+"""Compression levels: ``quick`` (static rANS tables over each value's fields, hundreds of MB/s),
+``fast`` (the compiled context-mixing model, no LM), ``max`` (the LM with the whole modelling stack), and
+``auto``, which picks fast or max from the file's size before any work.
 
 The LM level codes a few dozen bytes of tensor data per second on a 2-core CPU
 (EXPERIMENTS.md "Speed"); the fast level megabytes. ``auto`` runs the LM level only where it can pay:
@@ -16,7 +17,7 @@ from dataclasses import dataclass
 
 from lmgc_format.errors import UnsupportedError
 
-LEVELS = ("auto", "fast", "max")
+LEVELS = ("auto", "quick", "fast", "max")
 DEFAULT_LEVEL = "auto"
 DEFAULT_TIME_BUDGET = 180.0  # seconds the LM level may take under auto
 # Measured on 2 cores, no GPU: the portable LM procedure (the default) encodes 70-110 B/s of tensor data
@@ -44,7 +45,7 @@ FAST_BATCH = 16
 
 @dataclass(frozen=True)
 class LevelChoice:
-    level: str  # "fast" or "max"
+    level: str  # "quick", "fast" or "max"
     requested: str
     lm_seconds: float  # projected time of the LM level
     fast_seconds: float  # projected time of the fast level

@@ -97,6 +97,26 @@ def int_tensor(chunk: ChunkPlan, layout: SourceLayout) -> TensorEntry | None:
     return t if t.dtype in INT_DTYPES and whole else None
 
 
+def dtype_runs(chunk: ChunkPlan, layout: SourceLayout) -> list[tuple[str, int, int]] | None:
+    """A chunk as runs of whole values of one numeric dtype (what quick-v1 codes: dtype, begin and end in
+    the chunk), consecutive windows of one dtype in one run; None for a gap or a plain chunk that cuts
+    values or lies in a tensor of no numeric dtype."""
+    if not chunk.lm:
+        t = int_tensor(chunk, layout)
+        return [(t.dtype, 0, chunk.nbytes)] if t is not None else None
+    runs: list[tuple[str, int, int]] = []
+    for w in chunk.windows:
+        t = layout.tensors[w.tensor]
+        if w.nbytes % t.item_size:
+            return None
+        lo, hi = w.begin - chunk.begin, w.end - chunk.begin
+        if runs and runs[-1][0] == t.dtype and runs[-1][2] == lo:
+            runs[-1] = (t.dtype, runs[-1][1], hi)
+        else:
+            runs.append((t.dtype, lo, hi))
+    return runs
+
+
 def plan_chunks(
     layout: SourceLayout,
     window_bytes: int,

@@ -187,7 +187,7 @@ def bench(
         )
         return
     picked = by_name([c.strip() for c in codecs.split(",") if c.strip()] if codecs else None)
-    level_list = [] if no_lm else _list_option(levels, ("fast", "auto", "max"), "--levels")
+    level_list = [] if no_lm else _list_option(levels, ("quick", "fast", "auto", "max"), "--levels")
     scheme_list = [s.strip() for s in schemes.split(",") if s.strip()] if "max" in level_list else []
     for sc in scheme_list:
         if sc not in SCHEMES:

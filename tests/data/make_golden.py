@@ -19,6 +19,9 @@ python -m tests.data.make_golden golden_reference.safetensors.lmgc
                                           # format 1.6: golden_reference.safetensors coded against
                                           # golden_reference_ref.safetensors (weights one step apart as differences,
                                           # a gradient not, a tensor the reference lacks)
+python -m tests.data.make_golden golden_quick.safetensors.lmgc
+                                          # format 1.7: the quick level (quick-v1) over golden_quick.safetensors
+                                          # (floats of every width with edge values, integers of every width)
 python -m tests.data.make_golden golden_compact.safetensors.lmgc
                                           # format 1.4: the compact layout (golden_fast.safetensors at the
                                           # fast level) and a stored archive (golden_stored.safetensors)
@@ -295,6 +298,45 @@ def make_reference_golden() -> None:
     encode_file(HERE / "golden_reference.safetensors", HERE / "golden_reference.safetensors.lmgc", opts, overwrite=True)
 
 
+def make_quick_source() -> None:
+    """golden_quick.safetensors: a value of every dtype the quick level splits into planes: a gradient-like
+    fp32 matrix with exact zeros (its exponent under the history context, the planes below under their
+    exponent), the same in bf16, fp16 and fp64, floats at the edges (NaN, infinities, -0, subnormals, the
+    largest finite), and integers of every width (QSGD levels in int8, and the extremes). numpy's PCG64."""
+    rng = np.random.default_rng(20261207)
+    scale = 10 ** rng.uniform(-6, -2, (64, 1))  # rows of their own scale, as a batch gradient's
+    g = (rng.standard_normal((64, 96)) * scale).astype(np.float32)
+    g[rng.random(g.shape) < 0.15] = 0.0
+    f32 = np.finfo(np.float32)
+    edges = np.array([np.nan, np.inf, -np.inf, -0.0, 0.0, f32.tiny / 4, -f32.tiny, f32.max, -f32.max, 1.0], np.float32)
+    tensors = {
+        "grad": torch.from_numpy(g),
+        "grad.bf16": torch.from_numpy(g[:32]).to(torch.bfloat16),
+        "grad.fp16": torch.from_numpy(g[32:48].astype(np.float16)),
+        "grad.fp64": torch.from_numpy(g[48:].astype(np.float64).reshape(-1)[:700] * 1.0000001),
+        "edges": torch.from_numpy(edges),
+        "edges.fp16": torch.from_numpy(np.array([np.nan, np.inf, -np.inf, -0.0, 6e-8, -6e-5, 65504, 1], np.float16)),
+        "qsgd": torch.from_numpy(np.clip(np.rint(g[:16] / 3e-4), -7, 7).astype(np.int8)),
+        "u8": torch.from_numpy(rng.integers(0, 256, 300, dtype=np.uint8)),
+        "i16": torch.from_numpy(rng.integers(-300, 300, 200).astype(np.int16)),
+        "u16": torch.from_numpy(np.array([0, 1, 65535, 256], dtype=np.uint16)),
+        "i32": torch.from_numpy(rng.integers(-(2**31), 2**31 - 1, 50).astype(np.int32)),
+        "u32": torch.from_numpy(np.array([0, 2**32 - 1, 7], dtype=np.uint32)),
+        "i64": torch.from_numpy(np.sort(rng.integers(0, 10**12, 90))),
+        "u64": torch.from_numpy(np.array([0, 1, 2**63, 2**64 - 1], dtype=np.uint64)),
+        "mask": torch.from_numpy(rng.random(130) < 0.3),
+        "one": torch.from_numpy(np.array([3.5], dtype=np.float32)),
+    }
+    save_file(tensors, str(HERE / "golden_quick.safetensors"))
+
+
+def make_quick_golden() -> None:
+    """Format 1.7: golden_quick.safetensors.lmgc, the quick level (quick-v1) over golden_quick.safetensors."""
+    make_quick_source()
+    opts = EncodeOptions(level="quick", threads=1)
+    encode_file(HERE / "golden_quick.safetensors", HERE / "golden_quick.safetensors.lmgc", opts, overwrite=True)
+
+
 GOLDEN_INT8_OPTIONS = {"engine": "int8", "level": "max", "window_bytes": 96, "batch": 3, "fallback": False}
 
 
@@ -314,6 +356,7 @@ ONE_GOLDEN = {
     "golden_quant.safetensors.lmgc": make_quant_golden,
     "golden_reference.safetensors.lmgc": make_reference_golden,
     "golden_fast.safetensors.lmgc": make_fast_golden,
+    "golden_quick.safetensors.lmgc": make_quick_golden,
 }
 
 

@@ -1,0 +1,213 @@
+"""``quick-v1``: the quick level's chunk codec (chunk codec 8, format 1.7): a chunk's values split into
+fields, each field coded by rANS with static tables (rans_kernel.py), at hundreds of MB/s.
+
+Where a gradient's bits are: in a float's exponent, which its neighbours predict (an fp32 gradient's two low
+mantissa bytes are noise, the third nearly so; BENCHMARKS.md "Corpus"). So each value (little-endian, of the
+chunk's one dtype) is cut into *planes*:
+
+* plane 0, the exponent (its top 8 bits for fp64), coded under the mean of the four exponents before it
+  (``KIND_HISTORY``) or alone;
+* then the sign followed by the mantissa, 8 bits at a time from the top (the last piece narrower where the
+  bits run out: fp16 ends in 3), each coded under its value's exponent (``KIND_EXPONENT``: zeros and tiny
+  values have other mantissas), alone, or stored as it is.
+
+An integer chunk's planes are its bytes from the most significant, each coded alone or stored. The encoder
+measures each plane's cost under each choice from its histograms (tables included) and keeps the cheapest;
+nothing is guessed that the decoder must repeat.
+
+Payload: a version byte (1); the chunk's ``top`` exponent (the largest plane-0 symbol below all ones) as a
+LEB128 varint; then per plane a mode byte (0, 1, 2: coded, under that context kind; 3: stored) followed by
+the tables (rans_kernel.write_table), the stream's length in 16-bit words (varint) and the words
+(little-endian), or by the plane's bytes as they are. The plan gives the dtype and the number of values.
+"""
+
+from __future__ import annotations
+
+import functools
+import hashlib
+import math
+
+import numpy as np
+
+from lmgc_format.cm import rans_kernel as rk
+from lmgc_format.cm import varint
+from lmgc_format.cm.quick_fields import FIELDS, join, planes_of, split, values
+from lmgc_format.container.constants import QUICK_PROCEDURE
+from lmgc_format.errors import CorruptChunkError
+from lmgc_format.tensors.plan import ChunkPlan, dtype_runs
+from lmgc_format.tensors.source import SourceLayout
+
+NAME = QUICK_PROCEDURE
+VERSION = 1
+STORED = 3
+# An 8-bit plane is coded when that saves at least 2 % of its bytes: below, decoding it costs more time than
+# the bytes are worth at this level (an fp32 gradient's lowest byte: 7.94 bits, BENCHMARKS.md "Corpus").
+CODED_SHARE = 0.98
+_MAX_WORDS_BYTES = 5  # a stream of up to 2**35 words: past any chunk
+
+
+@functools.cache
+def bit_cost() -> np.ndarray:
+    """256 x (12 - log2 f) for f in 0..4096, rounded (0 at f = 0): what a symbol of frequency f costs, for
+    the encoder's choices. Pinned by its SHA-256 (tests/test_quick_codec.py): the choices change coded bits."""
+    table = [0] + [round(256 * (rk.PROB_BITS - math.log2(f))) for f in range(1, rk.PROB_SCALE + 1)]
+    return np.array(table, dtype=np.int64)
+
+
+def table_digest() -> str:
+    return hashlib.sha256(bit_cost().tobytes()).hexdigest()
+
+
+def encode_chunk(chunk: ChunkPlan, layout: SourceLayout, data: bytes) -> bytes | None:
+    """The chunk's payload (each run of one dtype in turn: tensors/plan.py's dtype_runs), or None where the
+    codec does not take the chunk (a gap, values cut)."""
+    runs = dtype_runs(chunk, layout)
+    if runs is None:
+        return None
+    return bytes([VERSION]) + b"".join(encode_run(data[lo:hi], dtype) for dtype, lo, hi in runs)
+
+
+def decode_chunk(chunk: ChunkPlan, layout: SourceLayout, payload: bytes, modes: list[int] | None = None) -> bytes:
+    runs = dtype_runs(chunk, layout)
+    if runs is None:  # the reader refuses such an index (container/reader.py)
+        raise CorruptChunkError(f"{NAME} chunk outside whole numeric values")
+    data = _version(payload)
+    pos = 1
+    parts = []
+    for dtype, lo, hi in runs:
+        part, pos = decode_run(payload, pos, dtype, hi - lo, modes)
+        parts.append(part)
+    if pos != len(data):
+        raise CorruptChunkError(f"{NAME} payload has {len(data) - pos} bytes after its last plane")
+    return b"".join(parts)
+
+
+def encode(data: bytes, dtype: str) -> bytes:
+    """The payload of a chunk of one run: ``data``, whole values of ``dtype``."""
+    return bytes([VERSION]) + encode_run(data, dtype)
+
+
+def decode(payload: bytes, dtype: str, nbytes: int) -> bytes:
+    """Inverse of :func:`encode`: the ``nbytes`` bytes of ``dtype`` values; CorruptChunkError for any payload
+    :func:`encode` could not have written."""
+    data = _version(payload)
+    out, pos = decode_run(payload, 1, dtype, nbytes)
+    if pos != len(data):
+        raise CorruptChunkError(f"{NAME} payload has {len(data) - pos} bytes after its last plane")
+    return out
+
+
+def _version(payload: bytes) -> np.ndarray:
+    data = np.frombuffer(payload, dtype=np.uint8)
+    if not len(data) or data[0] != VERSION:
+        raise CorruptChunkError(f"{NAME} payload of an unknown version")
+    return data
+
+
+def _kinds(plane: int, is_float: bool) -> tuple[int, ...]:
+    if not is_float:
+        return (rk.KIND_ORDER0,)
+    return (rk.KIND_ORDER0, rk.KIND_HISTORY if plane == 0 else rk.KIND_EXPONENT)
+
+
+def _top(field0: np.ndarray, width: int) -> int:
+    below = field0[field0 < (1 << width) - 1]
+    return int(below.max()) if below.size else 0
+
+
+def encode_run(data: bytes, dtype: str) -> bytes:
+    """One run's part of a payload: ``data``, whole values of ``dtype``, as its ``top`` and planes."""
+    size, shift, width, is_float = FIELDS[dtype]
+    widths = planes_of(dtype)
+    vals = values(data, size)
+    n = len(vals)
+    planes = np.empty((len(widths), n), dtype=np.uint8)
+    split(vals, size, shift, width, is_float, planes)
+    top = _top(planes[0], width) if is_float else 0
+    out = [varint.write(top)]
+    costs = bit_cost()
+    exponent_ctx: np.ndarray | None = None  # the planes under plane 0 share their context
+    for p, w in enumerate(widths):
+        best: tuple[int, int, np.ndarray, bytes, np.ndarray] | None = None
+        for kind in _kinds(p, is_float):
+            if kind == rk.KIND_EXPONENT and exponent_ctx is not None:
+                ctx = exponent_ctx
+            else:
+                ctx = np.empty(n, dtype=np.uint8)
+                rk.contexts(kind, planes[p], planes[0], top, ctx)
+                exponent_ctx = ctx if kind == rk.KIND_EXPONENT else exponent_ctx
+            counts = np.zeros((rk.BINS[kind], 256), dtype=np.int64)
+            rk.histogram(planes[p], ctx, counts)
+            freqs = np.zeros_like(counts)
+            rk.normalize(counts, freqs)
+            rk.flatten(counts, freqs, w, costs)
+            written = np.empty(counts.shape[0] * 520 + 8, dtype=np.uint8)
+            length = rk.write_table(freqs, w, written, 0)
+            bits = rk.cost(counts, freqs, costs) + (length + 4) * 8 * 256
+            if best is None or bits < best[0]:
+                best = (bits, kind, freqs, written[:length].tobytes(), ctx)
+        assert best is not None
+        bits, kind, freqs, table, ctx = best
+        if w == 8 and bits >= n * 8 * 256 * CODED_SHARE:
+            out += [bytes([STORED]), planes[p].tobytes()]
+            continue
+        out += [bytes([kind]), table]
+        streams = []
+        half = (n + 1) // 2
+        for lo, hi in ((0, half), (half, n)):
+            words = np.empty(hi - lo + 2, dtype=np.uint16)
+            start = rk.encode(planes[p, lo:hi], ctx[lo:hi], freqs, words)
+            streams.append(words[start:])
+            out.append(varint.write(len(words) - start))
+        out += [stream.astype("<u2").tobytes() for stream in streams]
+    return b"".join(out)
+
+
+def decode_run(payload: bytes, pos: int, dtype: str, nbytes: int, modes: list[int] | None = None) -> tuple[bytes, int]:
+    """Inverse of :func:`encode_run` from ``payload[pos:]``: the run's ``nbytes`` bytes and where it ends;
+    each plane's mode appended to ``modes`` when given (what inspect and the tests look at)."""
+    size, shift, width, is_float = FIELDS[dtype]
+    widths = planes_of(dtype)
+    n = nbytes // size
+    data = np.frombuffer(payload, dtype=np.uint8)
+    top, pos = varint.read(payload, pos, 2, f"{NAME} top exponent runs past its limit")
+    if top >= 1 << width or (top and not is_float):
+        raise CorruptChunkError(f"{NAME} top exponent {top} is out of range")
+    planes = np.empty((len(widths), n), dtype=np.uint8)
+    for p, w in enumerate(widths):
+        if pos >= len(data):
+            raise CorruptChunkError(f"{NAME} payload ends before plane {p}")
+        mode = int(data[pos])
+        pos += 1
+        if modes is not None:
+            modes.append(mode)
+        if mode == STORED and w == 8:
+            if pos + n > len(data):
+                raise CorruptChunkError(f"{NAME} payload ends inside plane {p}")
+            planes[p] = data[pos : pos + n]
+            pos += n
+            continue
+        if mode not in _kinds(p, is_float):
+            raise CorruptChunkError(f"{NAME} plane {p} has mode {mode}, not one its dtype takes")
+        freqs = np.zeros((rk.BINS[mode], 256), dtype=np.int64)
+        pos = rk.read_table(data, pos, freqs, w)
+        if pos < 0:
+            raise CorruptChunkError(f"{NAME} plane {p} has a malformed frequency table")
+        slots = np.empty((rk.BINS[mode], rk.PROB_SCALE), dtype=np.uint32)
+        if not rk.decode_tables(freqs, slots):
+            raise CorruptChunkError(f"{NAME} plane {p}'s frequencies do not sum to {rk.PROB_SCALE}")
+        counts = []
+        for _ in range(2):
+            count, pos = varint.read(payload, pos, _MAX_WORDS_BYTES, f"{NAME} stream length runs past its limit")
+            counts.append(count)
+        if pos + 2 * sum(counts) > len(data):
+            raise CorruptChunkError(f"{NAME} payload ends inside plane {p}'s streams")
+        streams = []
+        for count in counts:
+            streams.append(np.frombuffer(payload, dtype="<u2", count=count, offset=pos).astype(np.uint16))
+            pos += 2 * count
+        if not rk.decode(streams[0], streams[1], mode, top, planes[0], slots, planes[p]):
+            raise CorruptChunkError(f"{NAME} plane {p}'s stream is damaged")
+    vals = np.empty(n, dtype=f"u{size}")
+    join(planes, size, shift, is_float, vals)
+    return vals.astype(f"<u{size}", copy=False).tobytes(), pos

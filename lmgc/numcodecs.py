@@ -22,7 +22,7 @@ from lmgc_format.api import compress, decompress
 
 
 class LMGC(Codec):  # type: ignore[misc]  # numcodecs ships no type information
-    """Lossless gradient compression for numcodecs/zarr. ``level``: "fast" (default), "auto" or "max"."""
+    """Lossless gradient compression for numcodecs/zarr. ``level``: "fast" (default), "quick", "auto" or "max"."""
 
     codec_id = "lmgc"
 

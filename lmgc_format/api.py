@@ -91,7 +91,7 @@ def compress(
 ) -> bytes:
     """A ``.lmgc`` archive of ``tensors`` (name -> torch.Tensor or numpy.ndarray, any dtype safetensors
     stores; CUDA and non-contiguous tensors too). ``options`` are :class:`EncodeOptions` fields:
-    ``level="auto"`` (default) / ``"fast"`` / ``"max"``, ``model``, ``threads``, ``time_budget``, ...
+    ``level="auto"`` (default) / ``"quick"`` / ``"fast"`` / ``"max"``, ``model``, ``threads``, ``time_budget``, ...
     ``reference``: tensors (or a safetensors file) the receiver holds too, the previous step: tensors paired
     by name, shape and dtype are coded against it where that is smaller; decompress needs the same."""
     opts = _encode_options(options)

@@ -218,6 +218,7 @@ CODECS: tuple[Classical, ...] = (
         lambda d, _t: lzma.compress(d, preset=9 | lzma.PRESET_EXTREME),
         lambda p, _t, _n: lzma.decompress(p),
     ),
+    _zstd(3),  # zstd's default: the speed end of the classical curve
     _zstd(19),
     _zstd(22),
     Classical("brotli 11", _brotli_enc, _brotli_dec),

@@ -33,28 +33,42 @@ def default_workers() -> int:
 
 
 def ordered_map(
-    work: Callable[[T], R], items: Iterable[T], workers: int, cancel: threading.Event | None = None
+    work: Callable[[T], R],
+    items: Iterable[T],
+    workers: int,
+    cancel: threading.Event | None = None,
+    submit: Callable[[T], Future[R]] | None = None,
 ) -> Iterator[tuple[T, R]]:
-    """``(item, work(item))`` in the order of ``items``, computed on ``workers`` threads."""
+    """``(item, work(item))`` in the order of ``items``, computed on ``workers`` threads, or by ``submit``
+    (which starts ``work(item)`` elsewhere, such as a Ray actor: pipeline/ray_tasks.py) ``workers`` at once."""
+    if submit is not None:
+        yield from _in_order(submit, items, workers, cancel)
+        return
     if workers <= 1:
         for item in items:
             if cancel is not None and cancel.is_set():
                 raise CancelledError("cancelled")
             yield item, work(item)
         return
+    with ThreadPoolExecutor(workers, thread_name_prefix="lmgc-cm") as pool:
+        yield from _in_order(lambda item: pool.submit(work, item), items, workers, cancel)
+
+
+def _in_order(
+    submit: Callable[[T], Future[R]], items: Iterable[T], workers: int, cancel: threading.Event | None
+) -> Iterator[tuple[T, R]]:
     source = iter(items)
     pending: deque[tuple[T, Future[R]]] = deque()
-    with ThreadPoolExecutor(workers, thread_name_prefix="lmgc-cm") as pool:
-        try:
-            while True:
-                for item in itertools.islice(source, 2 * workers - len(pending)):
-                    pending.append((item, pool.submit(work, item)))
-                if not pending:
-                    return
-                if cancel is not None and cancel.is_set():
-                    raise CancelledError("cancelled")
-                item, future = pending.popleft()
-                yield item, future.result()
-        finally:
-            for _, future in pending:
-                future.cancel()
+    try:
+        while True:
+            for item in itertools.islice(source, 2 * workers - len(pending)):
+                pending.append((item, submit(item)))
+            if not pending:
+                return
+            if cancel is not None and cancel.is_set():
+                raise CancelledError("cancelled")
+            item, future = pending.popleft()
+            yield item, future.result()
+    finally:
+        for _, future in pending:
+            future.cancel()

@@ -19,8 +19,6 @@ from typing import Any
 import zstandard
 
 from lmgc_format.atomic import AtomicOutput, refuse_existing
-from lmgc_format.cm import codec as cm_codec
-from lmgc_format.cm import ints_codec
 from lmgc_format.cm.pool import default_workers
 from lmgc_format.container import lzma2
 from lmgc_format.container.constants import Codec
@@ -44,8 +42,10 @@ from lmgc_format.lm.lmchunk import decode_windows
 from lmgc_format.lm.lmsetup import ExpectedAlphabet, prepare_lm
 from lmgc_format.lm.models import PACKAGED, LoadedModel, get
 from lmgc_format.lm.predictor import Predictor, split_procedure
+from lmgc_format.pipeline.compiled_chunks import decode_compiled
 from lmgc_format.pipeline.hashing import BackgroundSha256
 from lmgc_format.pipeline.parallel import Pool, WorkerSetup, check_workers, result, start_pool
+from lmgc_format.pipeline.ray_tasks import RayTasks
 from lmgc_format.tensors.plan import value_size
 from lmgc_format.tensors.serialize import get_scheme
 from lmgc_format.transforms.filters import InverseFilter
@@ -159,13 +159,18 @@ class ChunkDecoder:
         self.alphabet: Alphabet | None = None
         self.pool: Pool | None = None
         self._pending: dict[int, Future[Any]] = {}
-        self._item_sizes = [t.item_size for t in reader.layout.tensors]
         self._threads: ThreadPoolExecutor | None = None
         self._thread_count = 0
+        self._tasks: RayTasks | None = None
         if any(e.codec in _COMPILED for e in reader.index.chunks):
-            self._thread_count = opts.fast_threads or default_workers()
-            if self._thread_count > 1:
-                self._threads = ThreadPoolExecutor(self._thread_count, thread_name_prefix="lmgc-cm")
+            has_lm = any(e.codec == Codec.LM for e in reader.index.chunks)  # then --ray is the LM workers'
+            if opts.ray is not None and not has_lm:  # the quick and fast levels' chunks on Ray actors (ray_tasks.py)
+                self._tasks = RayTasks(opts.ray, opts.workers)
+                self._thread_count = self._tasks.workers
+            else:
+                self._thread_count = opts.fast_threads or default_workers()
+                if self._thread_count > 1:
+                    self._threads = ThreadPoolExecutor(self._thread_count, thread_name_prefix="lmgc-cm")
         if any(e.codec == Codec.LM for e in reader.index.chunks):
             import torch
 
@@ -219,21 +224,19 @@ class ChunkDecoder:
         if codec == Codec.LM and self.pool is not None:
             _, payload = self.reader.read_chunk(i)
             self._pending[i] = self.pool.decode(self.reader.plan[i].windows, payload, self.msb_first)
+        elif codec in _COMPILED and self._tasks is not None:
+            _, payload = self.reader.read_chunk(i)
+            self._pending[i] = self._tasks.submit(
+                decode_compiled, codec, self.reader.plan[i], self.reader.layout, payload
+            )
         elif codec in _COMPILED and self._threads is not None:
             _, payload = self.reader.read_chunk(i)
             self._pending[i] = self._threads.submit(self._decode_compiled, i, codec, payload)
 
     def _decode_compiled(self, i: int, codec: int, payload: bytes) -> bytes:
         """A chunk of a compiled codec (cm-fast-v1, cm-ints-v1, quick-v1): run on the decoder's threads (nogil)."""
-        plan = self.reader.plan[i]
         try:
-            if codec == Codec.CM_INTS:
-                return ints_codec.decode_chunk(plan, self.reader.layout, payload)
-            if codec == Codec.QUICK:
-                from lmgc_format.cm import quick_codec  # numba loads with the first chunk that needs it
-
-                return quick_codec.decode_chunk(plan, self.reader.layout, payload)
-            return cm_codec.decode(plan.windows, plan.begin, payload, plan.nbytes, self._item_sizes)
+            return decode_compiled(codec, self.reader.plan[i], self.reader.layout, payload)
         except CorruptChunkError as exc:
             raise CorruptChunkError(f"{self.reader.describe_chunk(i)} could not be decoded ({exc})") from None
 
@@ -244,6 +247,8 @@ class ChunkDecoder:
             for future in self._pending.values():
                 future.cancel()
             self._threads.shutdown(wait=True)
+        if self._tasks is not None:
+            self._tasks.close()
 
     def decode(self, i: int, step: Callable[[float, int], None] | None = None) -> bytes:
         """The original bytes of chunk ``i``; CorruptChunkError names the chunk when they cannot be had."""
@@ -282,7 +287,15 @@ class ChunkDecoder:
             if self.cancel is not None and self.cancel.is_set():
                 raise CancelledError("cancelled")
             pending = self._pending.pop(i, None)
-            data = pending.result() if pending is not None else self._decode_compiled(i, entry.codec, payload)
+            if pending is None:
+                data = self._decode_compiled(i, entry.codec, payload)
+            elif self._tasks is not None:  # a Ray actor's: its errors come wrapped, and without the chunk's name
+                try:
+                    data = result(pending, self.cancel)
+                except CorruptChunkError as exc:
+                    raise CorruptChunkError(f"{reader.describe_chunk(i)} could not be decoded ({exc})") from None
+            else:
+                data = pending.result()
         elif entry.codec == Codec.LZMA2:
             try:
                 data = lzma2.decompress(payload, plan.nbytes, value_size(plan, reader.layout))

@@ -3,31 +3,30 @@
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
+from concurrent.futures import Future
 from dataclasses import replace
-
-import zstandard
+from typing import Any
 
 from lmgc_format.cm import codec as cm_codec
-from lmgc_format.cm import ints_codec
 from lmgc_format.cm.pool import ordered_map
 from lmgc_format.container import lzma2
-from lmgc_format.container.constants import Codec
+from lmgc_format.container.header import Header
 from lmgc_format.container.writer import ArchiveWriter
 from lmgc_format.events import Started
+from lmgc_format.pipeline.compiled_chunks import FastContext, code_fast
 from lmgc_format.pipeline.encode_job import EncodeResult, Job, build_header, fast_threads
 from lmgc_format.pipeline.file_plan import plan_for
 from lmgc_format.pipeline.levels import FAST_BATCH, FAST_WINDOW_BYTES
+from lmgc_format.pipeline.ray_tasks import RayTasks
 from lmgc_format.pipeline.tally import Tally, read_chunks
-from lmgc_format.tensors.plan import ChunkPlan, value_size
-from lmgc_format.transforms.shuffle import byte_shuffle
-
-FAST_ZSTD_LEVEL = 3  # the fast level's codec for plain chunks (integer tensors, gaps)
+from lmgc_format.tensors.plan import ChunkPlan
+from lmgc_format.transforms.reference import Forward
 
 
 def encode_fast(job: Job) -> EncodeResult:
     """The fast level: float chunks by the compiled context-mixing model (cm/), no LM, on threads."""
-    source, target, layout, opts = job.source, job.target, job.layout, job.opts
-    overwrite, on_event, cancel, start = job.overwrite, job.on_event, job.cancel, job.start
+    source, layout, opts = job.source, job.layout, job.opts
     fast = replace(opts, window_bytes=FAST_WINDOW_BYTES, batch=FAST_BATCH, bytes_per_group=0, byte_order="msb_first")
     plan, forward, rows = plan_for(source, layout, fast)
     header = build_header(
@@ -42,46 +41,49 @@ def encode_fast(job: Job) -> EncodeResult:
         device="cpu",
         coder=dict(cm_codec.CODER),
     )
-    on_event(Started("encode", str(source), layout.data_size))
-    item_sizes = [t.item_size for t in layout.tensors]
-    small = layout.data_size <= lzma2.SMALL_FILES  # long exact repeats: what lzma2 finds, the models pay for
-    writer = ArchiveWriter(target, header, overwrite, source if opts.fallback else None)
+    ctx = FastContext(layout, frozenset(forward.reference), layout.data_size <= lzma2.SMALL_FILES)
+    return code_chunks(job, header, plan, forward, code_fast, ctx)
 
-    def code(item: tuple[ChunkPlan, bytes, bytes]) -> tuple[int, bytes, list[float]]:
-        """The smallest of the context-mixing codec (float chunks), the integer codec (chunks of integer
-        tensors; float chunks that are mostly zeros), zstd, byte shuffle + zstd and raw.
-        The zstd passes cost ~4 % of the encode time (a 19 MB SmolLM2 gradient, 2 threads) and win where
-        long runs repeat: an embedding's gradient or Adam state whose rows are mostly exact zeros
-        (BENCHMARKS.md "Corpus"), which the codec pays for value by value."""
-        chunk, _, stored = item
-        options: list[tuple[int, bytes, list[float]]] = [(Codec.RAW, stored, [])]
-        zstd = zstandard.ZstdCompressor(level=FAST_ZSTD_LEVEL)
-        options.append((Codec.ZSTD, zstd.compress(stored), []))
-        size = value_size(chunk, layout)
-        if size > 1:
-            options.append((Codec.SHUFFLE_ZSTD, zstd.compress(byte_shuffle(stored, size)), []))
-        if chunk.lm:
-            coded = cm_codec.encode(chunk.windows, chunk.begin, stored, item_sizes)
-            if coded is not None:
-                options.append((Codec.CM_FAST, *coded))
-        # the differences from a reference are small integers: mode 3 codes them as such (cm/ints_codec.py)
-        against = chunk.lm and all(w.tensor in forward.reference for w in chunk.windows)
-        ints = ints_codec.encode_chunk(chunk, layout, stored, any_floats=against)
-        if ints is not None:
-            options.append((Codec.CM_INTS, ints, []))
-        if small:
-            options.append((Codec.LZMA2, lzma2.compress(stored, size), []))
-        return min(options, key=lambda o: (len(o[1]), o[0]))
 
+def code_chunks(
+    job: Job,
+    header: Header,
+    plan: list[ChunkPlan],
+    forward: Forward,
+    code: Callable[[Any, ChunkPlan, bytes], tuple[int, bytes, list[float]]],
+    ctx: Any,
+) -> EncodeResult:
+    """Write the archive of ``header``: every chunk of ``plan`` coded by ``code(ctx, chunk, bytes)``, a
+    module-level function (compiled_chunks.py) run on this process's threads, or with ``--ray`` by Ray
+    actors (ray_tasks.py); chunks are written in file order. Closes ``forward``."""
+    source, layout, opts = job.source, job.layout, job.opts
+    job.on_event(Started("encode", str(source), layout.data_size))
+    writer = ArchiveWriter(job.target, header, job.overwrite, source if opts.fallback else None)
+    tasks: RayTasks | None = None
     try:
-        tally = Tally(layout, writer, on_event)
+        tasks = RayTasks(opts.ray, opts.workers) if opts.ray is not None else None
+        remote = tasks.submit if tasks is not None else None
+
+        def run(item: tuple[ChunkPlan, bytes, bytes]) -> tuple[int, bytes, list[float]]:
+            return code(ctx, item[0], item[2])
+
+        def submit(item: tuple[ChunkPlan, bytes, bytes]) -> Future[tuple[int, bytes, list[float]]]:
+            assert remote is not None
+            return remote(code, ctx, item[0], item[2])
+
+        tally = Tally(layout, writer, job.on_event)
         chunks = read_chunks(source, layout, plan, forward, tally)
-        for (chunk, raw, _), (codec, payload, bits) in ordered_map(code, chunks, fast_threads(opts), cancel):
+        workers = tasks.workers if tasks is not None else fast_threads(opts)
+        for (chunk, raw, _), (codec, payload, bits) in ordered_map(
+            run, chunks, workers, job.cancel, submit if tasks is not None else None
+        ):
             tally.add(chunk, raw, codec, payload, bits)
-        size, digest = tally.finish(time.monotonic() - start)
+        size, digest = tally.finish(time.monotonic() - job.start)
     except BaseException:
         writer.abort()
         raise
     finally:
         forward.close()
-    return tally.result(size, digest, time.monotonic() - start)
+        if tasks is not None:
+            tasks.close()
+    return tally.result(size, digest, time.monotonic() - job.start)

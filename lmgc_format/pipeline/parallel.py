@@ -210,22 +210,29 @@ def _import_ray() -> Any:
     return ray
 
 
+def connect(address: str) -> tuple[Any, bool]:
+    """Ray, connected to ``address`` ("local": a private instance on this machine), and whether this call
+    started it (its owner shuts it down)."""
+    ray = _import_ray()
+    if ray.is_initialized():
+        return ray, False
+    kwargs: dict[str, Any] = {"logging_level": logging.ERROR, "log_to_driver": False}
+    try:
+        if address == "local":  # a private instance on this machine, ended with the pool
+            ray.init(num_cpus=os.cpu_count() or 1, include_dashboard=False, **kwargs)
+        else:
+            ray.init(address=address, **kwargs)
+    except (ConnectionError, ValueError, RuntimeError) as e:
+        raise UnsupportedError(f"cannot reach a Ray cluster at {address!r}: {e}") from None
+    return ray, True
+
+
 class RayPool:
     """N Ray actors that code LM chunks; each chunk goes to the actor with the fewest chunks queued."""
 
     def __init__(self, setup: WorkerSetup, workers: int, address: str) -> None:
-        ray = self._ray = _import_ray()
-        self._started = False
-        if not ray.is_initialized():
-            kwargs: dict[str, Any] = {"logging_level": logging.ERROR, "log_to_driver": False}
-            try:
-                if address == "local":  # a private instance on this machine, ended with the pool
-                    ray.init(num_cpus=os.cpu_count() or 1, include_dashboard=False, **kwargs)
-                else:
-                    ray.init(address=address, **kwargs)
-            except (ConnectionError, ValueError, RuntimeError) as e:
-                raise UnsupportedError(f"cannot reach a Ray cluster at {address!r}: {e}") from None
-            self._started = True
+        ray, self._started = connect(address)
+        self._ray = ray
         try:
             cpus = int(ray.cluster_resources().get("CPU", 0))
             if workers == 0:

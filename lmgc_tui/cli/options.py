@@ -78,18 +78,21 @@ def _workers_option(help: str) -> Callable[[Callable[..., Any]], Callable[..., A
 workers_option = _workers_option(
     "Code LM chunks in this many processes at once [1; with --ray: one per CPU of the cluster] (each "
     "loads the model, ~30 s, and runs --threads threads, 1 by default with workers; recorded). Same bytes as "
-    "one process with those threads; pays off on files of several chunks (batch x window bytes each)."
+    "one process with those threads; pays off on files of several chunks (batch x window bytes each). "
+    "With --ray at the quick and fast levels: that many Ray actors of one CPU each code the 4 MiB chunks."
 )
 decode_workers_option = _workers_option(
     "Decode LM chunks in this many processes at once [1; with --ray: one per CPU of the cluster] (each "
-    "loads the model, ~30 s, and runs the thread count the archive records). Pays off on archives of several chunks."
+    "loads the model, ~30 s, and runs the thread count the archive records). Pays off on archives of several chunks. "
+    "With --ray, an archive of the quick or fast level: that many Ray actors of one CPU each decode its chunks."
 )
 ray_option = click.option(
     "--ray",
     metavar="ADDRESS",
     help="Run the workers as Ray actors: 'auto' (the cluster this machine belongs to, or RAY_ADDRESS), "
     "host:port, ray://host:10001, or 'local' (a private Ray instance on this machine). Needs "
-    "pip install 'lmgc[ray]', and lmgc plus the model on every node; same bytes as one process.",
+    "pip install 'lmgc[ray]', and lmgc plus the model (the LM level) on every node; same bytes as one "
+    "process. At the quick and fast levels the chunks go to the actors instead of this process's threads.",
 )
 
 

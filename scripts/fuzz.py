@@ -44,6 +44,8 @@ SEEDS = (
     (ROOT / "tests" / "data" / "golden_stored.safetensors.lmgc", ROOT / "tests" / "data" / "golden_stored.safetensors"),
     # format 1.5: every integer mode and lzma2
     (ROOT / "tests" / "data" / "golden_quant.safetensors.lmgc", ROOT / "tests" / "data" / "golden_quant.safetensors"),
+    # format 1.7: the quick level, every plane mode
+    (ROOT / "tests" / "data" / "golden_quick.safetensors.lmgc", ROOT / "tests" / "data" / "golden_quick.safetensors"),
     # format 1.6: coded against a reference (every case is decoded with REFERENCE; the others ignore it)
     (
         ROOT / "tests" / "data" / "golden_reference.safetensors.lmgc",

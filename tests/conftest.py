@@ -1,6 +1,8 @@
 from __future__ import annotations
 
 import os
+import subprocess
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -37,6 +39,18 @@ def other_machine_env(tmp_path: Path) -> dict[str, str]:
         NUMBA_CPU_NAME="generic",
         NUMBA_CACHE_DIR=str(tmp_path / "numba-cache"),
     )
+
+
+def decode_as_other_machine(archive: Path, tmp_path: Path) -> bytes:
+    """What a fresh process with :func:`other_machine_env` decodes ``archive`` to (one decoding thread)."""
+    out = tmp_path / "other-machine.safetensors"
+    code = (
+        "import sys; from lmgc_format.pipeline.decoder import DecodeOptions, decode_file; "
+        "decode_file(sys.argv[1], sys.argv[2], DecodeOptions(fast_threads=1))"
+    )
+    env = other_machine_env(tmp_path)
+    subprocess.run([sys.executable, "-c", code, str(archive), str(out)], check=True, env=env, cwd=ROOT, timeout=600)
+    return out.read_bytes()
 
 
 def gradient_like(shape: tuple[int, ...], seed: int, dtype: torch.dtype = torch.float32) -> torch.Tensor:

@@ -5,8 +5,6 @@ from __future__ import annotations
 
 import hashlib
 import lzma
-import subprocess
-import sys
 from pathlib import Path
 
 import numpy as np
@@ -21,7 +19,7 @@ from lmgc_format.container.reader import ArchiveReader
 from lmgc_format.errors import CorruptChunkError
 from lmgc_format.pipeline.decoder import DecodeOptions, decode_file
 from lmgc_format.pipeline.encoder import EncodeOptions, encode_file
-from tests.conftest import ROOT, gradient_like, other_machine_env
+from tests.conftest import decode_as_other_machine, gradient_like
 
 DATA = Path(__file__).resolve().parent / "data"
 I64 = np.iinfo(np.int64)
@@ -210,16 +208,9 @@ def test_golden_quant_archive_is_what_this_machine_writes(tmp_path: Path) -> Non
 
 
 def test_golden_quant_decodes_as_another_machine(tmp_path: Path) -> None:
-    out = tmp_path / "out.safetensors"
-    code = (
-        "import sys; from lmgc_format.pipeline.decoder import DecodeOptions, decode_file; "
-        "decode_file(sys.argv[1], sys.argv[2], DecodeOptions(fast_threads=1))"
-    )
-    arc = DATA / "golden_quant.safetensors.lmgc"
-    env = other_machine_env(tmp_path)
-    subprocess.run([sys.executable, "-c", code, str(arc), str(out)], check=True, env=env, cwd=ROOT, timeout=600)
+    back = decode_as_other_machine(DATA / "golden_quant.safetensors.lmgc", tmp_path)
     want = (DATA / "golden_quant.safetensors").read_bytes()
-    assert hashlib.sha256(out.read_bytes()).digest() == hashlib.sha256(want).digest()
+    assert hashlib.sha256(back).digest() == hashlib.sha256(want).digest()
 
 
 def test_a_float_chunk_named_cm_ints_without_its_mode_is_a_damaged_chunk(tmp_path: Path) -> None:

@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import hashlib
-import subprocess
-import sys
 from pathlib import Path
 
 import numpy as np
@@ -19,7 +17,7 @@ from lmgc_format.container.reader import ArchiveReader
 from lmgc_format.errors import CorruptChunkError, LmgcError
 from lmgc_format.pipeline.decoder import decode_file
 from lmgc_format.pipeline.encoder import EncodeOptions, encode_file
-from tests.conftest import ROOT, gradient_like, other_machine_env
+from tests.conftest import decode_as_other_machine, gradient_like
 
 DATA = Path(__file__).resolve().parent / "data"
 # The encoder's plane choices read this table: a change to it can change coded bits.
@@ -173,15 +171,8 @@ def test_golden_quick_decodes_and_is_what_this_machine_writes(tmp_path: Path) ->
 
 def test_golden_quick_decodes_as_another_machine(tmp_path: Path) -> None:
     """Generic numba target, SIMD paths forced down, one thread (shared/tools/as-other-machine's settings)."""
-    out = tmp_path / "out.safetensors"
-    code = (
-        "import sys; from lmgc_format.pipeline.decoder import DecodeOptions, decode_file; "
-        "decode_file(sys.argv[1], sys.argv[2], DecodeOptions(fast_threads=1))"
-    )
-    arc = DATA / "golden_quick.safetensors.lmgc"
-    env = other_machine_env(tmp_path)
-    subprocess.run([sys.executable, "-c", code, str(arc), str(out)], check=True, env=env, cwd=ROOT, timeout=600)
-    assert out.read_bytes() == (DATA / "golden_quick.safetensors").read_bytes()
+    back = decode_as_other_machine(DATA / "golden_quick.safetensors.lmgc", tmp_path)
+    assert back == (DATA / "golden_quick.safetensors").read_bytes()
 
 
 def test_quick_level_round_trips_a_mixed_file(tmp_path: Path) -> None:

@@ -225,6 +225,8 @@ def decode(
     pa = pb = 2
     mask = PROB_SCALE - 1
     bins = _history_bins(top)
+    # The two lanes are written out (not a loop over lanes, not a helper): numba keeps both states in
+    # registers only so, and the lanes' independent chains are what make decoding fast.
     ha = hb = 0  # the four previous symbols, 10 bits each (the newest lowest), and their sum
     sa = sb = 0
     for k in range(half):

@@ -227,6 +227,28 @@ def connect(address: str) -> tuple[Any, bool]:
     return ray, True
 
 
+class LeastQueued:
+    """Ray actors, each call sent to the one with the fewest calls queued (counts kept under a lock)."""
+
+    def __init__(self, actors: list[Any]) -> None:
+        self._actors = actors
+        self._queued = [0] * len(actors)
+        self._lock = threading.Lock()
+
+    def call(self, method: str, *args: Any) -> Future[Any]:
+        with self._lock:
+            k = min(range(len(self._actors)), key=self._queued.__getitem__)
+            self._queued[k] += 1
+        future: Future[Any] = getattr(self._actors[k], method).remote(*args).future()
+
+        def finished(_: Future[Any], k: int = k) -> None:
+            with self._lock:
+                self._queued[k] -= 1
+
+        future.add_done_callback(finished)
+        return future
+
+
 class RayPool:
     """N Ray actors that code LM chunks; each chunk goes to the actor with the fewest chunks queued."""
 
@@ -248,21 +270,10 @@ class RayPool:
             self._shutdown()
             raise
         self.workers = workers
-        self._queued = [0] * workers
-        self._lock = threading.Lock()
+        self._queues = LeastQueued(self._actors)
 
     def _call(self, method: str, *args: Any) -> Future[Any]:
-        with self._lock:
-            k = min(range(self.workers), key=self._queued.__getitem__)
-            self._queued[k] += 1
-        future: Future[Any] = getattr(self._actors[k], method).remote(*args).future()
-
-        def finished(_: Future[Any], k: int = k) -> None:
-            with self._lock:
-                self._queued[k] -= 1
-
-        future.add_done_callback(finished)
-        return future
+        return self._queues.call(method, *args)
 
     def encode(self, windows: tuple[Window, ...], data: list[bytes], msb_first: bool) -> Future[Any]:
         return self._call("encode", windows, data, msb_first)

@@ -9,13 +9,12 @@ the actor with the fewest chunks queued; the caller keeps at most two a worker i
 from __future__ import annotations
 
 import contextlib
-import threading
 from collections.abc import Callable
 from concurrent.futures import Future
 from typing import Any
 
 from lmgc_format.errors import UnsupportedError
-from lmgc_format.pipeline.parallel import connect
+from lmgc_format.pipeline.parallel import LeastQueued, connect
 
 
 class _Runner:
@@ -42,21 +41,10 @@ class RayTasks:
             self.close()
             raise
         self.workers = workers
-        self._queued = [0] * workers
-        self._lock = threading.Lock()
+        self._queues = LeastQueued(self._actors)
 
     def submit(self, fn: Callable[..., Any], *args: Any) -> Future[Any]:
-        with self._lock:
-            k = min(range(self.workers), key=self._queued.__getitem__)
-            self._queued[k] += 1
-        future: Future[Any] = self._actors[k].run.remote(fn, *args).future()
-
-        def finished(_: Future[Any], k: int = k) -> None:
-            with self._lock:
-                self._queued[k] -= 1
-
-        future.add_done_callback(finished)
-        return future
+        return self._queues.call("run", fn, *args)
 
     def close(self) -> None:
         """End the actors, and a Ray instance this object started."""

@@ -1,9 +1,11 @@
-"""``--reference`` on the sequence pairs (corpus/sequences.py): lmgc's fast level alone, with the earlier
-file as reference, and ZipNN's delta method (the file XOR-ed with the reference, then the best classical
-codec: xz -9e, zstd -22, each plain or byte-split per tensor, and ZipNN and pcodec on the XOR per tensor).
+"""``--reference`` on the sequence pairs (corpus/sequences.py): lmgc's fast level (or ``--level quick``)
+alone, with the earlier file as reference, and ZipNN's delta method (the file XOR-ed with the reference,
+then the best classical codec: xz -9e, zstd -22, each plain or byte-split per tensor, and ZipNN and pcodec
+on the XOR per tensor).
 
     python corpus/sequences.py /tmp/seq
     python corpus/bench_sequences.py /tmp/seq --json benchmarks/sequences.json --md benchmarks/sequences.md
+    python corpus/bench_sequences.py /tmp/seq --level quick --md benchmarks/sequences_quick.md
 
 Every archive made with a reference is decoded again and compared. Sizes are whole files.
 """
@@ -35,9 +37,9 @@ PAIRS = (  # (kind, dtype, steps after T of the newer file; the reference is T)
 )  # fmt: skip
 
 
-def xor_baseline(new: Path, ref: Path) -> tuple[int, str]:
-    """ZipNN's delta method: the smallest whole file of the XOR with the reference (paired tensors; the JSON
-    header and any unpaired tensor as they are) under the classical codecs."""
+def xor_baseline(new: Path, ref: Path) -> dict[str, int]:
+    """ZipNN's delta method: the whole file of the XOR with the reference (paired tensors; the JSON header
+    and any unpaired tensor as they are) under each classical codec."""
     lay = read_layout(new)
     a = new.read_bytes()
     data = xor_with(lay, a[lay.data_offset :], ref)  # what `bench --reference` gives its classical codecs
@@ -55,8 +57,7 @@ def xor_baseline(new: Path, ref: Path) -> tuple[int, str]:
         except Unavailable:
             continue
         sizes[f"XOR+{name}"] = lay.data_offset + sum(map(len, parts))
-    best = min(sizes, key=lambda k: sizes[k])
-    return sizes[best], best
+    return sizes
 
 
 def main() -> None:
@@ -64,7 +65,9 @@ def main() -> None:
     ap.add_argument("seq", type=Path)
     ap.add_argument("--json", type=Path)
     ap.add_argument("--md", type=Path)
+    ap.add_argument("--level", choices=("fast", "quick"), default="fast", help="lmgc's level (default fast)")
     args = ap.parse_args()
+    level = args.level
     manifest = json.loads((args.seq / "sequences.json").read_text())
     families = sorted({f["family"] for f in manifest["files"]}, key=lambda f: (f in _held_out(manifest), f))
     rows = []
@@ -78,34 +81,40 @@ def main() -> None:
                 if not new.exists():
                     continue
                 alone, with_ref, out = Path(tmp) / "a.lmgc", Path(tmp) / "b.lmgc", Path(tmp) / "b.out"
-                a = encode_file(new, alone, EncodeOptions(level="fast"), overwrite=True)
-                b = encode_file(new, with_ref, EncodeOptions(level="fast", reference=str(ref)), overwrite=True)
+                a = encode_file(new, alone, EncodeOptions(level=level), overwrite=True)
+                b = encode_file(new, with_ref, EncodeOptions(level=level, reference=str(ref)), overwrite=True)
                 decode_file(with_ref, out, DecodeOptions(reference=str(ref)), overwrite=True)
                 assert out.read_bytes() == new.read_bytes(), new.name
-                xor, how = xor_baseline(new, ref)
+                sizes = xor_baseline(new, ref)
+                how = min(sizes, key=lambda c: sizes[c])
+                xor = sizes[how]
                 row = {
                     "family": fam, "split": "held_out" if fam in _held_out(manifest) else "tuning",
                     "pair": f"{kind} {dt} T+{k} vs T", "file": new.stat().st_size, "alone": a.archive_size,
                     "reference": b.archive_size, "xor_best": xor, "xor_codec": how,
+                    "xor_zipnn": sizes.get("XOR+ZipNN"), "level": level,
                 }  # fmt: skip
                 rows.append(row)
                 print(
                     f"{fam:12s} {row['pair']:24s} alone {a.archive_size:>10,} ref {b.archive_size:>10,} "
-                    f"({b.archive_size / a.archive_size:.3f}) {how} {xor:>10,} (ref/xor {b.archive_size / xor:.3f})",
+                    f"({b.archive_size / a.archive_size:.3f}) {how} {xor:>10,} (ref/xor {b.archive_size / xor:.3f}) "
+                    f"XOR+ZipNN {sizes.get('XOR+ZipNN', 0):>10,}",
                     flush=True,
                 )
     if args.json:
         args.json.write_text(json.dumps({"rows": rows}, indent=1) + "\n")
     if args.md:
         lines = [
-            "| family | split | pair | lmgc fast | with --reference | / alone | XOR + best classical | / XOR |",
-            "|---|---|---|---|---|---|---|---|",
+            f"| family | split | pair | lmgc {level} | with --reference | / alone | XOR + best classical | / XOR "
+            "| XOR + ZipNN | / XOR + ZipNN |",
+            "|---|---|---|---|---|---|---|---|---|---|",
         ]
         for r in rows:
             lines.append(
                 f"| {r['family']} | {r['split']} | {r['pair']} | {r['alone']:,} | {r['reference']:,} | "
                 f"{r['reference'] / r['alone']:.3f} | {r['xor_best']:,} ({r['xor_codec']}) | "
-                f"{r['reference'] / r['xor_best']:.3f} |"
+                f"{r['reference'] / r['xor_best']:.3f} | {r['xor_zipnn'] or 0:,} | "
+                f"{r['reference'] / r['xor_zipnn'] if r['xor_zipnn'] else 0:.3f} |"
             )
         args.md.write_text("\n".join(lines) + "\n")
 

@@ -15,7 +15,7 @@ from lmgc_format.cm import rans_kernel as rk
 from lmgc_format.container.constants import Codec
 from lmgc_format.container.reader import ArchiveReader
 from lmgc_format.errors import CorruptChunkError, LmgcError
-from lmgc_format.pipeline.decoder import decode_file
+from lmgc_format.pipeline.decoder import DecodeOptions, decode_file
 from lmgc_format.pipeline.encoder import EncodeOptions, encode_file
 from tests.conftest import decode_as_other_machine, gradient_like
 
@@ -195,9 +195,23 @@ def test_quick_level_round_trips_a_mixed_file(tmp_path: Path) -> None:
     assert back.read_bytes() == src.read_bytes()
 
 
-def test_quick_level_refuses_a_reference(tmp_path: Path) -> None:
-    src = tmp_path / "g.safetensors"
-    save_file({"g": gradient_like((64, 64), 1)}, str(src))
-    with pytest.raises(LmgcError, match="--reference"):
-        encode_file(src, tmp_path / "g.lmgc", EncodeOptions(level="quick", reference=str(src)))
-    assert not (tmp_path / "g.lmgc").exists()
+def test_quick_level_codes_against_a_reference(tmp_path: Path) -> None:
+    """Weights one step apart: stored as differences, smaller than alone, decoded with the reference only."""
+    rng = np.random.default_rng(6)
+    w0 = (rng.standard_normal((256, 256)) * 0.05).astype(np.float32)
+    w1 = w0 - (np.sign(rng.standard_normal(w0.shape)) * 1e-4).astype(np.float32)
+    old, new = tmp_path / "old.safetensors", tmp_path / "new.safetensors"
+    save_file({"w": torch.from_numpy(w0), "g": gradient_like((64, 64), 1)}, str(old))
+    save_file({"w": torch.from_numpy(w1), "g": gradient_like((64, 64), 2)}, str(new))
+    alone, delta = tmp_path / "alone.lmgc", tmp_path / "delta.lmgc"
+    encode_file(new, alone, EncodeOptions(level="quick"))
+    encode_file(new, delta, EncodeOptions(level="quick", reference=str(old)))
+    assert delta.stat().st_size < 0.8 * alone.stat().st_size
+    with ArchiveReader(delta) as r:
+        assert r.header.layout.procedure == "quick-v1" and r.header.reference_tensors == (1,)  # w, not g
+    back = tmp_path / "back.safetensors"
+    decode_file(delta, back, DecodeOptions(reference=str(old)))
+    assert back.read_bytes() == new.read_bytes()
+    with pytest.raises(LmgcError, match="reference"):
+        decode_file(delta, tmp_path / "never.safetensors")
+    assert not (tmp_path / "never.safetensors").exists()

@@ -18,6 +18,7 @@ from lmgc_format.tensors.plan import ChunkPlan, Window, plan_chunks
 from lmgc_format.tensors.source import LM_DTYPES, SourceLayout, TensorEntry
 from lmgc_format.transforms.filters import ForwardFilter, TensorFilter, choose_filters, mark_plan
 from lmgc_format.transforms.reference import (
+    Cost,
     Forward,
     ReferenceDelta,
     choose,
@@ -30,14 +31,19 @@ from lmgc_format.transforms.rows import MIN_VALUES, SAMPLE_VALUES, TRIAL_VALUES,
 
 
 def plan_for(
-    source: str | os.PathLike[str], layout: SourceLayout, opts: EncodeOptions, infer_rows: bool = True
+    source: str | os.PathLike[str],
+    layout: SourceLayout,
+    opts: EncodeOptions,
+    infer_rows: bool = True,
+    cost: Cost | None = None,
 ) -> tuple[list[ChunkPlan], Forward, tuple[tuple[int, int], ...]]:
     """The chunk plan, what the codecs see (the zero-sum filters worth keeping for this file, none when
     ``opts.filters`` is off, filters.py; with ``opts.reference``, the tensors that code smaller as differences
     from it, reference.py) and the row lengths found for flat tensors (rows.py; header ``rows``), the
     plan's windows marked where a filter stores distances. Reads every float tensor before the
     header is written: once for the filters, and flat ones once more for their rows (``infer_rows``: the
-    rows are tried with the fast level's model; the quick level does not look). The caller closes the
+    rows are tried with the fast level's model; the quick level does not look; ``cost``: what the level's
+    codecs make of a sample, for the reference's trial, the fast level's by default). The caller closes the
     returned Forward (it holds the reference file open)."""
     if opts.reference and (opts.bytes_per_group or opts.plain_chunk_bytes % 8):
         raise UnsupportedError(
@@ -57,7 +63,7 @@ def plan_for(
         plan = plan_chunks(
             layout, opts.window_bytes, opts.batch, opts.bytes_per_group, opts.plain_chunk_bytes, dict(rows)
         )
-        offsets, sha = _reference(layout, read, opts.reference)
+        offsets, sha = _reference(layout, read, opts.reference, cost or _sample_cost)
         filters: tuple[TensorFilter, ...] = ()
         words: dict[int, np.ndarray] = {}
         if opts.filters:
@@ -71,7 +77,7 @@ def plan_for(
 
 
 def _reference(
-    layout: SourceLayout, read: Callable[[int, int], bytes], reference: str | None
+    layout: SourceLayout, read: Callable[[int, int], bytes], reference: str | None, cost: Cost
 ) -> tuple[dict[int, int], bytes]:
     """The tensors worth coding against ``reference`` (tensor -> its reference offset) and the SHA-256 the
     archive records of them."""
@@ -79,7 +85,7 @@ def _reference(
         return {}, b""
     path, ref_layout = open_reference(reference)
     with open(path, "rb") as ref:
-        offsets = choose(layout, read, ref, pairs(layout, ref_layout), _sample_cost)
+        offsets = choose(layout, read, ref, pairs(layout, ref_layout), cost)
         return offsets, digest(ref, layout, offsets) if offsets else b""
 
 
@@ -103,6 +109,17 @@ def _sample_cost(sample: bytes, t: TensorEntry, against: bool) -> int:
             best = min(best, coded)
         if against:
             best = min(best, ints_codec.floats_cost(sample, g, (len(sample) // g // max(row, 1), max(row, 1))))
+    return best
+
+
+def quick_sample_cost(sample: bytes, t: TensorEntry, _against: bool) -> int:
+    """What the quick level's codecs make of a sample of tensor ``t`` (plain, or differences from a
+    reference: the same coders): the smaller of quick-v1 and byte shuffle + zstd."""
+    from lmgc_format.cm import quick_codec
+
+    best = shuffle_zstd_cost(sample, t)
+    if t.dtype in quick_codec.FIELDS and len(sample) % t.item_size == 0:
+        best = min(best, len(quick_codec.encode(sample, t.dtype)))
     return best
 
 

@@ -64,3 +64,30 @@ def test_ray_tasks_check_cpus_and_report_a_chunk_error(tmp_path: Path) -> None:
             result(tasks.submit(decode_compiled, Codec.QUICK, chunk, layout, b"\x09"), None)
     finally:
         tasks.close()
+
+
+@pytest.mark.timeout(300)
+def test_cli_codes_a_sharded_checkpoint_on_one_ray_instance(tmp_path: Path) -> None:
+    """Several files in one command: one Ray instance for all (parallel.ray_session), each file decoded back."""
+    _ray()
+    from click.testing import CliRunner
+
+    from lmgc_tui.cli import cli
+
+    shards = []
+    for k in (1, 2):
+        shard = tmp_path / f"model-0000{k}-of-00002.safetensors"
+        save_file({f"layer{k}.w": gradient_like((128, 200), k)}, str(shard))
+        shards.append(shard)
+    res = CliRunner().invoke(cli, ["compress", *map(str, shards), "--level", "quick", "--ray", "local", "-q"])
+    assert res.exit_code == 0, res.output
+    archives = [s.with_name(s.name + ".lmgc") for s in shards]
+    out = tmp_path / "out"
+    out.mkdir()
+    for arc in archives:
+        arc.rename(out / arc.name)
+    moved = [str(out / a.name) for a in archives]
+    res = CliRunner().invoke(cli, ["decompress", *moved, "--ray", "local", "-q"])
+    assert res.exit_code == 0, res.output
+    for shard in shards:
+        assert (out / shard.name).read_bytes() == shard.read_bytes()

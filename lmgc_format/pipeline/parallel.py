@@ -29,6 +29,7 @@ import contextlib
 import logging
 import os
 import threading
+from collections.abc import Iterator
 from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
 from dataclasses import dataclass
 from multiprocessing import get_context
@@ -225,6 +226,22 @@ def connect(address: str) -> tuple[Any, bool]:
     except (ConnectionError, ValueError, RuntimeError) as e:
         raise UnsupportedError(f"cannot reach a Ray cluster at {address!r}: {e}") from None
     return ray, True
+
+
+@contextlib.contextmanager
+def ray_session(address: str | None, files: int) -> Iterator[None]:
+    """One Ray connection for a command's several files (a sharded checkpoint's ``model-0000N-of-0000M``):
+    each file's workers then join it instead of starting and stopping Ray's daemons per file; shut down at
+    the end when this started it. Nothing for one file or without Ray."""
+    if address is None or files < 2:
+        yield
+        return
+    ray, started = connect(address)
+    try:
+        yield
+    finally:
+        if started:
+            ray.shutdown()
 
 
 class LeastQueued:

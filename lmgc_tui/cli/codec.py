@@ -80,7 +80,7 @@ from .options import (
 @click.option(
     "--threads",
     type=click.IntRange(1, 1024),
-    help="LM level: torch threads (recorded; the decoder uses the same). Fast level: coding threads "
+    help="LM level: torch threads (recorded; the decoder uses the same). Quick and fast levels: coding threads "
     "[one per CPU]; the bytes do not depend on it.",
 )
 @workers_option
@@ -146,12 +146,15 @@ def compress(
     )
     opts.check()
     streams = _Streams.check(sources, output, to_stdout, ".lmgc")
-    for source in sources:
-        with streams.paths(source, output, lambda p: p.with_name(p.name + ".lmgc")) as (path, target, final):
-            named = "(standard input)" if str(source) == "-" else str(source)
-            _compress_one(path, target, f"{named} -> {final}", opts, overwrite, quiet, streams.summary)
-            if verify:
-                _verify(target, None, False, quiet, workers, ray, reference)
+    from lmgc_format.pipeline.parallel import ray_session
+
+    with ray_session(ray, len(sources)):  # a sharded checkpoint's files share one Ray instance
+        for source in sources:
+            with streams.paths(source, output, lambda p: p.with_name(p.name + ".lmgc")) as (path, target, final):
+                named = "(standard input)" if str(source) == "-" else str(source)
+                _compress_one(path, target, f"{named} -> {final}", opts, overwrite, quiet, streams.summary)
+                if verify:
+                    _verify(target, None, False, quiet, workers, ray, reference)
 
 
 def _compress_one(
@@ -295,18 +298,21 @@ def decompress(
         if output is None and not to_stdout and str(archive) not in ("-",) and archive.suffix != ".lmgc":
             raise click.UsageError(f"{archive}: name does not end in .lmgc: give the output with -o")
     streams = _Streams.check(archives, output, to_stdout, "")
-    for archive in archives:
-        with streams.paths(archive, output, lambda p: p.with_suffix("")) as (path, target, final):
-            with EventProgress(err_console, quiet) as bar:
-                result = decode_file(path, target, opts, overwrite=overwrite, on_event=bar)
-            if not quiet:
-                rate = (result.source_size / result.seconds) if result.seconds else 0.0
-                streams.summary.print(
-                    f"{shown(archive)} -> {shown(final)}: {result.source_size:,} bytes, SHA-256 "
-                    f"{result.sha256[:16]}… ok, {human_bytes(rate)}/s, {result.seconds:.1f} s",
-                    highlight=False,
-                    soft_wrap=True,
-                )
+    from lmgc_format.pipeline.parallel import ray_session
+
+    with ray_session(ray, len(archives)):  # a sharded checkpoint's archives share one Ray instance
+        for archive in archives:
+            with streams.paths(archive, output, lambda p: p.with_suffix("")) as (path, target, final):
+                with EventProgress(err_console, quiet) as bar:
+                    result = decode_file(path, target, opts, overwrite=overwrite, on_event=bar)
+                if not quiet:
+                    rate = (result.source_size / result.seconds) if result.seconds else 0.0
+                    streams.summary.print(
+                        f"{shown(archive)} -> {shown(final)}: {result.source_size:,} bytes, SHA-256 "
+                        f"{result.sha256[:16]}… ok, {human_bytes(rate)}/s, {result.seconds:.1f} s",
+                        highlight=False,
+                        soft_wrap=True,
+                    )
 
 
 def _salvage(archive: Path, output: Path | None, overwrite: bool, opts: Any, quiet: bool) -> None:

@@ -15,10 +15,12 @@ An integer chunk's planes are its bytes from the most significant, each coded al
 measures each plane's cost under each choice from its histograms (tables included) and keeps the cheapest;
 nothing is guessed that the decoder must repeat.
 
-Payload: a version byte (1); the chunk's ``top`` exponent (the largest plane-0 symbol below all ones) as a
-LEB128 varint; then per plane a mode byte (0, 1, 2: coded, under that context kind; 3: stored) followed by
-the tables (rans_kernel.write_table), the stream's length in 16-bit words (varint) and the words
-(little-endian), or by the plane's bytes as they are. The plan gives the dtype and the number of values.
+Payload: a version byte (1), then for each run of one dtype (tensors/plan.py's dtype_runs) its ``top``
+exponent (the largest plane-0 symbol below all ones) as a LEB128 varint and per plane a mode byte (0, 1, 2:
+coded, under that context kind; 3: stored) followed by the tables (rans_kernel.write_table), the lengths in
+16-bit words of the plane's two halves' streams (varints) and their words (little-endian), or by the
+plane's bytes as they are. The plan gives the dtypes and the number of values (docs/FORMAT.md "How a
+quick-level chunk is coded").
 """
 
 from __future__ import annotations
@@ -62,15 +64,32 @@ def encode_chunk(chunk: ChunkPlan, layout: SourceLayout, data: bytes) -> bytes |
     """The chunk's payload (each run of one dtype in turn: tensors/plan.py's dtype_runs), or None where the
     codec does not take the chunk (a gap, values cut)."""
     runs = dtype_runs(chunk, layout)
-    if runs is None:
-        return None
-    return bytes([VERSION]) + b"".join(encode_run(data[lo:hi], dtype) for dtype, lo, hi in runs)
+    return _encode_runs(data, runs) if runs is not None else None
 
 
 def decode_chunk(chunk: ChunkPlan, layout: SourceLayout, payload: bytes, modes: list[int] | None = None) -> bytes:
     runs = dtype_runs(chunk, layout)
     if runs is None:  # the reader refuses such an index (container/reader.py)
         raise CorruptChunkError(f"{NAME} chunk outside whole numeric values")
+    return _decode_runs(payload, runs, modes)
+
+
+def encode(data: bytes, dtype: str) -> bytes:
+    """The payload of a chunk of one run: ``data``, whole values of ``dtype``."""
+    return _encode_runs(data, [(dtype, 0, len(data))])
+
+
+def decode(payload: bytes, dtype: str, nbytes: int) -> bytes:
+    """Inverse of :func:`encode`: the ``nbytes`` bytes of ``dtype`` values; CorruptChunkError for any payload
+    :func:`encode` could not have written."""
+    return _decode_runs(payload, [(dtype, 0, nbytes)], None)
+
+
+def _encode_runs(data: bytes, runs: list[tuple[str, int, int]]) -> bytes:
+    return bytes([VERSION]) + b"".join(encode_run(data[lo:hi], dtype) for dtype, lo, hi in runs)
+
+
+def _decode_runs(payload: bytes, runs: list[tuple[str, int, int]], modes: list[int] | None) -> bytes:
     data = _version(payload)
     pos = 1
     parts = []
@@ -80,21 +99,6 @@ def decode_chunk(chunk: ChunkPlan, layout: SourceLayout, payload: bytes, modes: 
     if pos != len(data):
         raise CorruptChunkError(f"{NAME} payload has {len(data) - pos} bytes after its last plane")
     return b"".join(parts)
-
-
-def encode(data: bytes, dtype: str) -> bytes:
-    """The payload of a chunk of one run: ``data``, whole values of ``dtype``."""
-    return bytes([VERSION]) + encode_run(data, dtype)
-
-
-def decode(payload: bytes, dtype: str, nbytes: int) -> bytes:
-    """Inverse of :func:`encode`: the ``nbytes`` bytes of ``dtype`` values; CorruptChunkError for any payload
-    :func:`encode` could not have written."""
-    data = _version(payload)
-    out, pos = decode_run(payload, 1, dtype, nbytes)
-    if pos != len(data):
-        raise CorruptChunkError(f"{NAME} payload has {len(data) - pos} bytes after its last plane")
-    return out
 
 
 def _version(payload: bytes) -> np.ndarray:
@@ -126,16 +130,15 @@ def encode_run(data: bytes, dtype: str) -> bytes:
     top = _top(planes[0], width) if is_float else 0
     out = [varint.write(top)]
     costs = bit_cost()
-    exponent_ctx: np.ndarray | None = None  # the planes under plane 0 share their context
+    # A kind's contexts depend on the plane only for the history, which plane 0 alone takes: one array a kind.
+    known: dict[int, np.ndarray] = {}
     for p, w in enumerate(widths):
         best: tuple[int, int, np.ndarray, bytes, np.ndarray] | None = None
         for kind in _kinds(p, is_float):
-            if kind == rk.KIND_EXPONENT and exponent_ctx is not None:
-                ctx = exponent_ctx
-            else:
-                ctx = np.empty(n, dtype=np.uint8)
-                rk.contexts(kind, planes[p], planes[0], top, ctx)
-                exponent_ctx = ctx if kind == rk.KIND_EXPONENT else exponent_ctx
+            if kind not in known:
+                known[kind] = np.empty(n, dtype=np.uint8)
+                rk.contexts(kind, planes[p], planes[0], top, known[kind])
+            ctx = known[kind]
             counts = np.zeros((rk.BINS[kind], 256), dtype=np.int64)
             rk.histogram(planes[p], ctx, counts)
             freqs = np.zeros_like(counts)

@@ -52,25 +52,30 @@ def _exponent_bin(e: int, top: int) -> int:
 
 
 @nb.njit(cache=True, nogil=True)
-def contexts(kind: int, syms: np.ndarray, field0: np.ndarray, top: int, out: np.ndarray) -> None:
-    """Each symbol's context under ``kind`` (the encoder's view: every symbol known); the history starts
-    again at the plane's second half, which is its own stream (:func:`decode`)."""
-    n = syms.shape[0]
+def _context(kind: int, i: int, field0: np.ndarray, top: int, bins: np.ndarray, history: int) -> int:
+    """Symbol ``i``'s context: ``history`` is the sum of the four symbols before it in its half."""
     if kind == KIND_ORDER0:
-        for i in range(n):
-            out[i] = 0
-    elif kind == KIND_HISTORY:
-        bins = _history_bins(top)
-        h1 = h2 = h3 = h4 = 0
-        half = (n + 1) // 2
-        for i in range(n):
-            if i == half:
-                h1 = h2 = h3 = h4 = 0
-            out[i] = bins[h1 + h2 + h3 + h4]
-            h4, h3, h2, h1 = h3, h2, h1, int(syms[i])
-    else:
-        for i in range(n):
-            out[i] = _exponent_bin(int(field0[i]), top)
+        return 0
+    if kind == KIND_HISTORY:
+        return bins[history]
+    return _exponent_bin(int(field0[i]), top)
+
+
+@nb.njit(cache=True, nogil=True)
+def contexts(kind: int, syms: np.ndarray, field0: np.ndarray, top: int, out: np.ndarray) -> None:
+    """Each symbol's context under ``kind`` (the encoder's view: every symbol known), by the rule the decoder
+    follows (:func:`_context`); the history starts again at the plane's second half, its own stream."""
+    n = syms.shape[0]
+    bins = _history_bins(top)
+    half = (n + 1) // 2
+    hist = total = 0  # the four previous symbols, 10 bits each (the newest lowest), and their sum
+    for i in range(n):
+        if i == half:
+            hist = total = 0
+        out[i] = _context(kind, i, field0, top, bins, total)
+        sym = int(syms[i])
+        total += sym - (hist >> 30)
+        hist = ((hist << 10) & 0xFFFFFFFFFF) | sym
 
 
 @nb.njit(cache=True, nogil=True)
@@ -194,15 +199,6 @@ def decode_tables(freqs: np.ndarray, slots: np.ndarray) -> bool:
         elif run != PROB_SCALE:
             return False
     return True
-
-
-@nb.njit(cache=True, nogil=True)
-def _context(kind: int, i: int, field0: np.ndarray, top: int, bins: np.ndarray, history: int) -> int:
-    if kind == KIND_ORDER0:
-        return 0
-    if kind == KIND_HISTORY:
-        return bins[history]
-    return _exponent_bin(int(field0[i]), top)
 
 
 @nb.njit(cache=True, nogil=True)

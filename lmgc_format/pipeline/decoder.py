@@ -224,21 +224,9 @@ class ChunkDecoder:
         if codec == Codec.LM and self.pool is not None:
             _, payload = self.reader.read_chunk(i)
             self._pending[i] = self.pool.decode(self.reader.plan[i].windows, payload, self.msb_first)
-        elif codec in _COMPILED and self._tasks is not None:
+        elif codec in _COMPILED and (pool := self._tasks or self._threads) is not None:
             _, payload = self.reader.read_chunk(i)
-            self._pending[i] = self._tasks.submit(
-                decode_compiled, codec, self.reader.plan[i], self.reader.layout, payload
-            )
-        elif codec in _COMPILED and self._threads is not None:
-            _, payload = self.reader.read_chunk(i)
-            self._pending[i] = self._threads.submit(self._decode_compiled, i, codec, payload)
-
-    def _decode_compiled(self, i: int, codec: int, payload: bytes) -> bytes:
-        """A chunk of a compiled codec (cm-fast-v1, cm-ints-v1, quick-v1): run on the decoder's threads (nogil)."""
-        try:
-            return decode_compiled(codec, self.reader.plan[i], self.reader.layout, payload)
-        except CorruptChunkError as exc:
-            raise CorruptChunkError(f"{self.reader.describe_chunk(i)} could not be decoded ({exc})") from None
+            self._pending[i] = pool.submit(decode_compiled, codec, self.reader.plan[i], self.reader.layout, payload)
 
     def close(self) -> None:
         if self.pool is not None:
@@ -286,16 +274,14 @@ class ChunkDecoder:
         elif entry.codec in _COMPILED:
             if self.cancel is not None and self.cancel.is_set():
                 raise CancelledError("cancelled")
-            pending = self._pending.pop(i, None)
-            if pending is None:
-                data = self._decode_compiled(i, entry.codec, payload)
-            elif self._tasks is not None:  # a Ray actor's: its errors come wrapped, and without the chunk's name
-                try:
+            pending = self._pending.pop(i, None)  # a thread's or a Ray actor's (result() unwraps Ray's errors)
+            try:
+                if pending is None:
+                    data = decode_compiled(entry.codec, plan, reader.layout, payload)
+                else:
                     data = result(pending, self.cancel)
-                except CorruptChunkError as exc:
-                    raise CorruptChunkError(f"{reader.describe_chunk(i)} could not be decoded ({exc})") from None
-            else:
-                data = pending.result()
+            except CorruptChunkError as exc:
+                raise CorruptChunkError(f"{reader.describe_chunk(i)} could not be decoded ({exc})") from None
         elif entry.codec == Codec.LZMA2:
             try:
                 data = lzma2.decompress(payload, plan.nbytes, value_size(plan, reader.layout))

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from concurrent.futures import Future
 from dataclasses import replace
 from typing import Any
@@ -15,34 +15,54 @@ from lmgc_format.container.header import Header
 from lmgc_format.container.writer import ArchiveWriter
 from lmgc_format.events import Started
 from lmgc_format.pipeline.compiled_chunks import FastContext, code_fast
-from lmgc_format.pipeline.encode_job import EncodeResult, Job, build_header, fast_threads
+from lmgc_format.pipeline.encode_job import EncodeOptions, EncodeResult, Job, build_header, fast_threads
 from lmgc_format.pipeline.file_plan import plan_for
 from lmgc_format.pipeline.levels import FAST_BATCH, FAST_WINDOW_BYTES
 from lmgc_format.pipeline.ray_tasks import RayTasks
 from lmgc_format.pipeline.tally import Tally, read_chunks
 from lmgc_format.tensors.plan import ChunkPlan
+from lmgc_format.tensors.source import SourceLayout
 from lmgc_format.transforms.reference import Forward
 
 
 def encode_fast(job: Job) -> EncodeResult:
     """The fast level: float chunks by the compiled context-mixing model (cm/), no LM, on threads."""
-    source, layout, opts = job.source, job.layout, job.opts
-    fast = replace(opts, window_bytes=FAST_WINDOW_BYTES, batch=FAST_BATCH, bytes_per_group=0, byte_order="msb_first")
-    plan, forward, rows = plan_for(source, layout, fast)
-    header = build_header(
+    fast = model_free_options(job.opts)
+    plan, forward, rows = plan_for(job.source, job.layout, fast)
+    header = model_free_header(job.layout, fast, forward, rows, cm_codec.NAME, cm_codec.CODER)
+    ctx = FastContext(job.layout, frozenset(forward.reference), job.layout.data_size <= lzma2.SMALL_FILES)
+    return code_chunks(job, header, plan, forward, code_fast, ctx)
+
+
+def model_free_options(opts: EncodeOptions, **changes: Any) -> EncodeOptions:
+    """``opts`` with the window layout of the levels without a model (quick, fast): large windows, whole
+    values, bytes in their order."""
+    return replace(
+        opts, window_bytes=FAST_WINDOW_BYTES, batch=FAST_BATCH, bytes_per_group=0, byte_order="msb_first", **changes
+    )
+
+
+def model_free_header(
+    layout: SourceLayout,
+    opts: EncodeOptions,
+    forward: Forward,
+    rows: tuple[tuple[int, int], ...],
+    procedure: str,
+    coder: Mapping[str, Any],
+) -> Header:
+    """The header of an archive of ``procedure`` (quick-v1, cm-fast-v1): no model, no head."""
+    return build_header(
         layout,
-        fast,
+        opts,
         forward,
         rows,
         head="none",
-        procedure=cm_codec.NAME,
+        procedure=procedure,
         model=None,
         alphabet=None,
         device="cpu",
-        coder=dict(cm_codec.CODER),
+        coder=dict(coder),
     )
-    ctx = FastContext(layout, frozenset(forward.reference), layout.data_size <= lzma2.SMALL_FILES)
-    return code_chunks(job, header, plan, forward, code_fast, ctx)
 
 
 def code_chunks(
@@ -62,20 +82,19 @@ def code_chunks(
     tasks: RayTasks | None = None
     try:
         tasks = RayTasks(opts.ray, opts.workers) if opts.ray is not None else None
-        remote = tasks.submit if tasks is not None else None
 
         def run(item: tuple[ChunkPlan, bytes, bytes]) -> tuple[int, bytes, list[float]]:
             return code(ctx, item[0], item[2])
 
-        def submit(item: tuple[ChunkPlan, bytes, bytes]) -> Future[tuple[int, bytes, list[float]]]:
-            assert remote is not None
-            return remote(code, ctx, item[0], item[2])
+        def remote(item: tuple[ChunkPlan, bytes, bytes]) -> Future[tuple[int, bytes, list[float]]]:
+            assert tasks is not None
+            return tasks.submit(code, ctx, item[0], item[2])
 
         tally = Tally(layout, writer, job.on_event)
         chunks = read_chunks(source, layout, plan, forward, tally)
         workers = tasks.workers if tasks is not None else fast_threads(opts)
         for (chunk, raw, _), (codec, payload, bits) in ordered_map(
-            run, chunks, workers, job.cancel, submit if tasks is not None else None
+            run, chunks, workers, job.cancel, remote if tasks is not None else None
         ):
             tally.add(chunk, raw, codec, payload, bits)
         size, digest = tally.finish(time.monotonic() - job.start)

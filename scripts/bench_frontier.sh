@@ -6,12 +6,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/setup.sh
-OUT=${OUT_DIR:-out/scale}
-mkdir -p "$OUT" benchmarks
-for mb in 10 120; do
-  f="$OUT/smollm2_${mb}mb_fp32.safetensors"
-  [ -f "$f" ] || .venv/bin/python corpus/make_large.py "$f" --max-mb "$mb" --bf16
-done
+source scripts/scale_gradients.sh
 .venv/bin/lmgc-tui bench "$OUT"/smollm2_10mb_*.safetensors "$OUT"/smollm2_120mb_*.safetensors \
   --codecs zstd-3,zstd-19,xz-9e,bytesplit+xz-9,blosc2shuffle+zstd,blosc2bitshuffle+zstd,ZipNN,pcodec \
   --levels quick,fast "$@" --save benchmarks/frontier.json --markdown > benchmarks/frontier.md

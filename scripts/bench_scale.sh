@@ -7,12 +7,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/setup.sh
 .venv/bin/python -m pip --disable-pip-version-check -q install -e ".[bench]"
-OUT=${OUT_DIR:-out/scale}
-mkdir -p "$OUT" benchmarks
-for mb in 10 120; do
-  f="$OUT/smollm2_${mb}mb_fp32.safetensors"
-  [ -f "$f" ] || .venv/bin/python corpus/make_large.py "$f" --max-mb "$mb" --bf16
-done
+source scripts/scale_gradients.sh
 .venv/bin/lmgc-tui bench "$OUT"/smollm2_10mb_*.safetensors "$OUT"/smollm2_120mb_*.safetensors \
   --codecs zstd-19,xz-9e,blosc2shuffle+zstd,blosc2bitshuffle+zstd,bytesplit+xz-9,ZipNN,FLAC \
   --levels fast,auto "$@" --save benchmarks/scale.json --markdown > benchmarks/scale.md

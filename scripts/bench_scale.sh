@@ -6,7 +6,6 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/setup.sh
-.venv/bin/python -m pip --disable-pip-version-check -q install -e ".[bench]"
 source scripts/scale_gradients.sh
 .venv/bin/lmgc-tui bench "$OUT"/smollm2_10mb_*.safetensors "$OUT"/smollm2_120mb_*.safetensors \
   --codecs zstd-19,xz-9e,blosc2shuffle+zstd,blosc2bitshuffle+zstd,bytesplit+xz-9,ZipNN,FLAC \

@@ -8,21 +8,11 @@ from typing import Any
 
 from lmgc_format.cm import ints_codec
 from lmgc_format.container import compact
-from lmgc_format.container.constants import (
-    FAST_CODER,
-    FAST_PROCEDURE,
-    FLAG_COMPACT,
-    QUICK_CODER,
-    QUICK_PROCEDURE,
-    Codec,
-)
+from lmgc_format.container.constants import FLAG_COMPACT, MODEL_FREE_CODERS, Codec
 from lmgc_format.container.header import Header
 from lmgc_format.container.procedures import portable
 from lmgc_format.container.reader import ArchiveReader
 from lmgc_format.tensors.source import INT_DTYPES, LM_DTYPES
-
-# What the compact layout leaves out of a model-free archive's header: its coder, known from the procedure.
-_MODEL_FREE_CODERS = {FAST_PROCEDURE: FAST_CODER, QUICK_PROCEDURE: QUICK_CODER}
 
 
 def _per_byte(bits: float, nbytes: int) -> float | None:
@@ -130,7 +120,8 @@ def describe_archive(path: str | os.PathLike[str]) -> dict[str, Any]:
                 "head": h.layout.head,
                 "procedure": h.layout.procedure,
             },
-            "coder": h.coder or dict(_MODEL_FREE_CODERS.get(h.layout.procedure, {})),
+            # the compact layout leaves a model-free archive's coder out: its procedure says it
+            "coder": h.coder or dict(MODEL_FREE_CODERS.get(h.layout.procedure, {})),
             "stored": r.stored,
             # Every byte that is not a chunk payload, by part (docs/FORMAT.md "Overhead")
             "overhead": {"total": r.overhead, **r.parts, "tensor_table": _table_bytes(r)},

@@ -57,7 +57,8 @@ FAST_CODER: Final = {"name": "binary-arithmetic-32", "probability_bits": 16, "mo
 QUICK_PROCEDURE = "quick-v1"  # the quick level's procedure (cm/quick_codec.py's NAME): no model, codec 8
 # What a classic-layout quick-level header's ``coder`` says; the compact layout never writes it.
 QUICK_CODER: Final = {"name": "rans-static-16", "probability_bits": 12, "model": QUICK_PROCEDURE}
-MODEL_FREE: Final = (FAST_PROCEDURE, QUICK_PROCEDURE)  # the procedures of archives with no LM
+# The procedures of archives with no LM, and what their classic-layout headers' ``coder`` says.
+MODEL_FREE_CODERS: Final = {FAST_PROCEDURE: FAST_CODER, QUICK_PROCEDURE: QUICK_CODER}
 # What a model record and an alphabet record may say (lm/models.py's kinds and dtypes, lm/alphabet.py's rules;
 # tests/test_strict.py checks they agree): a reader refuses anything else.
 MODEL_KINDS: Final = ("packaged", "hf-dir", "gguf")

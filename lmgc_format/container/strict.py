@@ -21,13 +21,11 @@ from dataclasses import replace
 
 from lmgc_format.container.constants import (
     ALPHABET_RULES,
-    FAST_CODER,
     FAST_PROCEDURE,
     HEADS,
     MODEL_DTYPES,
-    MODEL_FREE,
+    MODEL_FREE_CODERS,
     MODEL_KINDS,
-    QUICK_CODER,
     QUICK_PROCEDURE,
     STORED_PROCEDURE,
     Codec,
@@ -63,7 +61,7 @@ def check_archive(
     if procedure == STORED_PROCEDURE:
         raise FormatError("header.p: 'stored' names a stored archive (preamble flag 8), and this one is coded")
     check_procedure(procedure)
-    names_lm = procedure not in MODEL_FREE
+    names_lm = procedure not in MODEL_FREE_CODERS
     model = header.model is not None
     lm_chunks = [i for i, e in enumerate(index.chunks) if e.codec == Codec.LM]
     legacy = version <= LEGACY
@@ -120,11 +118,7 @@ def _check_records(header: Header, compact: bool, model: bool, names_lm: bool, l
     if compact and not model:
         expected: dict[str, object] = {}
     else:
-        expected = (
-            lm_coder(lay.procedure)
-            if names_lm
-            else dict(QUICK_CODER if lay.procedure == QUICK_PROCEDURE else FAST_CODER)
-        )
+        expected = lm_coder(lay.procedure) if names_lm else dict(MODEL_FREE_CODERS[lay.procedure])
     if header.coder != expected:
         name = header.coder.get("name")
         raise FormatError(f"header.coder: {name!r} {header.coder!r} is not the coder of procedure {lay.procedure!r}")

@@ -15,4 +15,4 @@ never in a circle (tests/test_package_map.py; the map is docs/DESIGN.md "Package
 This package never imports Textual; the terminal app lives in ``lmgc_tui``.
 """
 
-__version__ = "0.17.0"
+__version__ = "0.18.0"

@@ -62,7 +62,8 @@ def encode(data: bytes, dtype: str, shape: Sequence[int], threads: int | None = 
     with tempfile.TemporaryDirectory(prefix="lmgc-bare-") as tmp:
         source, target = Path(tmp) / "t.safetensors", Path(tmp) / "t.lmgc"
         source.write_bytes(_file(dtype, shape, data))
-        encode_file(source, target, EncodeOptions(level="fast", threads=threads))
+        # cm-fast-v1: a bare chunk table says codecs 0-7 (_CODEC_BITS), and cm-fast-v2 is codec 9
+        encode_file(source, target, EncodeOptions(level="fast", threads=threads, fast_procedure=FAST_PROCEDURE))
         with ArchiveReader(target) as r:
             if r.stored:
                 return bytes([TAG | STORED]) + crc + data

@@ -46,6 +46,8 @@ SEEDS = (
     (ROOT / "tests" / "data" / "golden_quant.safetensors.lmgc", ROOT / "tests" / "data" / "golden_quant.safetensors"),
     # format 1.7: the quick level, every plane mode
     (ROOT / "tests" / "data" / "golden_quick.safetensors.lmgc", ROOT / "tests" / "data" / "golden_quick.safetensors"),
+    # format 1.8: the fast level's cm-fast-v2 (fp64, fp32, bf16, fp16 runs in one chunk)
+    (ROOT / "tests" / "data" / "golden_fast2.safetensors.lmgc", ROOT / "tests" / "data" / "golden_fast.safetensors"),
     # format 1.6: coded against a reference (every case is decoded with REFERENCE; the others ignore it)
     (
         ROOT / "tests" / "data" / "golden_reference.safetensors.lmgc",
@@ -108,8 +110,8 @@ def semantic_mutation(rng: random.Random, archive: Path, target: Path) -> None:
         filters = tuple((rng.choice(HOSTILE_INTS[:6]), rng.choice(kinds)) for _ in range(rng.randint(1, 3)))
         header = replace(header, filters=filters)
     elif kind == 5:  # the procedure
-        procedures = ["cm-fast-v1", "lmgc-llama-v1+cm-top-v4", "lockstep-kv-v1", "cm-fast-v9", "", "stored"]
-        procedures += ["lmgc-int8-v1+cm-int-v2", "lmgc-int8-v1+cm-top-v4"]
+        procedures = ["cm-fast-v1", "cm-fast-v2", "quick-v1", "lmgc-llama-v1+cm-top-v4", "lockstep-kv-v1", "cm-fast-v9"]
+        procedures += ["", "stored", "lmgc-int8-v1+cm-int-v2", "lmgc-int8-v1+cm-top-v4"]
         header = replace(header, layout=replace(layout, procedure=rng.choice(procedures)))
     elif kind == 6 and chunks:  # a chunk's codec
         i = rng.randrange(len(chunks))

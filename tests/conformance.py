@@ -30,7 +30,13 @@ if str(ROOT) not in sys.path:
 
 from lmgc_format.cm import ints_codec, quick_codec  # noqa: E402
 from lmgc_format.container import compact  # noqa: E402
-from lmgc_format.container.constants import PREAMBLE_SIZE, TAIL_SIZE, Codec  # noqa: E402
+from lmgc_format.container.constants import (  # noqa: E402
+    FAST2_PROCEDURE,
+    FAST_PROCEDURE,
+    PREAMBLE_SIZE,
+    TAIL_SIZE,
+    Codec,
+)
 from lmgc_format.container.fixed import Preamble, Tail  # noqa: E402
 from lmgc_format.container.reader import ArchiveReader  # noqa: E402
 from lmgc_format.pipeline.encoder import EncodeOptions, encode_file  # noqa: E402
@@ -55,8 +61,9 @@ MADE_UP_LM = {
 @dataclass(frozen=True)
 class Case:
     name: str
-    base: str  # "fast" (floats and integers, the fast level), "quick" (the same at the quick level), "ints"
-    # (integers only), "lm" (the LM level)
+    # "fast" (floats and integers, the fast level), "fast1" (the same as cm-fast-v1 wrote it), "quick" (the same
+    # at the quick level), "ints" (integers only), "lm" (the LM level)
+    base: str
     edit: Callable[[bytes, ArchiveReader], bytes]
     error: str | Callable[[ArchiveReader], str]  # the exact message, or how to make it from the base
 
@@ -184,10 +191,10 @@ CASES: tuple[Case, ...] = (
     # the procedure against the chunks
     Case("procedure-stored", "fast", edit_header(p="stored"),
          "header.p: 'stored' names a stored archive (preamble flag 8), and this one is coded"),
-    Case("procedure-lockstep-on-fast-chunks", "fast", edit_header(p="lockstep-kv-v1"),
+    Case("procedure-lockstep-on-fast-chunks", "fast1", edit_header(p="lockstep-kv-v1"),
          lambda r: f"index: chunk {first(r, Codec.CM_FAST)} is coded cm-fast-v1, which procedure "
                    "'lockstep-kv-v1' does not use"),
-    Case("procedure-int8-on-fast-chunks", "fast", edit_header(p="lmgc-int8-v1+cm-int-v2"),
+    Case("procedure-int8-on-fast-chunks", "fast1", edit_header(p="lmgc-int8-v1+cm-int-v2"),
          lambda r: f"index: chunk {first(r, Codec.CM_FAST)} is coded cm-fast-v1, which procedure "
                    "'lmgc-int8-v1+cm-int-v2' does not use"),
     Case("procedure-lm-without-lm-chunk", "ints", edit_header(p="lmgc-llama-v1+cm-top-v4"),
@@ -238,9 +245,9 @@ CASES: tuple[Case, ...] = (
     Case("lm-bits-without-lm", "fast", edit_index(lambda o, r: o.update(lb=[1] * len(o["b"]))),
          lambda r: f"index.lb: LM bits for tensor {r.tensors[0].name!r} in an archive without an LM"),
     Case("model-bits-huge", "fast",
-         edit_index(lambda o, r: _model_bits(o, first(r, Codec.CM_FAST), U64)),
-         lambda r: f"index: chunk {first(r, Codec.CM_FAST)} has {U64:,} model bits for "
-                   f"{r.plan[first(r, Codec.CM_FAST)].nbytes:,} bytes (at most 256 a byte)"),
+         edit_index(lambda o, r: _model_bits(o, first(r, Codec.CM_FAST2), U64)),
+         lambda r: f"index: chunk {first(r, Codec.CM_FAST2)} has {U64:,} model bits for "
+                   f"{r.plan[first(r, Codec.CM_FAST2)].nbytes:,} bytes (at most 256 a byte)"),
     Case("model-bits-on-plain-chunk", "fast", edit_index(lambda o, r: _model_bits(o, plain_chunk(r), 8)),
          lambda r: f"index: chunk {plain_chunk(r)} has model bits, but no model codes a chunk outside float tensors"),
     # zstd payloads: exactly one frame that declares the chunk's length
@@ -257,7 +264,7 @@ CASES: tuple[Case, ...] = (
                    f"{r.plan[plain_chunk(r)].nbytes + 1:,} bytes, the chunk holds {r.plan[plain_chunk(r)].nbytes:,}"),
     # the quick level (format 1.7): its codec only under its procedure, and its procedure with no model's codec
     Case("quick-chunk-in-fast-archive", "fast", lambda a, r: with_chunk(a, r, 0, Codec.QUICK, _quick_payload(r, 0)),
-         "index: chunk 0 is coded quick-v1, which procedure 'cm-fast-v1' does not use"),
+         "index: chunk 0 is coded quick-v1, which procedure 'cm-fast-v2' does not use"),
     Case("fast-procedure-on-quick-chunks", "quick", edit_header(p="cm-fast-v1"),
          lambda r: f"index: chunk {first(r, Codec.QUICK)} is coded quick-v1, which procedure 'cm-fast-v1' does "
                    "not use"),
@@ -266,6 +273,15 @@ CASES: tuple[Case, ...] = (
          lambda r: f"index: chunk {plain_chunk(r)} is coded cm-ints-v1, which procedure 'quick-v1' does not use"),
     Case("quick-procedure-in-1.6", "quick", lambda a, r: with_header(a, header_of(a), minor=6),
          lambda r: f"index: chunk {first(r, Codec.QUICK)} uses a format 1.7 codec in a (1, 6) archive"),
+    # the fast level's two procedures (format 1.8): each codec only under its own, cm-fast-v2 not before 1.8
+    Case("fast2-chunks-under-cm-fast-v1", "fast", edit_header(p="cm-fast-v1"),
+         lambda r: f"index: chunk {first(r, Codec.CM_FAST2)} is coded cm-fast-v2, which procedure 'cm-fast-v1' does "
+                   "not use"),
+    Case("fast1-chunks-under-cm-fast-v2", "fast1", edit_header(p="cm-fast-v2"),
+         lambda r: f"index: chunk {first(r, Codec.CM_FAST)} is coded cm-fast-v1, which procedure 'cm-fast-v2' does "
+                   "not use"),
+    Case("fast2-procedure-in-1.7", "fast", set_minor(7),
+         lambda r: f"index: chunk {first(r, Codec.CM_FAST2)} uses a format 1.8 codec in a (1, 7) archive"),
     Case("header-two-zstd-frames", "fast",
          lambda a, r: with_header(a, {}, blob=bytes([compact.ZSTD]) + _zstd(msgpack.packb(header_of(a),
                                   use_bin_type=True)) + _zstd(b"")),
@@ -284,6 +300,7 @@ def make_bases(directory: Path, model: str | None) -> dict[str, Path]:
     fast = {"w": torch.from_numpy(g), "steps": torch.arange(400, dtype=torch.int32) * 7 % 13}
     files = {
         "fast": fast,
+        "fast1": {k: v.clone() for k, v in fast.items()},
         "quick": {k: v.clone() for k, v in fast.items()},
         "ints": {"q": torch.from_numpy(rng.integers(-8, 8, 3000).astype(np.int8)), "i": torch.arange(500)},
         "lm": {"w": torch.from_numpy(g[:4, :40].copy())},
@@ -296,7 +313,9 @@ def make_bases(directory: Path, model: str | None) -> dict[str, Path]:
         save_file(tensors, str(src))
         arc = directory / f"base_{name}.lmgc"
         level = {"lm": "max", "quick": "quick"}.get(name, "fast")
-        encode_file(src, arc, EncodeOptions(level=level, model=model or "", fallback=name != "lm"), overwrite=True)
+        procedure = FAST_PROCEDURE if name == "fast1" else FAST2_PROCEDURE
+        opts = EncodeOptions(level=level, model=model or "", fallback=name != "lm", fast_procedure=procedure)
+        encode_file(src, arc, opts, overwrite=True)
         out[name] = arc
     return out
 

@@ -71,9 +71,9 @@ async def test_encode_fills_the_layer_table_and_verifies(tmp_path: Path, tiny_mo
         # the archive reached the Inspect tab: its header values are on screen. auto coded the file with the
         # LM (the table above) and with the fast level, and kept the smaller: the random tiny model loses here.
         inspect = app.query_one(InspectPane)
-        assert inspect.info is not None and inspect.info["windows"]["procedure"] == "cm-fast-v1"
+        assert inspect.info is not None and inspect.info["windows"]["procedure"] == "cm-fast-v2"
         shown = rendered(app, "#inspect-pane")
-        assert "cm-fast-v1" in shown and "layer.weight" in shown
+        assert "cm-fast-v2" in shown and "layer.weight" in shown
 
 
 async def test_level_choice_shows_before_start_and_fast_encode_verifies(tmp_path: Path) -> None:

@@ -97,7 +97,7 @@ def test_cli_bench_json(tiny_model: str, small_file: Path) -> None:
     # --levels fast,max by default: the fast level's row, then one per scheme for the LM
     assert [r["codec"] for r in report["results"]] == ["gzip -9", "zstd -19", "lmgc comma", "lmgc space", "lmgc fast"]
     assert all(r["roundtrip"] for r in report["results"])
-    assert "cm-fast-v1" in report["results"][-1]["note"]
+    assert "cm-fast-v2" in report["results"][-1]["note"]
     res = CliRunner().invoke(
         cli,
         ["bench", str(small_file), "--codecs", "zstd-19", "--levels", "fast", "--json", "-q"],

@@ -14,7 +14,7 @@ from safetensors.torch import save_file
 
 from lmgc_format.cm import codec, fixed, kernel
 from lmgc_format.cm.binary import BinaryDecoder, BinaryEncoder
-from lmgc_format.container.constants import Codec
+from lmgc_format.container.constants import FAST_PROCEDURE, Codec
 from lmgc_format.container.reader import ArchiveReader
 from lmgc_format.errors import CorruptChunkError, UnsupportedError
 from lmgc_format.inspect import describe_archive
@@ -172,7 +172,7 @@ def test_fast_level_archive_is_the_same_with_any_thread_count(tmp_path: Path) ->
             decode_file(arc, out, DecodeOptions(fast_threads=decode_threads))
             assert out.read_bytes() == src.read_bytes()
     assert chunks[0] == chunks[1] == chunks[2]
-    assert any(codec == Codec.CM_FAST for codec, _ in chunks[0])
+    assert any(codec == Codec.CM_FAST2 for codec, _ in chunks[0])
 
 
 def test_golden_fast_archive_decodes_everywhere(tmp_path: Path) -> None:
@@ -192,9 +192,11 @@ def test_golden_fast_archive_decodes_everywhere(tmp_path: Path) -> None:
 
 def test_golden_fast_archive_is_what_this_machine_writes(tmp_path: Path) -> None:
     """The encoder still writes the golden's cm-fast-v1 chunks byte for byte (a change to the procedure fails
-    here). Which classical codec stores the plain chunks may change (lmgc 0.11 tries byte shuffle + zstd)."""
+    here). Which classical codec stores the plain chunks may change (lmgc 0.11 tries byte shuffle + zstd).
+    The fast level writes cm-fast-v2 since lmgc 0.18 (test_fast_v2.py); this asks for cm-fast-v1."""
     arc = tmp_path / "again.lmgc"
-    encode_file(DATA / "golden_fast.safetensors", arc, EncodeOptions(level="fast", threads=1))
+    opts = EncodeOptions(level="fast", threads=1, fast_procedure=FAST_PROCEDURE)
+    encode_file(DATA / "golden_fast.safetensors", arc, opts)
     now, then = _payloads(arc), _payloads(DATA / "golden_fast.safetensors.lmgc")
     assert len(now) == len(then)
     coded = [(a, b) for a, b in zip(now, then, strict=True) if b[0] == Codec.CM_FAST]

@@ -215,7 +215,7 @@ def test_golden_quant_decodes_as_another_machine(tmp_path: Path) -> None:
 
 def test_a_float_chunk_named_cm_ints_without_its_mode_is_a_damaged_chunk(tmp_path: Path) -> None:
     """cm-ints-v1 codes a float chunk only in mode 3; a dense float chunk relabelled cm-ints-v1 (its payload
-    cm-fast-v1's) is named as damaged, and nothing is written."""
+    the fast level's) is named as damaged, and nothing is written."""
     from tests.conformance import index_of, with_index
 
     src = tmp_path / "f.safetensors"
@@ -226,9 +226,9 @@ def test_a_float_chunk_named_cm_ints_without_its_mode_is_a_damaged_chunk(tmp_pat
     flat = index["c"]  # (codec, payload length, crc, model bits) per chunk, in plan order
     with ArchiveReader(arc) as r:
         float_chunk = next(i for i, plan in enumerate(r.plan) if plan.lm)
-        assert r.index.chunks[float_chunk].codec == Codec.CM_FAST
+        assert r.index.chunks[float_chunk].codec == Codec.CM_FAST2
     flat[4 * float_chunk] = Codec.CM_INTS
-    flat[4 * float_chunk + 3] = 0  # cm-fast-v1's model bits would be refused on opening (strict.py)
+    flat[4 * float_chunk + 3] = 0  # the fast level's model bits would be refused on opening (strict.py)
     bad = tmp_path / "bad.lmgc"
     bad.write_bytes(with_index(arc.read_bytes(), index))
     out = tmp_path / "out.safetensors"

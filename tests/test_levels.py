@@ -68,7 +68,7 @@ def test_auto_never_runs_the_lm_where_its_header_costs_more_than_it_can_save(tmp
         EncodeOptions(model=str(tmp_path / "no-such-model")),  # never loaded: the fast level needs none
         on_event=lambda e: notes.append(e.message) if isinstance(e, Notice) else None,
     )
-    assert result.tokens == 0 and describe_archive(tmp_path / "a.lmgc")["windows"]["procedure"] == "cm-fast-v1"
+    assert result.tokens == 0 and describe_archive(tmp_path / "a.lmgc")["windows"]["procedure"] == "cm-fast-v2"
     assert any("its header adds" in n for n in notes), notes
 
 
@@ -92,7 +92,7 @@ def test_auto_keeps_the_smaller_whole_archive(tmp_path: Path, tiny_model: str, m
     assert auto.archive_size < forced.archive_size
     assert any("kept the fast level's archive" in n for n in notes), notes
     assert auto.tokens == 0  # the kept archive coded no token: no LM speed is reported for it
-    assert describe_archive(tmp_path / "auto.lmgc")["windows"]["procedure"] == "cm-fast-v1"
+    assert describe_archive(tmp_path / "auto.lmgc")["windows"]["procedure"] == "cm-fast-v2"
     assert describe_archive(tmp_path / "max.lmgc")["model"] is not None
     assert sorted(p.name for p in tmp_path.iterdir()) == ["auto.lmgc", "g.safetensors", "max.lmgc"]  # no leftovers
     for name in ("auto", "max"):

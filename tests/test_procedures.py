@@ -7,7 +7,7 @@ import re
 import pytest
 
 from lmgc_format.cm.codec import NAME as FAST
-from lmgc_format.container.constants import QUICK_PROCEDURE, STORED_PROCEDURE, Codec
+from lmgc_format.container.constants import FAST2_PROCEDURE, QUICK_PROCEDURE, STORED_PROCEDURE, Codec
 from lmgc_format.container.procedures import (
     PORTABLE_ENGINE,
     PORTABLE_MIXING,
@@ -37,7 +37,7 @@ def test_table_matches_the_registries() -> None:
     assert PORTABLE_MIXING == "cm-int-v2"
     assert set(named("filter")) == set(KINDS)
     assert set(named("scheme")) == set(SCHEMES)
-    assert set(named("level")) == {FAST, QUICK_PROCEDURE, STORED_PROCEDURE}
+    assert set(named("level")) == {FAST, FAST2_PROCEDURE, QUICK_PROCEDURE, STORED_PROCEDURE}
     assert len({(p.kind, p.name) for p in PROCEDURES}) == len(PROCEDURES)
 
 
@@ -63,7 +63,7 @@ def test_procedures_are_checked_by_name() -> None:
             check_procedure(bad)
     check_procedure(FAST)
     check_procedure(STORED_PROCEDURE)
-    for bad in ("lmgc-llama-v9", "lmgc-llama-v1+cm-top-v9", "cm-fast-v2", "", "+cm-top-v4"):
+    for bad in ("lmgc-llama-v9", "lmgc-llama-v1+cm-top-v9", "cm-fast-v9", "", "+cm-top-v4"):
         with pytest.raises(UnsupportedError, match="this version runs"):
             check_procedure(bad)
 

@@ -12,7 +12,7 @@ from safetensors.torch import save_file
 
 from lmgc_format.cm import quick_codec, quick_fields
 from lmgc_format.cm import rans_kernel as rk
-from lmgc_format.container.constants import Codec
+from lmgc_format.container.constants import MAJOR, MINOR, Codec
 from lmgc_format.container.reader import ArchiveReader
 from lmgc_format.errors import CorruptChunkError, LmgcError
 from lmgc_format.pipeline.decoder import DecodeOptions, decode_file
@@ -158,7 +158,7 @@ def test_golden_quick_decodes_and_is_what_this_machine_writes(tmp_path: Path) ->
     chunks, modes = [], []
     for path in (arc, again):
         with ArchiveReader(path) as r:
-            assert r.version == (1, 7) and r.header.layout.procedure == "quick-v1"
+            assert r.version == ((1, 7) if path == arc else (MAJOR, MINOR)) and r.header.layout.procedure == "quick-v1"
             chunks.append([(e.codec, r.read_chunk(i)[1]) for i, e in enumerate(r.index.chunks)])
             dtypes = {t.dtype for t in r.layout.tensors}
             for i, e in enumerate(r.index.chunks):

@@ -40,7 +40,8 @@ def test_the_bases_are_valid_and_have_what_the_cases_edit(bases: dict[str, Path]
             codecs = {e.codec for e in r.index.chunks}
             assert r.version == (constants.MAJOR, constants.MINOR)
         assert {
-            "fast": Codec.CM_FAST in codecs,
+            "fast": Codec.CM_FAST2 in codecs,
+            "fast1": Codec.CM_FAST in codecs,
             "quick": Codec.QUICK in codecs and Codec.CM_FAST not in codecs,
             "ints": Codec.CM_FAST not in codecs,
             "lm": Codec.LM in codecs,
@@ -105,7 +106,7 @@ def test_every_level_writes_what_the_strict_reader_reads(tiny_model: str, tmp_pa
     tiny = tmp_path / "tiny.safetensors"
     save_file({"t": torch.ones(3)}, str(tiny))
     runs = [
-        (src, EncodeOptions(level="fast"), "cm-fast-v1"),
+        (src, EncodeOptions(level="fast"), "cm-fast-v2"),
         (src, EncodeOptions(level="max", model=tiny_model, fallback=False), None),
         (src, EncodeOptions(level="auto", model=tiny_model), None),
         (ints, EncodeOptions(level="max", model=tiny_model), "cm-fast-v1"),
@@ -120,7 +121,7 @@ def test_every_level_writes_what_the_strict_reader_reads(tiny_model: str, tmp_pa
         with ArchiveReader(arc) as r:
             if procedure is not None:
                 assert r.header.layout.procedure == procedure, (i, r.header.layout.procedure)
-            if procedure == "cm-fast-v1":
+            if procedure in ("cm-fast-v1", "cm-fast-v2"):
                 assert r.header.model is None and r.index.tokens == 0
         decode_file(arc, tmp_path / f"{i}.out", DecodeOptions(model=tiny_model))
         assert (tmp_path / f"{i}.out").read_bytes() == file.read_bytes()

@@ -71,13 +71,16 @@ _CLOSED = np.zeros(0, dtype=np.int64)  # the kernel's ``state`` for a stream of 
 _NO_COSTS = np.zeros(0, dtype=np.int64)  # the kernel's ``costs`` when nobody asks where the bits went
 
 
-def _run(decode: bool, buf: np.ndarray, payload: np.ndarray, windows: Sequence[Window], chunk_begin: int,
+def run_kernel(decode: bool, buf: np.ndarray, payload: np.ndarray, windows: Sequence[Window], chunk_begin: int,
          item_sizes: Sequence[int], params: Sequence[int] = PARAMS, state: np.ndarray = _CLOSED,
-         costs: np.ndarray = _NO_COSTS) -> tuple[int, np.ndarray]:  # fmt: skip
+         costs: np.ndarray = _NO_COSTS, second_bits: Sequence[int] = ()) -> tuple[int, np.ndarray]:  # fmt: skip
     """The kernel over one chunk: the payload bytes written (encode) or read (decode), and the payload
-    length at the end of each window. ``state``: kernel.run's (3 cells leave the coder open)."""
+    length at the end of each window. ``state``: kernel.run's (3 cells leave the coder open).
+    ``second_bits`` (cm-fast-v2): per window, the second byte's bits the model codes (kernel.py)."""
     squash, stretch, rate = fixed.tables()
     table = window_table(windows, chunk_begin, item_sizes)
+    if second_bits:
+        table = np.hstack([table, np.array(second_bits, dtype=np.int64).reshape(-1, 1)])
     ends = np.zeros(len(windows), dtype=np.int64)
     params_array = np.array(params, dtype=np.int64)
     n = _kernel()(decode, buf, payload, table, squash, stretch, rate, params_array, ends, state, costs, _cost_table())
@@ -91,7 +94,7 @@ def encode(
     it was coded, x 8), or None when the payload would be larger than the data."""
     buf = np.frombuffer(data, dtype=np.uint8).copy()  # one compiled signature: writable arrays
     out = np.empty(len(data) + 64, dtype=np.uint8)
-    n, ends = _run(False, buf, out, windows, chunk_begin, item_sizes)
+    n, ends = run_kernel(False, buf, out, windows, chunk_begin, item_sizes)
     if n < 0 or n > len(data):
         return None
     ends[-1] = n  # the flush belongs to the last window
@@ -105,7 +108,7 @@ def decode(
     """Inverse of :func:`encode`: the chunk's ``nbytes`` bytes."""
     buf = np.zeros(nbytes, dtype=np.uint8)
     coded = np.frombuffer(payload, dtype=np.uint8).copy()
-    used, _ = _run(True, buf, coded, windows, chunk_begin, item_sizes)
+    used, _ = run_kernel(True, buf, coded, windows, chunk_begin, item_sizes)
     if used != len(payload):  # a valid stream is read to its last byte, no further
         raise CorruptChunkError(f"{NAME} payload of {len(payload)} bytes decoded as {used}")
     return buf.tobytes()
@@ -119,7 +122,7 @@ def encode_open(
     buf = np.frombuffer(data, dtype=np.uint8).copy()
     out = np.empty(12 * len(data) + 64, dtype=np.uint8)  # a decision costs at most 11 bits (p >= 32 / 2**16)
     state = np.zeros(3, dtype=np.int64)
-    n, ends = _run(False, buf, out, windows, chunk_begin, item_sizes, params, state)
+    n, ends = run_kernel(False, buf, out, windows, chunk_begin, item_sizes, params, state)
     bits = np.diff(ends, prepend=0) * 8
     return out[:n].tobytes(), [float(b) for b in bits], int(state[0]), int(state[1])
 
@@ -133,7 +136,7 @@ def decode_open(
     buf = np.zeros(nbytes, dtype=np.uint8)
     coded = np.frombuffer(payload, dtype=np.uint8).copy()
     state = np.zeros(3, dtype=np.int64)
-    pos, _ = _run(True, buf, coded, windows, chunk_begin, item_sizes, params, state)
+    pos, _ = run_kernel(True, buf, coded, windows, chunk_begin, item_sizes, params, state)
     return buf.tobytes(), pos, (int(state[0]), int(state[1]), int(state[2]))
 
 
@@ -157,5 +160,5 @@ def byte_rank_bits(windows: Sequence[Window], chunk_begin: int, data: bytes, ite
     buf = np.frombuffer(data, dtype=np.uint8).copy()
     out = np.empty(12 * len(data) + 64, dtype=np.uint8)
     costs = np.zeros(REPORT_CELLS, dtype=np.int64)
-    _run(False, buf, out, windows, chunk_begin, item_sizes, costs=costs)
+    run_kernel(False, buf, out, windows, chunk_begin, item_sizes, costs=costs)
     return costs / 65536.0

@@ -25,14 +25,10 @@ quick-level chunk is coded").
 
 from __future__ import annotations
 
-import functools
-import hashlib
-import math
-
 import numpy as np
 
+from lmgc_format.cm import planes, varint
 from lmgc_format.cm import rans_kernel as rk
-from lmgc_format.cm import varint
 from lmgc_format.cm.quick_fields import FIELDS, join, planes_of, split, values
 from lmgc_format.container.constants import QUICK_PROCEDURE
 from lmgc_format.errors import CorruptChunkError
@@ -41,23 +37,12 @@ from lmgc_format.tensors.source import SourceLayout
 
 NAME = QUICK_PROCEDURE
 VERSION = 1
-STORED = 3
+STORED = planes.STORED
 # An 8-bit plane is coded when that saves at least 2 % of its bytes: below, decoding it costs more time than
 # the bytes are worth at this level (an fp32 gradient's lowest byte: 7.94 bits, BENCHMARKS.md "Corpus").
 CODED_SHARE = 0.98
-_MAX_WORDS_BYTES = 5  # a stream of up to 2**35 words: past any chunk
-
-
-@functools.cache
-def bit_cost() -> np.ndarray:
-    """256 x (12 - log2 f) for f in 0..4096, rounded (0 at f = 0): what a symbol of frequency f costs, for
-    the encoder's choices. Pinned by its SHA-256 (tests/test_quick_codec.py): the choices change coded bits."""
-    table = [0] + [round(256 * (rk.PROB_BITS - math.log2(f))) for f in range(1, rk.PROB_SCALE + 1)]
-    return np.array(table, dtype=np.int64)
-
-
-def table_digest() -> str:
-    return hashlib.sha256(bit_cost().tobytes()).hexdigest()
+bit_cost = planes.bit_cost
+table_digest = planes.table_digest
 
 
 def encode_chunk(chunk: ChunkPlan, layout: SourceLayout, data: bytes) -> bytes | None:
@@ -125,44 +110,13 @@ def encode_run(data: bytes, dtype: str) -> bytes:
     widths = planes_of(dtype)
     vals = values(data, size)
     n = len(vals)
-    planes = np.empty((len(widths), n), dtype=np.uint8)
-    split(vals, size, shift, width, is_float, planes)
-    top = _top(planes[0], width) if is_float else 0
+    cut = np.empty((len(widths), n), dtype=np.uint8)
+    split(vals, size, shift, width, is_float, cut)
+    top = _top(cut[0], width) if is_float else 0
     out = [varint.write(top)]
-    costs = bit_cost()
-    # A kind's contexts depend on the plane only for the history, which plane 0 alone takes: one array a kind.
     known: dict[int, np.ndarray] = {}
     for p, w in enumerate(widths):
-        best: tuple[int, int, np.ndarray, bytes, np.ndarray] | None = None
-        for kind in _kinds(p, is_float):
-            if kind not in known:
-                known[kind] = np.empty(n, dtype=np.uint8)
-                rk.contexts(kind, planes[p], planes[0], top, known[kind])
-            ctx = known[kind]
-            counts = np.zeros((rk.BINS[kind], 256), dtype=np.int64)
-            rk.histogram(planes[p], ctx, counts)
-            freqs = np.zeros_like(counts)
-            rk.normalize(counts, freqs)
-            rk.flatten(counts, freqs, w, costs)
-            written = np.empty(counts.shape[0] * 520 + 8, dtype=np.uint8)
-            length = rk.write_table(freqs, w, written, 0)
-            bits = rk.cost(counts, freqs, costs) + (length + 4) * 8 * 256
-            if best is None or bits < best[0]:
-                best = (bits, kind, freqs, written[:length].tobytes(), ctx)
-        assert best is not None
-        bits, kind, freqs, table, ctx = best
-        if w == 8 and bits >= n * 8 * 256 * CODED_SHARE:
-            out += [bytes([STORED]), planes[p].tobytes()]
-            continue
-        out += [bytes([kind]), table]
-        streams = []
-        half = (n + 1) // 2
-        for lo, hi in ((0, half), (half, n)):
-            words = np.empty(hi - lo + 2, dtype=np.uint16)
-            start = rk.encode(planes[p, lo:hi], ctx[lo:hi], freqs, words)
-            streams.append(words[start:])
-            out.append(varint.write(len(words) - start))
-        out += [stream.astype("<u2").tobytes() for stream in streams]
+        out += planes.encode_plane(cut[p], w, _kinds(p, is_float), cut[0], top, known, CODED_SHARE)
     return b"".join(out)
 
 
@@ -172,45 +126,13 @@ def decode_run(payload: bytes, pos: int, dtype: str, nbytes: int, modes: list[in
     size, shift, width, is_float = FIELDS[dtype]
     widths = planes_of(dtype)
     n = nbytes // size
-    data = np.frombuffer(payload, dtype=np.uint8)
     top, pos = varint.read(payload, pos, 2, f"{NAME} top exponent runs past its limit")
     if top >= 1 << width or (top and not is_float):
         raise CorruptChunkError(f"{NAME} top exponent {top} is out of range")
-    planes = np.empty((len(widths), n), dtype=np.uint8)
+    cut = np.empty((len(widths), n), dtype=np.uint8)
     for p, w in enumerate(widths):
-        if pos >= len(data):
-            raise CorruptChunkError(f"{NAME} payload ends before plane {p}")
-        mode = int(data[pos])
-        pos += 1
-        if modes is not None:
-            modes.append(mode)
-        if mode == STORED and w == 8:
-            if pos + n > len(data):
-                raise CorruptChunkError(f"{NAME} payload ends inside plane {p}")
-            planes[p] = data[pos : pos + n]
-            pos += n
-            continue
-        if mode not in _kinds(p, is_float):
-            raise CorruptChunkError(f"{NAME} plane {p} has mode {mode}, not one its dtype takes")
-        freqs = np.zeros((rk.BINS[mode], 256), dtype=np.int64)
-        pos = rk.read_table(data, pos, freqs, w)
-        if pos < 0:
-            raise CorruptChunkError(f"{NAME} plane {p} has a malformed frequency table")
-        slots = np.empty((rk.BINS[mode], rk.PROB_SCALE), dtype=np.uint32)
-        if not rk.decode_tables(freqs, slots):
-            raise CorruptChunkError(f"{NAME} plane {p}'s frequencies do not sum to {rk.PROB_SCALE}")
-        counts = []
-        for _ in range(2):
-            count, pos = varint.read(payload, pos, _MAX_WORDS_BYTES, f"{NAME} stream length runs past its limit")
-            counts.append(count)
-        if pos + 2 * sum(counts) > len(data):
-            raise CorruptChunkError(f"{NAME} payload ends inside plane {p}'s streams")
-        streams = []
-        for count in counts:
-            streams.append(np.frombuffer(payload, dtype="<u2", count=count, offset=pos).astype(np.uint16))
-            pos += 2 * count
-        if not rk.decode(streams[0], streams[1], mode, top, planes[0], slots, planes[p]):
-            raise CorruptChunkError(f"{NAME} plane {p}'s stream is damaged")
+        what = f"{NAME} plane {p}"
+        pos = planes.decode_plane(payload, pos, w, _kinds(p, is_float), cut[0], top, cut[p], what, modes)
     vals = np.empty(n, dtype=f"u{size}")
-    join(planes, size, shift, is_float, vals)
+    join(cut, size, shift, is_float, vals)
     return vals.astype(f"<u{size}", copy=False).tobytes(), pos

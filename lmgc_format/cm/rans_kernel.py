@@ -15,7 +15,10 @@ Context kinds (what a symbol's context is; both sides derive it from symbols alr
   first), as a distance below the chunk's ``top`` exponent, ``HISTORY_BINS`` bins, the last one for a mean
   of 0 (zeros, subnormals);
 * ``KIND_EXPONENT`` (the planes under it): the same value's exponent as a distance below ``top``,
-  ``EXPONENT_BINS`` bins, the last one for exponent 0.
+  ``EXPONENT_BINS`` bins, the last one for exponent 0;
+* ``KIND_WIDE`` (cm-fast-v2's planes, fast_v2.py): the same, in ``WIDE_BINS`` bins: a weight update's or
+  an fp16 gradient's low mantissa bits depend on exponents further below ``top`` than eight bins tell apart.
+  (Its mode byte is 4: 3 is planes.py's "stored".)
 
 Every read is bounds-checked: a crafted stream gives a negative result, never a fault.
 """
@@ -28,10 +31,11 @@ import numpy as np
 PROB_BITS = 12
 PROB_SCALE = 1 << PROB_BITS
 RANS_L = 1 << 15  # the state stays below 2**31, where the encoder's reciprocals divide exactly
-KIND_ORDER0, KIND_HISTORY, KIND_EXPONENT = 0, 1, 2
+KIND_ORDER0, KIND_HISTORY, KIND_EXPONENT, KIND_WIDE = 0, 1, 2, 4
 HISTORY_BINS = 24
 EXPONENT_BINS = 8
-BINS = (1, HISTORY_BINS, EXPONENT_BINS)  # contexts of each kind
+WIDE_BINS = 24
+BINS = {KIND_ORDER0: 1, KIND_HISTORY: HISTORY_BINS, KIND_EXPONENT: EXPONENT_BINS, KIND_WIDE: WIDE_BINS}  # contexts
 
 
 @nb.njit(cache=True, nogil=True)
@@ -45,10 +49,10 @@ def _history_bins(top: int) -> np.ndarray:
 
 
 @nb.njit(cache=True, nogil=True)
-def _exponent_bin(e: int, top: int) -> int:
+def _exponent_bin(e: int, top: int, nbins: int) -> int:
     if e == 0:
-        return EXPONENT_BINS - 1
-    return min(max(top - e, 0), EXPONENT_BINS - 2)
+        return nbins - 1
+    return min(max(top - e, 0), nbins - 2)
 
 
 @nb.njit(cache=True, nogil=True)
@@ -58,7 +62,7 @@ def _context(kind: int, i: int, field0: np.ndarray, top: int, bins: np.ndarray, 
         return 0
     if kind == KIND_HISTORY:
         return bins[history]
-    return _exponent_bin(int(field0[i]), top)
+    return _exponent_bin(int(field0[i]), top, WIDE_BINS if kind == KIND_WIDE else EXPONENT_BINS)
 
 
 @nb.njit(cache=True, nogil=True)

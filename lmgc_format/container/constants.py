@@ -15,8 +15,9 @@ MAJOR = 1
 # level's context-mixing codec (5); 1.4 the compact layout (flag 4) and stored archives (flag 8); 1.5 the
 # integer codec cm-ints-v1 (6) and lzma2 (7); 1.6 nothing new to read, but the header says only what the
 # chunks use (strict.py: a 1.6 archive gets no leniency for what lmgc <= 0.15 wrote); 1.7 the quick level:
-# chunk codec 8 (quick-v1) and the level procedure of that name
-MINOR = 7
+# chunk codec 8 (quick-v1) and the level procedure of that name; 1.8 the fast level's cm-fast-v2: chunk
+# codec 9 and the level procedure of that name
+MINOR = 8
 
 # Preamble flags: a bit a reader does not know makes it refuse the archive (PNG's critical
 # chunks): an older reader that ignored what the bit announces would decode wrong bytes.
@@ -57,8 +58,10 @@ FAST_CODER: Final = {"name": "binary-arithmetic-32", "probability_bits": 16, "mo
 QUICK_PROCEDURE = "quick-v1"  # the quick level's procedure (cm/quick_codec.py's NAME): no model, codec 8
 # What a classic-layout quick-level header's ``coder`` says; the compact layout never writes it.
 QUICK_CODER: Final = {"name": "rans-static-16", "probability_bits": 12, "model": QUICK_PROCEDURE}
+FAST2_PROCEDURE = "cm-fast-v2"  # the fast level's procedure since format 1.8 (cm/fast_v2.py's NAME): codec 9
+FAST2_CODER: Final = {"name": "binary-arithmetic-32+rans-static-16", "probability_bits": 16, "model": FAST2_PROCEDURE}
 # The procedures of archives with no LM, and what their classic-layout headers' ``coder`` says.
-MODEL_FREE_CODERS: Final = {FAST_PROCEDURE: FAST_CODER, QUICK_PROCEDURE: QUICK_CODER}
+MODEL_FREE_CODERS: Final = {FAST_PROCEDURE: FAST_CODER, QUICK_PROCEDURE: QUICK_CODER, FAST2_PROCEDURE: FAST2_CODER}
 # What a model record and an alphabet record may say (lm/models.py's kinds and dtypes, lm/alphabet.py's rules;
 # tests/test_strict.py checks they agree): a reader refuses anything else.
 MODEL_KINDS: Final = ("packaged", "hf-dir", "gguf")
@@ -95,6 +98,7 @@ class Codec:
     CM_INTS = 6  # a plain chunk of an integer tensor by the compiled decision model cm-ints-v1 (format 1.5)
     LZMA2 = 7  # a raw LZMA2 stream, plain or byte-shuffled (format 1.5; container/lzma2.py)
     QUICK = 8  # a chunk's values as planes under static rANS tables, quick-v1 (format 1.7; cm/quick_codec.py)
+    CM_FAST2 = 9  # float windows: their top ten bits by cm-fast-v1's model, planes below (format 1.8; cm/fast_v2.py)
 
     NAMES: Final = {
         RAW: "raw",
@@ -106,6 +110,7 @@ class Codec:
         CM_INTS: "cm-ints-v1",
         LZMA2: "lzma2",
         QUICK: QUICK_PROCEDURE,
+        CM_FAST2: FAST2_PROCEDURE,
     }
     # The oldest format version in which each codec may appear.
     SINCE: Final = {
@@ -115,4 +120,5 @@ class Codec:
         CM_INTS: (1, 5),
         LZMA2: (1, 5),
         QUICK: (1, 7),
+        CM_FAST2: (1, 8),
     }

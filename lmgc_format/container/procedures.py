@@ -32,6 +32,7 @@ class Procedure:
 _LM_SPEC = "How an LM chunk is coded"
 _INT_SPEC = "The portable LM procedure"
 _QUICK_SPEC = "How a quick-level chunk is coded"
+_FAST2_SPEC = "How a fast-level chunk is coded (`cm-fast-v2`"
 # Integer-exact, only together; new archives use the last mixing.
 PORTABLE_ENGINE, PORTABLE_MIXINGS = "lmgc-int8-v1", ("cm-int-v1", "cm-int-v2")
 PORTABLE_MIXING = PORTABLE_MIXINGS[-1]
@@ -45,6 +46,7 @@ PROCEDURES: tuple[Procedure, ...] = (
     Procedure("codec", "cm-ints-v1", (1, 5), "0.15", True, "cm", "How an integer chunk is coded", "golden_quant", 6),
     Procedure("codec", "lzma2", (1, 5), "0.15", True, "container", "Frame", "golden_quant", 7),
     Procedure("codec", "quick-v1", (1, 7), "0.17", True, "cm", _QUICK_SPEC, "golden_quick", 8),
+    Procedure("codec", "cm-fast-v2", (1, 8), "0.18", True, "cm", _FAST2_SPEC, "golden_fast2", 9),
     Procedure("engine", "lockstep-kv-v1", (1, 0), "0.1", False, "predictor", _LM_SPEC, "golden_lockstep"),
     Procedure("engine", "lmgc-llama-v1", (1, 1), "0.2", False, "engine", _LM_SPEC, "golden_engine"),
     Procedure("engine", "lmgc-int8-v1", (1, 4), "0.12", True, "intengine", _INT_SPEC, "golden_int8"),
@@ -57,6 +59,7 @@ PROCEDURES: tuple[Procedure, ...] = (
     Procedure("mixing", "cm-int-v2", (1, 4), "0.14", True, "intchunk", _INT_SPEC, "golden_int8_v2"),
     Procedure("level", "cm-fast-v1", (1, 3), "0.10", True, "cm", "How a fast-level chunk is coded", "golden_fast"),
     Procedure("level", "quick-v1", (1, 7), "0.17", True, "cm", _QUICK_SPEC, "golden_quick"),
+    Procedure("level", "cm-fast-v2", (1, 8), "0.18", True, "cm", _FAST2_SPEC, "golden_fast2"),
     Procedure("level", "stored", (1, 4), "0.11", True, "container", "Stored archives", "golden_stored"),
     Procedure("filter", "sum-first-axis-v1", (1, 2), "0.8", True, "filters", "Filters", "golden_filters"),
     Procedure("filter", "sum-last-axis-v1", (1, 2), "0.8", True, "filters", "Filters", "golden_filters"),

@@ -308,12 +308,16 @@ class ArchiveReader:
         for entry, plan in zip(chunks, self.plan, strict=True):
             if (entry.data_offset, entry.data_length) != (plan.begin, plan.nbytes):
                 raise FormatError(f"index: chunk {plan.index} covers the wrong bytes")
-            if entry.codec not in Codec.NAMES or (entry.codec in (Codec.LM, Codec.CM_FAST) and not plan.lm):
+            if entry.codec not in Codec.NAMES or (
+                entry.codec in (Codec.LM, Codec.CM_FAST, Codec.CM_FAST2) and not plan.lm
+            ):
                 raise FormatError(f"index: chunk {plan.index} has an invalid codec")
             if entry.codec == Codec.CM_INTS and not plan.lm and int_tensor(plan, self.layout) is None:
                 raise FormatError(f"index: chunk {plan.index} codes cm-ints-v1 outside an integer tensor")
-            if entry.codec == Codec.QUICK and dtype_runs(plan, self.layout) is None:
-                raise FormatError(f"index: chunk {plan.index} codes quick-v1 outside whole numeric values")
+            if entry.codec in (Codec.QUICK, Codec.CM_FAST2) and dtype_runs(plan, self.layout) is None:
+                raise FormatError(
+                    f"index: chunk {plan.index} codes {Codec.NAMES[entry.codec]} outside whole numeric values"
+                )
             since = Codec.SINCE.get(entry.codec, (1, 0))
             if self.version < since:
                 raise FormatError(

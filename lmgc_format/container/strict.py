@@ -18,9 +18,11 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import replace
+from typing import Final
 
 from lmgc_format.container.constants import (
     ALPHABET_RULES,
+    FAST2_PROCEDURE,
     FAST_PROCEDURE,
     HEADS,
     MODEL_DTYPES,
@@ -67,10 +69,7 @@ def check_archive(
     legacy = version <= LEGACY
     if not names_lm and lm_chunks:
         raise FormatError(f"index: chunk {lm_chunks[0]} is coded lm, but procedure {procedure!r} names no LM")
-    fast = next((i for i, e in enumerate(index.chunks) if e.codec == Codec.CM_FAST), None)
-    if names_lm and fast is not None:
-        raise FormatError(f"index: chunk {fast} is coded {FAST_PROCEDURE}, which procedure {procedure!r} does not use")
-    _check_quick(version, procedure, index)
+    _check_bound(version, procedure, index)
     lost = legacy and names_lm and model and index.tokens > 0
     if model and not lm_chunks and not lost:
         raise FormatError(f"header.lm: names model {header.model.id!r}, but no chunk is LM-coded")  # type: ignore[union-attr]
@@ -84,18 +83,21 @@ def check_archive(
     _check_counters(header, index, plan, layout, bool(lm_chunks), lost)
 
 
-def _check_quick(version: tuple[int, int], procedure: str, index: Index) -> None:
-    """A quick-v1 chunk only under procedure quick-v1 (format >= 1.7), which uses no model-coded chunk."""
-    if procedure == QUICK_PROCEDURE and version < Codec.SINCE[Codec.QUICK]:
-        raise FormatError(f"header.p: procedure {QUICK_PROCEDURE!r} in an archive of format {version[0]}.{version[1]}")
+# The compiled codecs that belong to one model-free procedure: a chunk of one is only in an archive of it.
+_BOUND: Final = {Codec.CM_FAST: FAST_PROCEDURE, Codec.QUICK: QUICK_PROCEDURE, Codec.CM_FAST2: FAST2_PROCEDURE}
+
+
+def _check_bound(version: tuple[int, int], procedure: str, index: Index) -> None:
+    """cm-fast-v1, cm-fast-v2 and quick-v1 chunks only under the procedure of their name (each no older
+    than its codec), and quick-v1, which codes integers itself, with no cm-ints-v1 chunk."""
+    for codec, name in _BOUND.items():
+        if procedure == name and version < Codec.SINCE[codec]:
+            raise FormatError(f"header.p: procedure {name!r} in an archive of format {version[0]}.{version[1]}")
     for i, e in enumerate(index.chunks):
-        if e.codec == Codec.QUICK and procedure != QUICK_PROCEDURE:
+        bound = _BOUND.get(e.codec)
+        if (bound is not None and procedure != bound) or (procedure == QUICK_PROCEDURE and e.codec == Codec.CM_INTS):
             raise FormatError(
-                f"index: chunk {i} is coded {QUICK_PROCEDURE}, which procedure {procedure!r} does not use"
-            )
-        if procedure == QUICK_PROCEDURE and e.codec in (Codec.CM_FAST, Codec.CM_INTS):
-            raise FormatError(
-                f"index: chunk {i} is coded {Codec.NAMES[e.codec]}, which procedure {QUICK_PROCEDURE!r} does not use"
+                f"index: chunk {i} is coded {Codec.NAMES[e.codec]}, which procedure {procedure!r} does not use"
             )
 
 
@@ -148,7 +150,7 @@ def _check_counters(
         if entry.model_bits:
             if not chunk.lm:
                 raise FormatError(f"index: chunk {i} has model bits, but no model codes a chunk outside float tensors")
-            if entry.codec not in (Codec.LM, Codec.CM_FAST) and not model:
+            if entry.codec not in (Codec.LM, Codec.CM_FAST, Codec.CM_FAST2) and not model:
                 raise FormatError(
                     f"index: chunk {i} has model bits, but it is coded {Codec.NAMES[entry.codec]} and no LM coded it"
                 )

@@ -10,7 +10,7 @@ import zstandard
 from lmgc_format.cm import codec as cm_codec
 from lmgc_format.cm import ints_codec
 from lmgc_format.container import lzma2
-from lmgc_format.container.constants import Codec
+from lmgc_format.container.constants import FAST2_PROCEDURE, Codec
 from lmgc_format.tensors.plan import ChunkPlan, value_size
 from lmgc_format.tensors.source import SourceLayout
 from lmgc_format.transforms.shuffle import byte_shuffle
@@ -26,6 +26,7 @@ class FastContext:
     layout: SourceLayout
     reference: frozenset[int]  # tensors stored as differences from a reference (transforms/reference.py)
     small: bool  # the file is small enough for lzma2 (lzma2.SMALL_FILES)
+    procedure: str = FAST2_PROCEDURE  # of float chunks: cm-fast-v2 (codec 9) or cm-fast-v1 (codec 5)
 
 
 def code_fast(ctx: FastContext, chunk: ChunkPlan, stored: bytes) -> tuple[int, bytes, list[float]]:
@@ -41,7 +42,13 @@ def code_fast(ctx: FastContext, chunk: ChunkPlan, stored: bytes) -> tuple[int, b
     size = value_size(chunk, layout)
     if size > 1:
         options.append((Codec.SHUFFLE_ZSTD, zstd.compress(byte_shuffle(stored, size)), []))
-    if chunk.lm:
+    if chunk.lm and ctx.procedure == FAST2_PROCEDURE:
+        from lmgc_format.cm import fast_v2  # numba loads with the first chunk that needs it
+
+        coded = fast_v2.encode_chunk(chunk, layout, stored)
+        if coded is not None:
+            options.append((Codec.CM_FAST2, *coded))
+    elif chunk.lm:
         item_sizes = [t.item_size for t in layout.tensors]
         coded = cm_codec.encode(chunk.windows, chunk.begin, stored, item_sizes)
         if coded is not None:
@@ -75,8 +82,12 @@ def code_quick(layout: SourceLayout, chunk: ChunkPlan, stored: bytes) -> tuple[i
 
 
 def decode_compiled(codec: int, chunk: ChunkPlan, layout: SourceLayout, payload: bytes) -> bytes:
-    """A chunk of a compiled codec (cm-fast-v1, cm-ints-v1, quick-v1); CorruptChunkError where the payload
-    is not one its encoder writes."""
+    """A chunk of a compiled codec (cm-fast-v1, cm-fast-v2, cm-ints-v1, quick-v1); CorruptChunkError where
+    the payload is not one its encoder writes."""
+    if codec == Codec.CM_FAST2:
+        from lmgc_format.cm import fast_v2
+
+        return fast_v2.decode_chunk(chunk, layout, payload)
     if codec == Codec.CM_INTS:
         return ints_codec.decode_chunk(chunk, layout, payload)
     if codec == Codec.QUICK:

@@ -130,7 +130,7 @@ def _recorded_threads(recorded: dict[str, Any], default: int) -> int:
     return threads if type(threads) is int and 1 <= threads <= MAX_THREADS else default
 
 
-_COMPILED = (Codec.CM_FAST, Codec.CM_INTS, Codec.QUICK)  # codecs the decoder's threads run side by side
+_COMPILED = (Codec.CM_FAST, Codec.CM_FAST2, Codec.CM_INTS, Codec.QUICK)  # codecs the decoder's threads run side by side
 
 
 class ChunkDecoder:

@@ -8,9 +8,9 @@ from concurrent.futures import Future
 from dataclasses import replace
 from typing import Any
 
-from lmgc_format.cm import codec as cm_codec
 from lmgc_format.cm.pool import ordered_map
 from lmgc_format.container import lzma2
+from lmgc_format.container.constants import MODEL_FREE_CODERS
 from lmgc_format.container.header import Header
 from lmgc_format.container.writer import ArchiveWriter
 from lmgc_format.events import Started
@@ -26,11 +26,14 @@ from lmgc_format.transforms.reference import Forward
 
 
 def encode_fast(job: Job) -> EncodeResult:
-    """The fast level: float chunks by the compiled context-mixing model (cm/), no LM, on threads."""
+    """The fast level: float chunks by the compiled context-mixing model (cm/, cm-fast-v2 unless the options
+    ask for cm-fast-v1), no LM, on threads."""
     fast = model_free_options(job.opts)
     plan, forward, rows = plan_for(job.source, job.layout, fast)
-    header = model_free_header(job.layout, fast, forward, rows, cm_codec.NAME, cm_codec.CODER)
-    ctx = FastContext(job.layout, frozenset(forward.reference), job.layout.data_size <= lzma2.SMALL_FILES)
+    procedure = job.opts.fast_procedure
+    header = model_free_header(job.layout, fast, forward, rows, procedure, MODEL_FREE_CODERS[procedure])
+    small = job.layout.data_size <= lzma2.SMALL_FILES
+    ctx = FastContext(job.layout, frozenset(forward.reference), small, procedure)
     return code_chunks(job, header, plan, forward, code_fast, ctx)
 
 

@@ -9,7 +9,13 @@ from typing import Any
 
 from lmgc_format import __version__
 from lmgc_format.cm.pool import default_workers
-from lmgc_format.container.constants import MAX_BATCH, MAX_BYTES_PER_GROUP, MAX_WINDOW_BYTES
+from lmgc_format.container.constants import (
+    FAST2_PROCEDURE,
+    FAST_PROCEDURE,
+    MAX_BATCH,
+    MAX_BYTES_PER_GROUP,
+    MAX_WINDOW_BYTES,
+)
 from lmgc_format.container.header import AlphabetRecord, Header, ModelRecord, WindowLayout
 from lmgc_format.errors import UnsupportedError
 from lmgc_format.events import EventSink
@@ -54,6 +60,9 @@ class EncodeOptions:
     level: str = DEFAULT_LEVEL  # "fast" (no LM), "max" (the LM) or "auto" (levels.py)
     time_budget: float = DEFAULT_TIME_BUDGET  # seconds the LM level may take under "auto"
     reference: str | None = None  # a safetensors file the decoder holds too: tensors may be coded against it
+    # The fast level's procedure: cm-fast-v2 (format 1.8); cm-fast-v1 where chunk codec 9 cannot be said
+    # (bare tensors' 3-bit codec numbers, bare.py) and for tests that write the cm-fast-v1 golden.
+    fast_procedure: str = FAST2_PROCEDURE
 
     def check(self) -> None:
         choose_level(0, self.level, self.time_budget)  # refuses unknown levels and budgets
@@ -69,6 +78,8 @@ class EncodeOptions:
         if self.engine not in ENGINE_CHOICES:
             raise UnsupportedError(f"engine must be one of {', '.join(ENGINE_CHOICES)}")
         check_workers(self.workers, self.ray)
+        if self.fast_procedure not in (FAST_PROCEDURE, FAST2_PROCEDURE):
+            raise UnsupportedError(f"the fast level's procedure is {FAST2_PROCEDURE} or {FAST_PROCEDURE}")
 
 
 @dataclass(frozen=True)

@@ -19,6 +19,8 @@ python -m tests.data.make_golden golden_reference.safetensors.lmgc
                                           # format 1.6: golden_reference.safetensors coded against
                                           # golden_reference_ref.safetensors (weights one step apart as differences,
                                           # a gradient not, a tensor the reference lacks)
+python -m tests.data.make_golden golden_fast2.safetensors.lmgc
+                                          # format 1.8: the fast level (cm-fast-v2) over golden_fast.safetensors
 python -m tests.data.make_golden golden_quick.safetensors.lmgc
                                           # format 1.7: the quick level (quick-v1) over golden_quick.safetensors
                                           # (floats of every width with edge values, integers of every width)
@@ -48,6 +50,7 @@ import numpy as np
 import torch
 from safetensors.torch import save_file
 
+from lmgc_format.container.constants import FAST_PROCEDURE
 from lmgc_format.pipeline.encoder import EncodeOptions, encode_file
 from tests.conftest import gradient_like
 from tests.tiny_model import make_tiny_model
@@ -207,18 +210,28 @@ def make_fast_source() -> None:
     save_file(tensors, str(HERE / "golden_fast.safetensors"))
 
 
+# The fast level as lmgc 0.10-0.17 wrote it (cm-fast-v1): the goldens of formats 1.3-1.6 pin that procedure.
+V1_FAST = {"level": "fast", "threads": 1, "fast_procedure": FAST_PROCEDURE}
+
+
 def make_fast_golden() -> None:
     """golden_fast.safetensors.lmgc: the fast level (cm-fast-v1) over golden_fast.safetensors."""
     make_fast_source()
-    opts = EncodeOptions(level="fast", threads=1)
+    opts = EncodeOptions(**V1_FAST)  # type: ignore[arg-type]
     encode_file(HERE / "golden_fast.safetensors", HERE / "golden_fast.safetensors.lmgc", opts, overwrite=True)
+
+
+def make_fast2_golden() -> None:
+    """Format 1.8: golden_fast2.safetensors.lmgc, the fast level (cm-fast-v2) over golden_fast.safetensors."""
+    opts = EncodeOptions(level="fast", threads=1)
+    encode_file(HERE / "golden_fast.safetensors", HERE / "golden_fast2.safetensors.lmgc", opts, overwrite=True)
 
 
 def make_compact_goldens() -> None:
     """Format 1.4: golden_compact.safetensors.lmgc (the compact layout: the fast level over
     golden_fast.safetensors, whose chunks are golden_fast's) and golden_stored.safetensors.lmgc (a file too
     small to code, stored)."""
-    opts = EncodeOptions(level="fast", threads=1)
+    opts = EncodeOptions(**V1_FAST)  # type: ignore[arg-type]
     encode_file(HERE / "golden_fast.safetensors", HERE / "golden_compact.safetensors.lmgc", opts, overwrite=True)
     tiny = HERE / "golden_stored.safetensors"
     save_file({"g": torch.tensor([0.5, -0.25], dtype=torch.float32)}, str(tiny), metadata={"step": "1"})
@@ -275,7 +288,7 @@ def make_quant_golden() -> None:
     """Format 1.5: golden_quant.safetensors.lmgc, the fast level over golden_quant.safetensors (cm-ints-v1
     on its integer tensors: values, gaps and bits)."""
     make_quant_source()
-    opts = EncodeOptions(level="fast", threads=1)
+    opts = EncodeOptions(**V1_FAST)  # type: ignore[arg-type]
     encode_file(HERE / "golden_quant.safetensors", HERE / "golden_quant.safetensors.lmgc", opts, overwrite=True)
 
 
@@ -294,7 +307,7 @@ def make_reference_golden() -> None:
     )
     new = {"fc.weight": torch.from_numpy(w0 - step), "emb": e1.bfloat16(), "grad": g1, "new.bias": g1[0].clone()}
     save_file(new, str(HERE / "golden_reference.safetensors"))
-    opts = EncodeOptions(level="fast", threads=1, reference=str(HERE / "golden_reference_ref.safetensors"))
+    opts = EncodeOptions(**V1_FAST, reference=str(HERE / "golden_reference_ref.safetensors"))  # type: ignore[arg-type]
     encode_file(HERE / "golden_reference.safetensors", HERE / "golden_reference.safetensors.lmgc", opts, overwrite=True)
 
 
@@ -357,6 +370,7 @@ ONE_GOLDEN = {
     "golden_reference.safetensors.lmgc": make_reference_golden,
     "golden_fast.safetensors.lmgc": make_fast_golden,
     "golden_quick.safetensors.lmgc": make_quick_golden,
+    "golden_fast2.safetensors.lmgc": make_fast2_golden,
 }
 
 

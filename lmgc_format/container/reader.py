@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import os
 import struct
+import threading
 import zlib
 from pathlib import Path
 from typing import BinaryIO
@@ -40,6 +41,9 @@ _TAIL_SCAN = 1 << 20  # how far from the end a misplaced footer is looked for
 _STORED_CHUNK = 1 << 20  # how a stored archive's data is cut into (raw) chunks for the decoder
 
 
+_PREAD = hasattr(os, "pread")  # POSIX; elsewhere a lock keeps seek and read together
+
+
 class ArchiveReader:
     # What opening found: the records (the same for every layout), the chunk plan they imply, and the
     # byte counts of the parts around the payloads (``parts``: preamble, header, frame heads, index, footer).
@@ -54,6 +58,7 @@ class ArchiveReader:
 
     def __init__(self, path: str | os.PathLike[str]) -> None:
         self.path = Path(path)
+        self._lock = threading.Lock()
         try:
             self.file: BinaryIO = self.path.open("rb")
         except FileNotFoundError:
@@ -69,8 +74,13 @@ class ArchiveReader:
             raise
 
     def _read_at(self, offset: int, length: int) -> bytes:
-        self.file.seek(offset)
-        data = self.file.read(length)
+        """``length`` bytes at ``offset``: safe from any thread (the decoder's threads read their own chunks)."""
+        if _PREAD:
+            data = os.pread(self.file.fileno(), length, offset)
+        else:
+            with self._lock:
+                self.file.seek(offset)
+                data = self.file.read(length)
         if len(data) != length:
             raise FormatError(f"archive is truncated (wanted {length} bytes at offset {offset})")
         return data

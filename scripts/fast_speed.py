@@ -4,11 +4,14 @@ other: whole archive bytes, encode and decode MB/s (the file's bytes over the se
 decode_file, numba compiled beforehand), and whether the decoded file is the source byte for byte.
 
     python scripts/fast_speed.py FILE.safetensors ... [--md benchmarks/fast_speed.md]
+    python scripts/fast_speed.py --sizes CORPUS/*.safetensors   # sizes only, summed by the files' last two
+                                                                # name parts (corpus/make_corpus.py's kinds)
 """
 
 from __future__ import annotations
 
 import argparse
+import collections
 import os
 import tempfile
 import time
@@ -33,11 +36,31 @@ def measure(src: Path, procedure: str, tmp: Path) -> dict[str, float | int | boo
             "encode_mb_s": size / encode / 1e6, "decode_mb_s": size / decode / 1e6, "identical": same}  # fmt: skip
 
 
+def sizes(files: list[Path]) -> None:
+    """Each procedure's whole archives summed by kind (``mlp_digits_grad_fp32`` -> ``grad_fp32``)."""
+    totals: dict[str, list[int]] = collections.defaultdict(lambda: [0, 0])
+    with tempfile.TemporaryDirectory(prefix="lmgc-fast-") as name:
+        arc = Path(name) / "a.lmgc"
+        for src in files:
+            kind = "_".join(src.stem.split("_")[-2:])
+            for i, procedure in enumerate((FAST_PROCEDURE, FAST2_PROCEDURE)):
+                opts = EncodeOptions(level="fast", fast_procedure=procedure)
+                totals[kind][i] += encode_file(src, arc, opts, overwrite=True).archive_size
+    for kind, (v1, v2) in sorted(totals.items()):
+        print(f"{kind:14s} cm-fast-v1 {v1:12,d}  cm-fast-v2 {v2:12,d}  {v2 / v1 - 1:+.3%}")
+    v1, v2 = (sum(t[i] for t in totals.values()) for i in (0, 1))
+    print(f"{'all':14s} cm-fast-v1 {v1:12,d}  cm-fast-v2 {v2:12,d}  {v2 / v1 - 1:+.3%}")
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("files", nargs="+", type=Path)
     ap.add_argument("--md", type=Path, help="also write the table here")
+    ap.add_argument("--sizes", action="store_true", help="whole archive sizes only, summed by kind of file")
     args = ap.parse_args()
+    if args.sizes:
+        sizes(args.files)
+        return
     rows = []
     with tempfile.TemporaryDirectory(prefix="lmgc-fast-") as name:
         tmp = Path(name)

@@ -57,7 +57,9 @@ def _ordered(report: FileReport) -> list[CodecResult]:
 
 
 def bench_table(report: FileReport) -> Table:
-    table = Table(title=plain(summary(report)), title_justify="left")
+    """The file's results; its summary line is printed apart (a table's title wraps at the table's width,
+    which would fold a long file name in a pipe)."""
+    table = Table()
     for h in HEADERS:
         # the note may wrap (it is prose); names and numbers are never folded (ellipsis in a narrow terminal)
         wrap = h == "note"

@@ -11,9 +11,9 @@ import click
 
 from lmgc_format.pipeline.defaults import DEFAULT_SCHEME, SCHEMES
 
-from ..fmt import shown
+from ..fmt import plain, shown
 from ..progress import EventProgress
-from .group import cli, err_console, print_table
+from .group import cli, err_console, out_console, print_table
 from .options import (
     batch_option,
     byte_order_option,
@@ -143,7 +143,7 @@ def bench(
     from lmgc_format.bench.runner import BenchOptions, LmSetting, bench_file
     from lmgc_format.pipeline.encoder import EncodeOptions
 
-    from ..bench_view import bench_markdown, bench_table
+    from ..bench_view import bench_markdown, bench_table, summary
 
     if reference is not None and (speed or positions or estimate):
         raise click.UsageError("--reference goes with size benches, not --speed, --positions or --estimate")
@@ -248,6 +248,7 @@ def bench(
         click.echo(bench_markdown(reports))
     else:
         for r in reports:
+            out_console.print(plain(summary(r)), soft_wrap=True, highlight=False)
             print_table(bench_table(r), wide)
 
 

@@ -19,7 +19,7 @@ from pathlib import Path
 
 from lmgc_format.cm import varint
 from lmgc_format.container.canonical import rebuild
-from lmgc_format.container.constants import FAST_PROCEDURE
+from lmgc_format.container.constants import FAST2_PROCEDURE, FAST_PROCEDURE
 from lmgc_format.container.header import Header, Index, WindowLayout
 from lmgc_format.container.reader import ArchiveReader
 from lmgc_format.container.writer import ArchiveWriter
@@ -33,10 +33,13 @@ from lmgc_format.tensors.serialize import DEFAULT_BYTE_ORDER, DEFAULT_SCHEME
 from lmgc_format.tensors.source import DTYPE_SIZES, LM_DTYPES, SourceLayout, parse_header
 from lmgc_format.transforms.filters import KINDS, InverseFilter
 
-TAG = 0xA0  # the first byte's high 5 bits: a bare lmgc tensor, layout 1
+# The first byte's high 5 bits: a bare lmgc tensor, and its layout: the fast level's procedure and how many
+# bits of each chunk table entry say its codec. Layout 1 (lmgc 0.16-0.17): cm-fast-v1, 3 bits (codecs 0-7);
+# layout 2 (lmgc 0.18, what encode writes): cm-fast-v2, 4 bits (its codec is 9).
+TAG, TAG2 = 0xA0, 0xA8
+_LAYOUTS = {TAG: (FAST_PROCEDURE, 3), TAG2: (FAST2_PROCEDURE, 4)}
 FILTERED, ROWS, STORED = 1, 2, 4  # the first byte's low 3 bits
 NAME = "t"  # the tensor's name in the one-tensor file the codecs see (names no longer matter once coded)
-_CODEC_BITS = 3  # codec numbers 0-7 (Codec.NAMES)
 
 
 def _file(dtype: str, shape: Sequence[int], data: bytes) -> bytes:
@@ -55,18 +58,22 @@ def _check(dtype: str, shape: Sequence[int], nbytes: int | None = None) -> int:
     return size
 
 
-def encode(data: bytes, dtype: str, shape: Sequence[int], threads: int | None = None) -> bytes:
-    """The bare payload of the tensor ``data`` (``dtype``: a safetensors dtype such as ``F32``)."""
+def encode(
+    data: bytes, dtype: str, shape: Sequence[int], threads: int | None = None, procedure: str = FAST2_PROCEDURE
+) -> bytes:
+    """The bare payload of the tensor ``data`` (``dtype``: a safetensors dtype such as ``F32``): layout 2
+    (cm-fast-v2), or layout 1 as lmgc 0.16-0.17 wrote it with ``procedure`` cm-fast-v1."""
+    tag = next(t for t, (name, _) in _LAYOUTS.items() if name == procedure)
     _check(dtype, shape, len(data))
     crc = struct.pack("<I", zlib.crc32(data))
     with tempfile.TemporaryDirectory(prefix="lmgc-bare-") as tmp:
         source, target = Path(tmp) / "t.safetensors", Path(tmp) / "t.lmgc"
         source.write_bytes(_file(dtype, shape, data))
-        # cm-fast-v1: a bare chunk table says codecs 0-7 (_CODEC_BITS), and cm-fast-v2 is codec 9
-        encode_file(source, target, EncodeOptions(level="fast", threads=threads, fast_procedure=FAST_PROCEDURE))
+        encode_file(source, target, EncodeOptions(level="fast", threads=threads, fast_procedure=procedure))
+        codec_bits = _LAYOUTS[tag][1]
         with ArchiveReader(target) as r:
             if r.stored:
-                return bytes([TAG | STORED]) + crc + data
+                return bytes([tag | STORED]) + crc + data
             lay = r.header.layout
             if (lay.window_bytes, lay.batch, lay.bytes_per_group, lay.plain_chunk_bytes) != _LAYOUT:
                 raise UnsupportedError("the fast level's window layout changed: bare payloads cannot say it")
@@ -81,10 +88,10 @@ def encode(data: bytes, dtype: str, shape: Sequence[int], threads: int | None = 
             for i, entry in enumerate(r.index.chunks):
                 payloads.append(r.read_chunk(i)[1])
                 if i < len(r.index.chunks) - 1:
-                    table += varint.write(entry.payload_length << _CODEC_BITS | entry.codec)
+                    table += varint.write(entry.payload_length << codec_bits | entry.codec)
                 else:
                     table.append(entry.codec)
-    return bytes([TAG | flags]) + extra + bytes(table) + crc + b"".join(payloads)
+    return bytes([tag | flags]) + extra + bytes(table) + crc + b"".join(payloads)
 
 
 _LAYOUT = (FAST_WINDOW_BYTES, FAST_BATCH, 0, PLAIN_CHUNK_BYTES)
@@ -133,10 +140,11 @@ def _parse(payload: bytes, dtype: str, shape: Sequence[int]) -> bytes | _Parsed:
     """A stored tensor's bytes; or the archive header a payload implies, its chunk plan, each chunk's
     (codec, length), the CRC-32, and where the coded chunks start."""
     size = _check(dtype, shape)
-    if not payload or payload[0] & 0xF8 != TAG:
+    if not payload or payload[0] & 0xF8 not in _LAYOUTS:
         first = f"0x{payload[0]:02x}" if payload else "nothing"
         raise FormatError(f"not an lmgc tensor (its first byte is {first}): written by another codec?")
     flags, at = payload[0] & 7, 1
+    procedure, codec_bits = _LAYOUTS[payload[0] & 0xF8]
     if flags & STORED:
         if flags != STORED or len(payload) != 5 + size:
             raise FormatError(f"a stored lmgc tensor of {size:,} bytes is {len(payload) - 5:,} bytes long")
@@ -162,7 +170,7 @@ def _parse(payload: bytes, dtype: str, shape: Sequence[int]) -> bytes | _Parsed:
         source_size=8 + len(source) + size,
         scheme=DEFAULT_SCHEME,
         byte_order=DEFAULT_BYTE_ORDER,
-        layout=WindowLayout(*_LAYOUT, "none", FAST_PROCEDURE),
+        layout=WindowLayout(*_LAYOUT, "none", procedure),
         model=None,
         alphabet=None,
         runtime={},
@@ -171,7 +179,7 @@ def _parse(payload: bytes, dtype: str, shape: Sequence[int]) -> bytes | _Parsed:
         rows=rows,
     )
     plan = _plan(header)
-    chunks, crc, at = _table(payload, at, plan)
+    chunks, crc, at = _table(payload, at, plan, codec_bits)
     return header, plan, chunks, crc, at
 
 
@@ -184,22 +192,24 @@ def _plan(header: Header) -> list[tuple[int, int]]:
     return [(c.begin, c.nbytes) for c in chunks]
 
 
-def _table(payload: bytes, at: int, plan: list[tuple[int, int]]) -> tuple[list[tuple[int, int]], int, int]:
+def _table(
+    payload: bytes, at: int, plan: list[tuple[int, int]], codec_bits: int
+) -> tuple[list[tuple[int, int]], int, int]:
     """Each chunk's (codec, payload length), the CRC-32, and where the payloads start."""
     out, lengths = [], 0
     if not plan:
         raise FormatError("lmgc tensor: a tensor with no bytes is stored, not coded")
     for _ in plan[:-1]:
         word, at = varint.read(payload, at, 5, "lmgc tensor: its chunk table is cut short")
-        out.append((word & (1 << _CODEC_BITS) - 1, word >> _CODEC_BITS))
-        lengths += word >> _CODEC_BITS
+        out.append((word & (1 << codec_bits) - 1, word >> codec_bits))
+        lengths += word >> codec_bits
     if at + 5 > len(payload):
         raise FormatError("lmgc tensor: its chunk table is cut short")
     last = payload[at]
     (crc,) = struct.unpack_from("<I", payload, at + 1)
     at += 5
     rest = len(payload) - at - lengths
-    if rest < 0 or last >> _CODEC_BITS:
+    if rest < 0 or last >> codec_bits:
         raise FormatError("lmgc tensor: its chunk table does not fit its length")
     out.append((last, rest))
     return out, crc, at

@@ -7,6 +7,7 @@ import pytest
 import zstandard
 
 from lmgc_format import bare
+from lmgc_format.container.constants import FAST2_PROCEDURE, FAST_PROCEDURE, Codec
 from lmgc_format.errors import CorruptChunkError, FormatError, LmgcError, UnsupportedError
 from tests.conftest import gradient_like
 
@@ -30,12 +31,23 @@ def cases() -> dict[str, tuple[np.ndarray, str]]:
 
 
 @pytest.mark.parametrize("name", list(cases()))
-def test_round_trip_and_its_few_bytes(name: str) -> None:
+@pytest.mark.parametrize("procedure", [FAST2_PROCEDURE, FAST_PROCEDURE])
+def test_round_trip_and_its_few_bytes(name: str, procedure: str) -> None:
+    """Layout 2 (cm-fast-v2, what lmgc 0.18 writes) and layout 1 (cm-fast-v1, lmgc 0.16-0.17's)."""
     arr, dtype = cases()[name]
-    payload = bare.encode(arr.tobytes(), dtype, arr.shape)
+    payload = bare.encode(arr.tobytes(), dtype, arr.shape, procedure=procedure)
     assert bare.decode(payload, dtype, arr.shape) == arr.tobytes()
-    assert payload[0] & 0xF8 == bare.TAG
+    assert payload[0] & 0xF8 == (bare.TAG2 if procedure == FAST2_PROCEDURE else bare.TAG)
     assert bare.overhead(payload, dtype, arr.shape) <= 16
+
+
+def test_layout_2_codes_floats_with_cm_fast_v2_and_layout_1_with_cm_fast_v1() -> None:
+    arr, dtype = cases()["matrix"]
+    for procedure, codec in ((FAST2_PROCEDURE, Codec.CM_FAST2), (FAST_PROCEDURE, Codec.CM_FAST)):
+        payload = bare.encode(arr.tobytes(), dtype, arr.shape, procedure=procedure)
+        parsed = bare._parse(payload, dtype, arr.shape)
+        assert not isinstance(parsed, bytes) and parsed[0].layout.procedure == procedure
+        assert codec in {c for c, _ in parsed[2]}
 
 
 def test_what_is_not_a_bare_tensor_is_refused_by_name() -> None:

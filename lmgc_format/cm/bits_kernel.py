@@ -57,8 +57,8 @@ def run_bits(
     apm_rate = params[P_APM_RATE]
     apm_share = params[P_APM_SHARE]
     size = 1 << TABLE_BITS
-    probs = np.full((BIT_INPUTS, size), 32768, dtype=np.uint16)
-    counts = np.zeros((BIT_INPUTS, size), dtype=np.uint8)
+    pc = np.zeros((BIT_INPUTS, size, 2), dtype=np.uint16)  # probability and count side by side (kernel.py)
+    pc[:, :, 0] = 32768
     nsets = 9 * 8 * 2
     weights = np.full((nsets, BIT_INPUTS + 1), params[P_MIX_W0], dtype=np.int64)
     weights[:, BIT_INPUTS] = 0
@@ -140,7 +140,7 @@ def run_bits(
             for k in range(BIT_INPUTS):
                 ix = _hash(_hash(k * 1024 + 300, ctx[k]), 0) & ((1 << TABLE_BITS) - 1)
                 idx[k] = ix
-                s = int(stretch[int(probs[k, ix]) >> 4])
+                s = int(stretch[int(pc[k, ix, 0]) >> 4])
                 st[k] = s
                 dot += s * weights[wset, k]
             dot += 256 * weights[wset, BIT_INPUTS]
@@ -187,16 +187,16 @@ def run_bits(
             weights[wset, BIT_INPUTS] += (256 * err) >> 14
             for k in range(BIT_INPUTS):
                 ix = idx[k]
-                cnt = int(counts[k, ix])
-                pr = int(probs[k, ix])
+                cnt = int(pc[k, ix, 1])
+                pr = int(pc[k, ix, 0])
                 pr += (((bit << 16) - pr) * int(rate[cnt])) >> 16
                 if pr < 16:
                     pr = 16
                 if pr > 65520:
                     pr = 65520
-                probs[k, ix] = pr
+                pc[k, ix, 0] = pr
                 if cnt < count_limit:
-                    counts[k, ix] = cnt + 1
+                    pc[k, ix, 1] = cnt + 1
             target = bit << 16
             apm[a, lo] += ((target - apm[a, lo]) * (128 - fr)) >> (apm_rate + 7)
             apm[a, lo + 1] += ((target - apm[a, lo + 1]) * fr) >> (apm_rate + 7)

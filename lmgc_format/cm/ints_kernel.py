@@ -140,8 +140,9 @@ def run(
     apm_rate = params[P_APM_RATE]
     apm_share = params[P_APM_SHARE]
     size = 1 << TABLE_BITS
-    probs = np.full((INPUTS, size), 32768, dtype=np.uint16)
-    counts = np.zeros((INPUTS, size), dtype=np.uint8)
+    # each slot's probability and count side by side, as kernel.py keeps them (one cache line for both)
+    pc = np.zeros((INPUTS, size, 2), dtype=np.uint16)
+    pc[:, :, 0] = 32768
     weights = np.full((NODES * 2, INPUTS + 1), params[P_MIX_W0], dtype=np.int64)
     weights[:, INPUTS] = 0
     apm = np.empty((NODES, 33), dtype=np.int64)
@@ -289,7 +290,7 @@ def run(
                     hk = _hash(k * 1024 + 512, step * 16 + ex)
                 ix = _hash(hk, node) & ((1 << TABLE_BITS) - 1)
                 idx[k] = ix
-                s = int(stretch[int(probs[k, ix]) >> 4])
+                s = int(stretch[int(pc[k, ix, 0]) >> 4])
                 st[k] = s
                 dot += s * weights[wset, k]
             dot += 256 * weights[wset, INPUTS]
@@ -336,16 +337,16 @@ def run(
             weights[wset, INPUTS] += (256 * err) >> 14
             for k in range(nin):
                 ix = idx[k]
-                cnt = int(counts[k, ix])
-                pr = int(probs[k, ix])
+                cnt = int(pc[k, ix, 1])
+                pr = int(pc[k, ix, 0])
                 pr += (((bit << 16) - pr) * int(rate[cnt])) >> 16
                 if pr < 16:
                     pr = 16
                 if pr > 65520:
                     pr = 65520
-                probs[k, ix] = pr
+                pc[k, ix, 0] = pr
                 if cnt < count_limit:
-                    counts[k, ix] = cnt + 1
+                    pc[k, ix, 1] = cnt + 1
             if full:
                 target = bit << 16
                 apm[node, lo] += ((target - apm[node, lo]) * (128 - fr)) >> (apm_rate + 7)

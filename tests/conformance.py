@@ -183,6 +183,12 @@ def _ints_payload(r: ArchiveReader, i: int) -> bytes:
     return payload
 
 
+def _unused(codec: int, procedure: str) -> Callable[[ArchiveReader], str]:
+    """The error for the base's first chunk of ``codec`` under a header that names ``procedure``."""
+    name = Codec.NAMES[codec]
+    return lambda r: f"index: chunk {first(r, codec)} is coded {name}, which procedure {procedure!r} does not use"
+
+
 def _model_bits(obj: dict[str, Any], i: int, bits: int) -> None:
     obj["c"][4 * i + 3] = bits
 
@@ -192,11 +198,9 @@ CASES: tuple[Case, ...] = (
     Case("procedure-stored", "fast", edit_header(p="stored"),
          "header.p: 'stored' names a stored archive (preamble flag 8), and this one is coded"),
     Case("procedure-lockstep-on-fast-chunks", "fast1", edit_header(p="lockstep-kv-v1"),
-         lambda r: f"index: chunk {first(r, Codec.CM_FAST)} is coded cm-fast-v1, which procedure "
-                   "'lockstep-kv-v1' does not use"),
+         _unused(Codec.CM_FAST, "lockstep-kv-v1")),
     Case("procedure-int8-on-fast-chunks", "fast1", edit_header(p="lmgc-int8-v1+cm-int-v2"),
-         lambda r: f"index: chunk {first(r, Codec.CM_FAST)} is coded cm-fast-v1, which procedure "
-                   "'lmgc-int8-v1+cm-int-v2' does not use"),
+         _unused(Codec.CM_FAST, "lmgc-int8-v1+cm-int-v2")),
     Case("procedure-lm-without-lm-chunk", "ints", edit_header(p="lmgc-llama-v1+cm-top-v4"),
          "header.p: procedure 'lmgc-llama-v1+cm-top-v4' codes no chunk of this archive (one without an LM "
          "chunk names cm-fast-v1)"),
@@ -266,8 +270,7 @@ CASES: tuple[Case, ...] = (
     Case("quick-chunk-in-fast-archive", "fast", lambda a, r: with_chunk(a, r, 0, Codec.QUICK, _quick_payload(r, 0)),
          "index: chunk 0 is coded quick-v1, which procedure 'cm-fast-v2' does not use"),
     Case("fast-procedure-on-quick-chunks", "quick", edit_header(p="cm-fast-v1"),
-         lambda r: f"index: chunk {first(r, Codec.QUICK)} is coded quick-v1, which procedure 'cm-fast-v1' does "
-                   "not use"),
+         _unused(Codec.QUICK, "cm-fast-v1")),
     Case("cm-ints-chunk-in-quick-archive", "quick",
          lambda a, r: with_chunk(a, r, plain_chunk(r), Codec.CM_INTS, _ints_payload(r, plain_chunk(r))),
          lambda r: f"index: chunk {plain_chunk(r)} is coded cm-ints-v1, which procedure 'quick-v1' does not use"),
@@ -275,11 +278,9 @@ CASES: tuple[Case, ...] = (
          lambda r: f"index: chunk {first(r, Codec.QUICK)} uses a format 1.7 codec in a (1, 6) archive"),
     # the fast level's two procedures (format 1.8): each codec only under its own, cm-fast-v2 not before 1.8
     Case("fast2-chunks-under-cm-fast-v1", "fast", edit_header(p="cm-fast-v1"),
-         lambda r: f"index: chunk {first(r, Codec.CM_FAST2)} is coded cm-fast-v2, which procedure 'cm-fast-v1' does "
-                   "not use"),
+         _unused(Codec.CM_FAST2, "cm-fast-v1")),
     Case("fast1-chunks-under-cm-fast-v2", "fast1", edit_header(p="cm-fast-v2"),
-         lambda r: f"index: chunk {first(r, Codec.CM_FAST)} is coded cm-fast-v1, which procedure 'cm-fast-v2' does "
-                   "not use"),
+         _unused(Codec.CM_FAST, "cm-fast-v2")),
     Case("fast2-procedure-in-1.7", "fast", set_minor(7),
          lambda r: f"index: chunk {first(r, Codec.CM_FAST2)} uses a format 1.8 codec in a (1, 7) archive"),
     Case("header-two-zstd-frames", "fast",

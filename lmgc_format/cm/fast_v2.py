@@ -5,17 +5,19 @@ An fp32 gradient's context-mixing model earns its bits in a value's top byte and
 bits (a float's sign, exponent and first mantissa bit); below them it codes within 0.04 bits of a byte's
 order-0 entropy (measured on the SmolLM2 gradient: 7.85 / 8.02 / 7.85 bits a byte for ranks 1-3 against
 7.97 / 8.00 / 7.89 order-0), at two thirds of its time. So the kernel (kernel.py, cm-fast-v1's, told by
-the window table's column 14) codes those ten bits of every value, and each bit plane under them is coded
-as quick-v1 codes a plane (planes.py): under static tables per chunk, alone or under the value's exponent
-(8 or 24 bins), or stored. Twice as fast on fp32 for +0.15 % of size; bf16 (ten of its sixteen bits stay
-with the model) gains a third. fp16 values stay with the model whole: their mantissas (subnormal, often,
+the window table's column 14) codes those ten bits of every value (fp64: thirteen, through its first
+mantissa bit; ``SECOND_BITS``), and each bit plane under them is coded as quick-v1 codes a plane
+(planes.py): under static tables per chunk, alone or under the value's exponent (8 or 24 bins), or stored.
+Twice as fast on fp32 at the same size (0.9998x on a 120 MB gradient); bf16 (ten of its sixteen bits stay
+with the model) gains a quarter. fp16 values stay with the model whole: their mantissas (subnormal, often,
 in a gradient) follow their neighbours, which planes do not see (+1 to 3 % measured on the corpus).
 
 Payload: the kernel's stream length (LEB128 varint) and stream (lpaq's 4-byte flush at its end), then for
-each run of one dtype (tensors/plan.py's dtype_runs), the planes under the ten bits, most significant
-first: the second byte's low six bits (a 6-bit plane), then each byte below as an 8-bit plane. A run's
+each run of one dtype (tensors/plan.py's dtype_runs), the planes under the model's bits, most significant
+first: the second byte's bits below them (fp32, bf16: a 6-bit plane; fp64: 3 bits), then each byte below
+as an 8-bit plane (fp16: none). A run's
 ``top`` exponent (for the exponent contexts) is not stored: both sides take it from the decoded top bits.
-docs/FORMAT.md "How a fast-level chunk is coded (cm-fast-v2)" specifies it.
+docs/FORMAT.md "How a fast-level chunk is coded (`cm-fast-v2`, ...)" specifies it.
 """
 
 from __future__ import annotations
@@ -99,7 +101,7 @@ def _kernel_args(layout: SourceLayout, chunk: ChunkPlan) -> tuple[list[int], lis
 
 
 def _exponents(vals: np.ndarray, dtype: str) -> tuple[np.ndarray, int]:
-    """Each value's exponent field as quick-v1 cuts it (its top 8 bits for fp64), all within the ten bits
+    """Each value's exponent field as quick-v1 cuts it (its top 8 bits for fp64), all within the bits
     the model codes, and the run's ``top``: the largest below all ones (0 if none)."""
     _, shift, width, _ = FIELDS[dtype]
     field0 = ((vals >> np.uint64(shift)) & np.uint64((1 << width) - 1)).astype(np.uint8)

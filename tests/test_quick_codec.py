@@ -215,3 +215,24 @@ def test_quick_level_codes_against_a_reference(tmp_path: Path) -> None:
     with pytest.raises(LmgcError, match="reference"):
         decode_file(delta, tmp_path / "never.safetensors")
     assert not (tmp_path / "never.safetensors").exists()
+
+
+def test_a_damaged_chunk_is_named_once_when_threads_read_it(tmp_path: Path) -> None:
+    """The decoder's threads read and CRC-check their own chunks: the error names the chunk once, and
+    nothing is written."""
+    src = tmp_path / "g.safetensors"
+    save_file({"w": gradient_like((2048, 1024), 3)}, str(src))
+    arc = tmp_path / "g.lmgc"
+    encode_file(src, arc, EncodeOptions(level="quick"))
+    with ArchiveReader(arc) as r:
+        last = len(r.index.chunks) - 1
+        at, name = r.payload_offset(last), r.describe_chunk(last)
+    damaged = bytearray(arc.read_bytes())
+    damaged[at + 100] ^= 1
+    bad = tmp_path / "bad.lmgc"
+    bad.write_bytes(bytes(damaged))
+    out = tmp_path / "out.safetensors"
+    with pytest.raises(CorruptChunkError, match=r"is damaged \(CRC mismatch\)") as caught:
+        decode_file(bad, out, DecodeOptions(fast_threads=2))
+    assert last > 0 and str(caught.value).count(name) == 1
+    assert not out.exists()

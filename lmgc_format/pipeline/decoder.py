@@ -125,9 +125,17 @@ def _check_engine(recorded: dict[str, Any], predictor: Predictor, force: bool, o
 
 def _read_and_decode(reader: ArchiveReader, i: int) -> bytes:
     """Chunk ``i`` of a compiled codec, read (its CRC checked) and decoded on a thread of the decoder: the
-    reads and checksums of a quick-level file cost as much as its decoding (120 MB: ~0.16 s of 0.35)."""
+    reads and checksums of a quick-level file cost as much as its decoding (120 MB: ~0.16 s of 0.35).
+    Its errors name the chunk (a CRC mismatch: read_chunk's own)."""
     entry, payload = reader.read_chunk(i)
-    return decode_compiled(entry.codec, reader.plan[i], reader.layout, payload)
+    try:
+        return decode_compiled(entry.codec, reader.plan[i], reader.layout, payload)
+    except CorruptChunkError as exc:
+        raise _undecodable(reader, i, exc) from None
+
+
+def _undecodable(reader: ArchiveReader, i: int, exc: CorruptChunkError) -> CorruptChunkError:
+    return CorruptChunkError(f"{reader.describe_chunk(i)} could not be decoded ({exc})")
 
 
 def _recorded_threads(recorded: dict[str, Any], default: int) -> int:
@@ -292,7 +300,9 @@ class ChunkDecoder:
                 else:
                     data = result(pending, self.cancel)
             except CorruptChunkError as exc:
-                raise CorruptChunkError(f"{reader.describe_chunk(i)} could not be decoded ({exc})") from None
+                if pending is not None and self._tasks is None:
+                    raise  # a thread's: _read_and_decode named the chunk
+                raise _undecodable(reader, i, exc) from None
         elif entry.codec == Codec.LZMA2:
             try:
                 data = lzma2.decompress(payload, plan.nbytes, value_size(plan, reader.layout))

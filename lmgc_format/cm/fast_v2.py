@@ -102,11 +102,10 @@ def _kernel_args(layout: SourceLayout, chunk: ChunkPlan) -> tuple[list[int], lis
 
 def _exponents(vals: np.ndarray, dtype: str) -> tuple[np.ndarray, int]:
     """Each value's exponent field as quick-v1 cuts it (its top 8 bits for fp64), all within the bits
-    the model codes, and the run's ``top``: the largest below all ones (0 if none)."""
+    the model codes, and the run's ``top`` (planes.top_of)."""
     _, shift, width, _ = FIELDS[dtype]
     field0 = ((vals >> np.uint64(shift)) & np.uint64((1 << width) - 1)).astype(np.uint8)
-    below = field0[field0 < (1 << width) - 1]
-    return field0, int(below.max()) if below.size else 0
+    return field0, planes.top_of(field0, width)
 
 
 def _planes(dtype: str) -> list[tuple[int, int]]:

@@ -36,6 +36,13 @@ def table_digest() -> str:
     return hashlib.sha256(bit_cost().tobytes()).hexdigest()
 
 
+def top_of(field0: np.ndarray, width: int) -> int:
+    """A run's ``top`` exponent, what the exponent contexts count down from: the largest of its ``width``-bit
+    exponents below all ones (infinities and NaNs), 0 if none."""
+    below = field0[field0 < (1 << width) - 1]
+    return int(below.max()) if below.size else 0
+
+
 def encode_plane(
     sym: np.ndarray,
     width: int,

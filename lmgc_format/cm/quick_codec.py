@@ -99,11 +99,6 @@ def _kinds(plane: int, is_float: bool) -> tuple[int, ...]:
     return (rk.KIND_ORDER0, rk.KIND_HISTORY if plane == 0 else rk.KIND_EXPONENT)
 
 
-def _top(field0: np.ndarray, width: int) -> int:
-    below = field0[field0 < (1 << width) - 1]
-    return int(below.max()) if below.size else 0
-
-
 def encode_run(data: bytes, dtype: str) -> bytes:
     """One run's part of a payload: ``data``, whole values of ``dtype``, as its ``top`` and planes."""
     size, shift, width, is_float = FIELDS[dtype]
@@ -112,7 +107,7 @@ def encode_run(data: bytes, dtype: str) -> bytes:
     n = len(vals)
     cut = np.empty((len(widths), n), dtype=np.uint8)
     split(vals, size, shift, width, is_float, cut)
-    top = _top(cut[0], width) if is_float else 0
+    top = planes.top_of(cut[0], width) if is_float else 0
     out = [varint.write(top)]
     known: dict[int, np.ndarray] = {}
     for p, w in enumerate(widths):

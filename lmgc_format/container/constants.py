@@ -122,3 +122,6 @@ class Codec:
         QUICK: (1, 7),
         CM_FAST2: (1, 8),
     }
+    # The codecs that model float windows: only in chunks of float windows, and the ones whose chunks carry
+    # model bits in an archive without an LM (reader.py, strict.py, pipeline/tally.py).
+    FLOAT_MODELS: Final = (LM, CM_FAST, CM_FAST2)

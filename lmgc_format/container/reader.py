@@ -318,9 +318,7 @@ class ArchiveReader:
         for entry, plan in zip(chunks, self.plan, strict=True):
             if (entry.data_offset, entry.data_length) != (plan.begin, plan.nbytes):
                 raise FormatError(f"index: chunk {plan.index} covers the wrong bytes")
-            if entry.codec not in Codec.NAMES or (
-                entry.codec in (Codec.LM, Codec.CM_FAST, Codec.CM_FAST2) and not plan.lm
-            ):
+            if entry.codec not in Codec.NAMES or (entry.codec in Codec.FLOAT_MODELS and not plan.lm):
                 raise FormatError(f"index: chunk {plan.index} has an invalid codec")
             if entry.codec == Codec.CM_INTS and not plan.lm and int_tensor(plan, self.layout) is None:
                 raise FormatError(f"index: chunk {plan.index} codes cm-ints-v1 outside an integer tensor")

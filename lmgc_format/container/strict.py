@@ -150,7 +150,7 @@ def _check_counters(
         if entry.model_bits:
             if not chunk.lm:
                 raise FormatError(f"index: chunk {i} has model bits, but no model codes a chunk outside float tensors")
-            if entry.codec not in (Codec.LM, Codec.CM_FAST, Codec.CM_FAST2) and not model:
+            if entry.codec not in Codec.FLOAT_MODELS and not model:
                 raise FormatError(
                     f"index: chunk {i} has model bits, but it is coded {Codec.NAMES[entry.codec]} and no LM coded it"
                 )

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable
 from concurrent.futures import Future
 from dataclasses import replace
 from typing import Any
@@ -31,7 +31,7 @@ def encode_fast(job: Job) -> EncodeResult:
     fast = model_free_options(job.opts)
     plan, forward, rows = plan_for(job.source, job.layout, fast)
     procedure = job.opts.fast_procedure
-    header = model_free_header(job.layout, fast, forward, rows, procedure, MODEL_FREE_CODERS[procedure])
+    header = model_free_header(job.layout, fast, forward, rows, procedure)
     small = job.layout.data_size <= lzma2.SMALL_FILES
     ctx = FastContext(job.layout, frozenset(forward.reference), small, procedure)
     return code_chunks(job, header, plan, forward, code_fast, ctx)
@@ -51,9 +51,9 @@ def model_free_header(
     forward: Forward,
     rows: tuple[tuple[int, int], ...],
     procedure: str,
-    coder: Mapping[str, Any],
 ) -> Header:
-    """The header of an archive of ``procedure`` (quick-v1, cm-fast-v1): no model, no head."""
+    """The header of an archive of ``procedure`` (quick-v1, cm-fast-v1, cm-fast-v2): no model, no head, the
+    procedure's coder record (constants.MODEL_FREE_CODERS)."""
     return build_header(
         layout,
         opts,
@@ -64,7 +64,7 @@ def model_free_header(
         model=None,
         alphabet=None,
         device="cpu",
-        coder=dict(coder),
+        coder=dict(MODEL_FREE_CODERS[procedure]),
     )
 
 

@@ -3,7 +3,7 @@ on threads, at hundreds of MB/s; no trial of the slow models, no filters, no row
 
 from __future__ import annotations
 
-from lmgc_format.container.constants import QUICK_CODER, QUICK_PROCEDURE
+from lmgc_format.container.constants import QUICK_PROCEDURE
 from lmgc_format.pipeline.compiled_chunks import code_quick
 from lmgc_format.pipeline.encode_fast import code_chunks, model_free_header, model_free_options
 from lmgc_format.pipeline.encode_job import EncodeResult, Job
@@ -16,5 +16,5 @@ def encode_quick(job: Job) -> EncodeResult:
     it code smaller by these codecs are stored as differences (transforms/reference.py)."""
     quick = model_free_options(job.opts, filters=False)
     plan, forward, rows = plan_for(job.source, job.layout, quick, infer_rows=False, cost=quick_sample_cost)
-    header = model_free_header(job.layout, quick, forward, rows, QUICK_PROCEDURE, QUICK_CODER)
+    header = model_free_header(job.layout, quick, forward, rows, QUICK_PROCEDURE)
     return code_chunks(job, header, plan, forward, code_quick, job.layout)

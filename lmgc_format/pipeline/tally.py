@@ -133,7 +133,7 @@ def _bytes_by_tensor(chunk: ChunkPlan) -> dict[int, int]:
 
 def _attribute(chunk: ChunkPlan, codec: int, payload_bits: int, window_bits: list[float]) -> dict[int, float]:
     """Split a chunk's real coded bits over its tensors: by model bits for LM chunks, by bytes otherwise."""
-    if codec in (Codec.LM, Codec.CM_FAST, Codec.CM_FAST2, Codec.CM_INTS) and chunk.lm and sum(window_bits) > 0:
+    if codec in (*Codec.FLOAT_MODELS, Codec.CM_INTS) and chunk.lm and sum(window_bits) > 0:
         total = sum(window_bits)
         out: dict[int, float] = {}
         for w, b in zip(chunk.windows, window_bits, strict=True):

@@ -17,8 +17,11 @@ from lmgc_format.container.constants import FAST_PROCEDURE, Codec
 from lmgc_format.container.reader import ArchiveReader
 from lmgc_format.errors import CorruptChunkError, LmgcError
 from lmgc_format.pipeline.decoder import DecodeOptions, decode_file
+from lmgc_format.pipeline.encode_fast import model_free_options
 from lmgc_format.pipeline.encoder import EncodeOptions, encode_file
-from lmgc_format.tensors.source import read_layout
+from lmgc_format.pipeline.file_plan import plan_for
+from lmgc_format.tensors.plan import ChunkPlan
+from lmgc_format.tensors.source import SourceLayout, read_layout
 from tests.conftest import decode_as_other_machine, gradient_like
 
 DATA = Path(__file__).resolve().parent / "data"
@@ -66,6 +69,18 @@ def _file(tmp_path: Path, tensors: dict[str, torch.Tensor]) -> Path:
     return src
 
 
+def _first_chunk(src: Path) -> tuple[ChunkPlan, SourceLayout, bytes]:
+    """The fast level's first chunk of ``src``, its layout and the bytes its codecs see (filtered)."""
+    layout = read_layout(src)
+    plan, forward, _ = plan_for(src, layout, model_free_options(EncodeOptions(level="fast")))
+    chunk = plan[0]
+    raw = src.read_bytes()[layout.data_offset + chunk.begin : layout.data_offset + chunk.begin + chunk.nbytes]
+    try:
+        return chunk, layout, forward.apply(chunk.begin, raw)
+    finally:
+        forward.close()
+
+
 @pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16, torch.float16, torch.float64])
 def test_round_trip_and_size_against_cm_fast_v1(tmp_path: Path, dtype: torch.dtype) -> None:
     """A gradient of each float dtype (zeros among its values) round-trips, at most 0.5 % above cm-fast-v1's
@@ -88,33 +103,17 @@ def test_round_trip_and_size_against_cm_fast_v1(tmp_path: Path, dtype: torch.dty
 def test_window_bits_add_up_to_the_payload(tmp_path: Path) -> None:
     """Each window's bits (the per-layer report) are its model bits and its share of its run's planes."""
     g = gradient_like((64, 64), 3)
-    src = _file(tmp_path, {"a": g, "b": g.bfloat16(), "c": g[:9].clone()})
-    layout = read_layout(src)
-    from lmgc_format.pipeline.encode_fast import model_free_options
-    from lmgc_format.pipeline.file_plan import plan_for
-
-    plan, forward, _ = plan_for(src, layout, model_free_options(EncodeOptions(level="fast")))
-    chunk = plan[0]
-    data = src.read_bytes()[layout.data_offset + chunk.begin : layout.data_offset + chunk.end]
-    payload, bits = fast_v2.encode_chunk(chunk, layout, forward.apply(chunk.begin, data))  # type: ignore[misc]
+    chunk, layout, data = _first_chunk(_file(tmp_path, {"a": g, "b": g.bfloat16(), "c": g[:9].clone()}))
+    payload, bits = fast_v2.encode_chunk(chunk, layout, data)  # type: ignore[misc]
     assert len(bits) == len(chunk.windows) and all(b > 0 for b in bits)
     assert abs(sum(bits) - 8 * len(payload)) < 8 * 8  # the varint of the stream's length is nobody's
-    assert fast_v2.decode_chunk(chunk, layout, payload) == forward.apply(chunk.begin, data)
-    forward.close()
+    assert fast_v2.decode_chunk(chunk, layout, payload) == data
 
 
 def test_damaged_payloads_are_refused_never_misread(tmp_path: Path) -> None:
     """Random byte flips: a CorruptChunkError, or (a flip the stream cannot see) bytes; never a crash."""
     g = gradient_like((96, 80), 4)
-    src = _file(tmp_path, {"a": g, "h": g.half()})
-    layout = read_layout(src)
-    from lmgc_format.pipeline.encode_fast import model_free_options
-    from lmgc_format.pipeline.file_plan import plan_for
-
-    plan, forward, _ = plan_for(src, layout, model_free_options(EncodeOptions(level="fast")))
-    chunk = plan[0]
-    data = forward.apply(chunk.begin, src.read_bytes()[layout.data_offset : layout.data_offset + chunk.nbytes])
-    forward.close()
+    chunk, layout, data = _first_chunk(_file(tmp_path, {"a": g, "h": g.half()}))
     payload = fast_v2.encode_chunk(chunk, layout, data)[0]  # type: ignore[index]
     rng = np.random.default_rng(0)
     refused = 0
